@@ -1,0 +1,1 @@
+"""b12plan: plans, explains and monitors vitamin B12 injection therapy."""

@@ -1,0 +1,24 @@
+"""The ``b12plan`` command line: thin wrappers that parse, call the core or a service, and render.
+
+Heavy libraries (pydantic, Rich, icalendar, SQLAlchemy, duckdb, pyspark) are imported inside the
+commands, so ``b12plan assess`` starts fast.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="b12plan",
+    help="Plan, explain and monitor vitamin B12 injection therapy.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Sub-command groups are registered below, one line each, by the module that owns them.
+# (sub-apps)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,364 @@
+"""Typed clinical knowledge, as core sees it.
+
+The TOML files under ``b12plan/knowledge`` are validated into these frozen dataclasses by the
+loader (an adapter); core reads numbers only from here, never from literals. Each entry names its
+``source`` (an id in ``Knowledge.sources``). ``__post_init__`` checks hold the invariants that the
+rules rely on, so a bad edit to the data fails at load with the entry named.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class KnowledgeError(ValueError):
+    """The knowledge base is inconsistent; the message names the entry."""
+
+
+@dataclass(frozen=True)
+class Source:
+    id: str
+    citation: str
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class DoseWindowSpec:
+    """Days after the last actual dose: earliest allowed, due, and overdue after."""
+
+    min_interval_days: int
+    due_interval_days: int
+    overdue_after_days: int
+
+    def __post_init__(self) -> None:
+        if not (
+            0 < self.min_interval_days <= self.due_interval_days <= self.overdue_after_days
+        ):
+            raise KnowledgeError(
+                "dose window must satisfy 0 < min_interval_days <= due_interval_days"
+                " <= overdue_after_days"
+            )
+
+
+@dataclass(frozen=True)
+class LoadingStage:
+    """``doses`` at one spacing; ``doses`` None means open-ended (until the end condition)."""
+
+    description: str
+    doses: int | None
+    window: DoseWindowSpec
+    source: str
+    doses_range: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    description: str
+    window: DoseWindowSpec
+    source: str
+    interval_range_days: tuple[int, int] | None = None
+    route_alternatives: str = ""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    id: str
+    title: str
+    jurisdiction: str
+    product: str
+    dose: float
+    unit: str
+    routes: tuple[str, ...]
+    for_neurological: bool
+    for_dietary_cause: bool
+    jurisdiction_default: bool
+    loading_end: str  # "doses" | "symptoms_stop_improving"
+    loading: tuple[LoadingStage, ...]
+    maintenance: Maintenance
+    lifelong_when_chronic: bool
+    source: str
+    dose_range_mcg: tuple[float, float] | None = None  # doses that select this protocol
+    review_after_days: int | None = None
+    review_source: str | None = None
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if self.loading_end not in ("doses", "symptoms_stop_improving"):
+            raise KnowledgeError(f"protocol {self.id}: unknown loading_end {self.loading_end!r}")
+        if not self.loading:
+            raise KnowledgeError(f"protocol {self.id}: needs at least one loading stage")
+        for stage in self.loading[:-1]:
+            if stage.doses is None:
+                raise KnowledgeError(f"protocol {self.id}: only the last stage may be open-ended")
+        if (self.loading[-1].doses is None) != (self.loading_end == "symptoms_stop_improving"):
+            raise KnowledgeError(
+                f"protocol {self.id}: an open-ended last stage needs"
+                " loading_end = 'symptoms_stop_improving', and only it"
+            )
+
+    @property
+    def loading_doses_planned(self) -> int | None:
+        """Total loading doses, or None when loading ends on the patient's response."""
+        if self.loading_end != "doses":
+            return None
+        return sum(s.doses or 0 for s in self.loading)
+
+    def loading_stage_for_dose(self, dose_number: int) -> LoadingStage | None:
+        """The stage that the ``dose_number``-th loading dose (1-based) belongs to."""
+        seen = 0
+        for stage in self.loading:
+            if stage.doses is None:
+                return stage
+            seen += stage.doses
+            if dose_number <= seen:
+                return stage
+        return None
+
+
+@dataclass(frozen=True)
+class RouteRange:
+    """Plausible deficiency doses by one route, in micrograms."""
+
+    route: str
+    min_mcg: float
+    max_mcg: float
+    source: str
+    off_label: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_mcg <= self.max_mcg:
+            raise KnowledgeError(f"route {self.route}: need 0 < min_mcg <= max_mcg")
+
+
+@dataclass(frozen=True)
+class NotForDeficiency:
+    """A product/route/dose that exists for something else (e.g. the cyanide antidote)."""
+
+    id: str
+    route: str
+    min_mcg: float
+    use: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Product:
+    id: str
+    atc: str
+    rxnorm: str
+    routes: tuple[RouteRange, ...]
+    not_for_deficiency: tuple[NotForDeficiency, ...]
+    source: str
+    notes: str = ""
+
+    def route_range(self, route: str) -> RouteRange | None:
+        return next((r for r in self.routes if r.route == route), None)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A unit accepted for one quantity kind and its factor to that kind's canonical unit."""
+
+    symbol: str
+    factor: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Formulary:
+    products: tuple[Product, ...]
+    dose_units: tuple[Unit, ...]  # to micrograms
+    implausible_factor: float  # a dose this many times outside the range is a unit error
+    implausible_source: str
+
+    def product(self, product_id: str) -> Product | None:
+        return next((p for p in self.products if p.id == product_id), None)
+
+    def to_mcg(self, dose: float, unit: str) -> float:
+        for u in self.dose_units:
+            if u.symbol == unit:
+                return dose * u.factor
+        raise KnowledgeError(f"unknown dose unit {unit!r}")
+
+
+@dataclass(frozen=True)
+class Analyte:
+    """A laboratory analyte: its canonical unit, accepted units, LOINC codes and cut-offs.
+
+    ``deficient_below``/``normal_above`` classify B12-type results (low is bad); ``raised_above``
+    marks functional markers (high is bad). All cut-offs are in the canonical unit.
+    """
+
+    code: str
+    name: str
+    canonical_unit: str
+    units: tuple[Unit, ...]
+    loinc: tuple[str, ...]
+    source: str
+    deficient_below: float | None = None
+    normal_above: float | None = None
+    raised_above: float | None = None
+    default_range_note: str = ""
+
+    def __post_init__(self) -> None:
+        if not any(u.symbol == self.canonical_unit and u.factor == 1 for u in self.units):
+            raise KnowledgeError(f"analyte {self.code}: canonical unit must have factor 1")
+        if (
+            self.deficient_below is not None
+            and self.normal_above is not None
+            and self.deficient_below > self.normal_above
+        ):
+            raise KnowledgeError(f"analyte {self.code}: deficient_below > normal_above")
+
+    def to_canonical(self, value: float, unit: str) -> float:
+        for u in self.units:
+            if u.symbol == unit:
+                return value * u.factor
+        raise KnowledgeError(f"{self.code}: unknown unit {unit!r}")
+
+
+@dataclass(frozen=True)
+class AnaemiaThreshold:
+    group: str  # male | female | pregnant
+    hb_below_g_per_l: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Named durations and factors the rules use, each cited."""
+
+    name: str
+    value: float
+    source: str
+    description: str
+
+
+@dataclass(frozen=True)
+class VocabularyEntry:
+    code: str
+    label: str
+    source: str
+    chronic: bool = False  # causes: irreversible, so treatment is lifelong
+    neurological: bool = False  # symptoms
+    kind: str = ""  # adverse events: allergic | local | systemic
+
+
+@dataclass(frozen=True)
+class FindingSpec:
+    code: str
+    severity: str
+    title: str
+    message: str  # str.format template over the finding's evidence
+    rule: str
+    advice: str
+    source: str
+
+    def __post_init__(self) -> None:
+        if self.severity not in ("info", "warning", "critical"):
+            raise KnowledgeError(f"finding {self.code}: unknown severity {self.severity!r}")
+
+
+@dataclass(frozen=True)
+class MonitoringSpec:
+    item: str
+    after_start_days: int
+    reason: str
+    source: str
+    local_choice: bool = False
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    version: str
+    reviewed_on: date
+    sources: tuple[Source, ...]
+    protocols: tuple[Protocol, ...]
+    formulary: Formulary
+    analytes: tuple[Analyte, ...]
+    anaemia: tuple[AnaemiaThreshold, ...]
+    timings: tuple[Timing, ...]
+    causes: tuple[VocabularyEntry, ...]
+    symptoms: tuple[VocabularyEntry, ...]
+    symptom_statuses: tuple[str, ...]
+    medications: tuple[VocabularyEntry, ...]
+    adverse_events: tuple[VocabularyEntry, ...]
+    findings: tuple[FindingSpec, ...]
+    monitoring: tuple[MonitoringSpec, ...]
+
+    def __post_init__(self) -> None:
+        known = {s.id for s in self.sources}
+        for cited_by, source in self._citations():
+            for part in source.split("+"):
+                if part.strip() not in known:
+                    raise KnowledgeError(f"{cited_by}: cites unknown source {part.strip()!r}")
+        for name in ("protocols", "analytes", "findings", "causes", "symptoms"):
+            ids = [getattr(e, "id", None) or getattr(e, "code", None) for e in getattr(self, name)]
+            if len(ids) != len(set(ids)):
+                raise KnowledgeError(f"{name}: duplicate ids")
+        for p in self.protocols:
+            if self.formulary.product(p.product) is None:
+                raise KnowledgeError(f"protocol {p.id}: product {p.product!r} not in formulary")
+
+    def _citations(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        for p in self.protocols:
+            out.append((f"protocol {p.id}", p.source))
+            out.append((f"protocol {p.id} maintenance", p.maintenance.source))
+            out.extend((f"protocol {p.id} loading", s.source) for s in p.loading)
+            if p.review_source:
+                out.append((f"protocol {p.id} review", p.review_source))
+        for pr in self.formulary.products:
+            out.append((f"product {pr.id}", pr.source))
+            out.extend((f"product {pr.id} route {r.route}", r.source) for r in pr.routes)
+            out.extend((f"product {pr.id} {n.id}", n.source) for n in pr.not_for_deficiency)
+        out.extend((f"analyte {a.code}", a.source) for a in self.analytes)
+        out.extend((f"anaemia {a.group}", a.source) for a in self.anaemia)
+        out.extend((f"timing {t.name}", t.source) for t in self.timings)
+        for group in (self.causes, self.symptoms, self.medications, self.adverse_events):
+            out.extend((f"vocabulary {v.code}", v.source) for v in group)
+        out.extend((f"finding {f.code}", f.source) for f in self.findings)
+        out.extend((f"monitoring {m.item}", m.source) for m in self.monitoring)
+        return out
+
+    # Look-ups the rules use; a missing entry is a knowledge error, never a silent default.
+    def protocol(self, protocol_id: str) -> Protocol:
+        return _one(self.protocols, "id", protocol_id, "protocol")
+
+    def analyte(self, code: str) -> Analyte:
+        return _one(self.analytes, "code", code, "analyte")
+
+    def timing(self, name: str) -> float:
+        return _one(self.timings, "name", name, "timing").value
+
+    def timing_source(self, name: str) -> str:
+        return _one(self.timings, "name", name, "timing").source
+
+    def finding(self, code: str) -> FindingSpec:
+        return _one(self.findings, "code", code, "finding")
+
+    def cause(self, code: str) -> VocabularyEntry:
+        return _one(self.causes, "code", code, "cause")
+
+    def symptom(self, code: str) -> VocabularyEntry:
+        return _one(self.symptoms, "code", code, "symptom")
+
+    def adverse_event(self, code: str) -> VocabularyEntry:
+        return _one(self.adverse_events, "code", code, "adverse event")
+
+    def monitoring_spec(self, item: str) -> MonitoringSpec:
+        return _one(self.monitoring, "item", item, "monitoring item")
+
+    def analyte_by_loinc(self, loinc: str) -> Analyte | None:
+        return next((a for a in self.analytes if loinc in a.loinc), None)
+
+
+def _one(entries: tuple[T, ...], attr: str, value: str, what: str) -> T:
+    for entry in entries:
+        if getattr(entry, attr) == value:
+            return entry
+    raise KnowledgeError(f"no {what} {value!r} in the knowledge base")
