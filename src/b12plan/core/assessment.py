@@ -152,13 +152,16 @@ class Assessment:
                 "overdue_after": nd.overdue_after.isoformat(),
             },
             "schedule": [
-                {"date": s.date.isoformat(), "phase": s.phase, "dose": _number(s.dose),
-                 "unit": s.unit}
+                {
+                    "date": s.date.isoformat(),
+                    "phase": s.phase,
+                    "dose": _number(s.dose),
+                    "unit": s.unit,
+                }
                 for s in self.schedule
             ],
             "monitoring": [
-                {"item": m.item, "due": m.due.isoformat(), "reason": m.reason,
-                 "source": m.source}
+                {"item": m.item, "due": m.due.isoformat(), "reason": m.reason, "source": m.source}
                 for m in self.monitoring
             ],
             "findings": [f.to_dict() for f in self.findings],

@@ -35,9 +35,7 @@ class DoseWindowSpec:
     overdue_after_days: int
 
     def __post_init__(self) -> None:
-        if not (
-            0 < self.min_interval_days <= self.due_interval_days <= self.overdue_after_days
-        ):
+        if not (0 < self.min_interval_days <= self.due_interval_days <= self.overdue_after_days):
             raise KnowledgeError(
                 "dose window must satisfy 0 < min_interval_days <= due_interval_days"
                 " <= overdue_after_days"
@@ -60,8 +58,13 @@ class Maintenance:
     description: str
     window: DoseWindowSpec
     source: str
-    interval_range_days: tuple[int, int] | None = None
+    interval_range_days: tuple[int, int]
     route_alternatives: str = ""
+
+    def __post_init__(self) -> None:
+        low, high = self.interval_range_days
+        if not low <= self.window.due_interval_days <= high:
+            raise KnowledgeError("maintenance: due interval must lie within interval_range_days")
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,8 @@ class Protocol:
     dose: float
     unit: str
     routes: tuple[str, ...]
-    for_neurological: bool
-    for_dietary_cause: bool
+    neurological: str  # required | excluded | any: which patients the protocol is for
+    dietary_only: str  # required | excluded | any
     jurisdiction_default: bool
     loading_end: str  # "doses" | "symptoms_stop_improving"
     loading: tuple[LoadingStage, ...]
@@ -87,6 +90,9 @@ class Protocol:
     notes: str = ""
 
     def __post_init__(self) -> None:
+        for name in ("neurological", "dietary_only"):
+            if getattr(self, name) not in ("required", "excluded", "any"):
+                raise KnowledgeError(f"protocol {self.id}: {name} must be required|excluded|any")
         if self.loading_end not in ("doses", "symptoms_stop_improving"):
             raise KnowledgeError(f"protocol {self.id}: unknown loading_end {self.loading_end!r}")
         if not self.loading:
@@ -106,6 +112,13 @@ class Protocol:
         if self.loading_end != "doses":
             return None
         return sum(s.doses or 0 for s in self.loading)
+
+    @property
+    def loading_doses_minimum(self) -> int | None:
+        """Fewest loading doses that complete loading, where stages give a range."""
+        if self.loading_end != "doses":
+            return None
+        return sum(s.doses_range[0] if s.doses_range else (s.doses or 0) for s in self.loading)
 
     def loading_stage_for_dose(self, dose_number: int) -> LoadingStage | None:
         """The stage that the ``dose_number``-th loading dose (1-based) belongs to."""
@@ -151,8 +164,8 @@ class Product:
     atc: str
     rxnorm: str
     routes: tuple[RouteRange, ...]
-    not_for_deficiency: tuple[NotForDeficiency, ...]
     source: str
+    not_for_deficiency: tuple[NotForDeficiency, ...] = ()
     notes: str = ""
 
     def route_range(self, route: str) -> RouteRange | None:
@@ -269,6 +282,8 @@ class MonitoringSpec:
     after_start_days: int
     reason: str
     source: str
+    satisfied_by: tuple[str, ...]
+    satisfied_from_days: int
     local_choice: bool = False
 
 

@@ -110,8 +110,13 @@ class Case:
     def __post_init__(self) -> None:
         # Input order carries no meaning: normalise it here so nothing downstream depends on it.
         object.__setattr__(self, "causes", tuple(sorted(set(self.causes))))
-        for name in ("symptoms", "observations", "administrations", "medications",
-                     "adverse_events"):
+        for name in (
+            "symptoms",
+            "observations",
+            "administrations",
+            "medications",
+            "adverse_events",
+        ):
             object.__setattr__(self, name, tuple(sorted(getattr(self, name), key=_record_key)))
 
     def known_on(self, as_of: date) -> Case:

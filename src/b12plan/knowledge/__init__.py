@@ -21,8 +21,16 @@ from pydantic import TypeAdapter, ValidationError
 
 from b12plan.core.knowledge import Knowledge, KnowledgeError
 
-FILES = ("sources", "protocols", "formulary", "analytes", "vocabulary", "rules", "findings",
-         "monitoring")
+FILES = (
+    "sources",
+    "protocols",
+    "formulary",
+    "analytes",
+    "vocabulary",
+    "rules",
+    "findings",
+    "monitoring",
+)
 _HEADER_KEYS = ("version", "reviewed_on", "source")
 
 
@@ -65,7 +73,7 @@ def parse_knowledge(texts: dict[str, str]) -> Knowledge:
     raw = {
         "version": version,
         "reviewed_on": docs["sources"]["reviewed_on"],
-        "sources": docs["sources"].get("source", []),
+        "sources": docs["sources"].get("entry", []),
         "protocols": docs["protocols"].get("protocol", []),
         "formulary": {
             "products": docs["formulary"].get("product", []),
@@ -117,5 +125,10 @@ def _reject_unknown_keys(cls: Any, value: Any, path: str) -> None:
             _reject_unknown_keys(args[0], item, f"{path}[{i}]")
 
 
-__all__ = ["Knowledge", "KnowledgeError", "load_knowledge", "load_knowledge_from",
-           "parse_knowledge"]
+__all__ = [
+    "Knowledge",
+    "KnowledgeError",
+    "load_knowledge",
+    "load_knowledge_from",
+    "parse_knowledge",
+]

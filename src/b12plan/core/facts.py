@@ -1,0 +1,198 @@
+"""Facts derived from the case: results in canonical units, deficiency status, symptoms, causes.
+
+Each function states the guideline reading it implements. Nothing here chooses a dose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from b12plan.core.knowledge import Analyte, Knowledge
+from b12plan.core.model import Case, Observation
+
+B12_MARKERS = ("b12_total", "b12_active")
+DIAGNOSTIC = ("b12_total", "b12_active", "mma")  # what counts as a pre-treatment test
+NOT_RESOLVED = ("present", "worsening", "improving", "stable")
+SETTLED = ("stable", "resolved")  # no further improvement expected
+
+
+@dataclass(frozen=True)
+class Result:
+    """An observation in its analyte's canonical unit, with the cut-offs that apply to it."""
+
+    date: date
+    code: str
+    value: float
+    unit: str
+    low: float | None  # deficient below (B12-type, folate, haemoglobin override)
+    normal_above: float | None  # B12-type: above this deficiency is unlikely
+    high: float | None  # raised above (MMA, homocysteine, MCV)
+    given: Observation
+
+    @property
+    def category(self) -> str:
+        """deficient | indeterminate | normal for B12-type; raised | normal for markers."""
+        if self.low is not None and self.normal_above is not None:
+            if self.value < self.low:
+                return "deficient"
+            return "normal" if self.value > self.normal_above else "indeterminate"
+        if self.low is not None:
+            return "deficient" if self.value < self.low else "normal"
+        if self.high is not None:
+            return "raised" if self.value > self.high else "normal"
+        return "normal"
+
+    def describe(self) -> str:
+        shown = self.given
+        value = int(shown.value) if float(shown.value).is_integer() else shown.value
+        return f"{self.code} {value} {shown.unit} on {self.date.isoformat()} ({self.category})"
+
+
+def to_result(obs: Observation, knowledge: Knowledge) -> Result:
+    """Convert to the canonical unit; an assay's own reference range overrides the defaults.
+
+    For B12-type analytes ``reference_low`` replaces the deficiency cut-off (NG239's indeterminate
+    band stays above it); for markers ``reference_high`` replaces the upper limit.
+    """
+    analyte: Analyte = knowledge.analyte(obs.code)
+    value = analyte.to_canonical(obs.value, obs.unit)
+    low = analyte.deficient_below
+    normal_above = analyte.normal_above
+    high = analyte.raised_above
+    if obs.reference_low is not None and low is not None:
+        low = analyte.to_canonical(obs.reference_low, obs.unit)
+        if normal_above is not None:
+            normal_above = max(normal_above, low)
+    if obs.reference_high is not None and high is not None:
+        high = analyte.to_canonical(obs.reference_high, obs.unit)
+    return Result(obs.date, obs.code, value, analyte.canonical_unit, low, normal_above, high, obs)
+
+
+def results(case: Case, knowledge: Knowledge) -> tuple[Result, ...]:
+    return tuple(to_result(o, knowledge) for o in case.observations)
+
+
+def latest(
+    found: tuple[Result, ...],
+    code: str,
+    *,
+    on_or_before: date | None = None,
+    after: date | None = None,
+) -> Result | None:
+    """The latest result of ``code`` in a date range (records are sorted by date)."""
+    chosen = None
+    for r in found:
+        if r.code != code:
+            continue
+        if on_or_before is not None and r.date > on_or_before:
+            continue
+        if after is not None and r.date <= after:
+            continue
+        chosen = r
+    return chosen
+
+
+@dataclass(frozen=True)
+class Deficiency:
+    status: str  # confirmed | possible | unlikely | unknown
+    basis: tuple[Result, ...]
+    problem: str = ""  # why it is unknown
+
+
+def assess_deficiency(found: tuple[Result, ...], before: date | None) -> Deficiency:
+    """NG239: total or active B12 first; MMA when indeterminate; homocysteine is supportive.
+
+    Uses the latest result per analyte dated on or before ``before`` (the first injection), since
+    later samples reflect the injections. Two results on the same date that disagree make the
+    status unknown rather than a guess.
+    """
+    basis: list[Result] = []
+    for code in ("b12_total", "b12_active", "mma", "homocysteine"):
+        last = latest(found, code, on_or_before=before)
+        if last is None:
+            continue
+        same_day = {r.category for r in found if r.code == code and r.date == last.date}
+        if len(same_day) > 1:
+            return Deficiency("unknown", (), f"contradictory {code} results on {last.date}")
+        basis.append(last)
+    by_code = {r.code: r.category for r in basis}
+    if not basis:
+        return Deficiency(
+            "unknown",
+            (),
+            "no B12, active B12, MMA or homocysteine result"
+            + (" before treatment" if before is not None else ""),
+        )
+    b12 = [by_code[c] for c in B12_MARKERS if c in by_code]
+    mma = by_code.get("mma")
+    hcy = by_code.get("homocysteine")
+    if "deficient" in b12:
+        status = "confirmed"
+    elif "indeterminate" in b12:
+        status = {"raised": "confirmed", "normal": "unlikely"}.get(mma or "", "possible")
+    elif mma == "raised" or hcy == "raised":
+        status = "possible"  # functional markers raised: e.g. nitrous oxide, or renal disease
+    elif b12 or mma == "normal":
+        status = "unlikely"
+    else:
+        return Deficiency("unknown", tuple(basis), "only homocysteine, which is in range")
+    return Deficiency(status, tuple(basis))
+
+
+def anaemia_threshold(case: Case, knowledge: Knowledge) -> tuple[float | None, float | None]:
+    """WHO haemoglobin cut-off for this patient as (anaemic below, surely not anaemic at or above).
+
+    Pregnancy uses its own cut-off; an unknown sex gives a band, so anaemia is only concluded where
+    every group would agree.
+    """
+    by_group = {a.group: a.hb_below_g_per_l for a in knowledge.anaemia}
+    if "pregnancy" in case.causes:
+        cut = by_group["pregnant"]
+        return cut, cut
+    sex = case.patient.sex
+    if sex in ("female", "male"):
+        return by_group[sex], by_group[sex]
+    return min(by_group["female"], by_group["male"]), max(by_group["female"], by_group["male"])
+
+
+def is_anaemic(hb: Result | None, case: Case, knowledge: Knowledge) -> bool | None:
+    if hb is None:
+        return None
+    if hb.given.reference_low is not None:  # the laboratory's own lower limit wins
+        low = knowledge.analyte("haemoglobin").to_canonical(hb.given.reference_low, hb.given.unit)
+        return hb.value < low
+    below, surely_not = anaemia_threshold(case, knowledge)
+    assert below is not None and surely_not is not None
+    if hb.value < below:
+        return True
+    if hb.value >= surely_not:
+        return False
+    return None
+
+
+def latest_symptom_status(case: Case, code: str, on_or_before: date) -> str | None:
+    status = None
+    for s in case.symptoms:
+        if s.code == code and s.date <= on_or_before:
+            status = s.status
+    return status
+
+
+def neurological_codes(case: Case, knowledge: Knowledge) -> tuple[str, ...]:
+    """Neurological symptom codes ever recorded: any such record means neurological involvement."""
+    return tuple(sorted({s.code for s in case.symptoms if knowledge.symptom(s.code).neurological}))
+
+
+def unresolved(case: Case, codes: tuple[str, ...], on: date) -> tuple[str, ...]:
+    return tuple(c for c in codes if latest_symptom_status(case, c, on) in NOT_RESOLVED)
+
+
+def cause_chronic(case: Case, knowledge: Knowledge) -> bool:
+    return any(knowledge.cause(c).chronic for c in case.causes)
+
+
+def dietary_only(case: Case) -> bool:
+    """Dietary is the only absorption-related cause (pregnancy and 'unknown' do not count)."""
+    others = set(case.causes) - {"dietary", "pregnancy", "unknown"}
+    return "dietary" in case.causes and not others

@@ -1,0 +1,727 @@
+"""One check per finding code. Each docstring paraphrases the rule and names its source.
+
+A check returns a tuple of findings (empty when the rule does not fire). Checks never print, log
+or read the clock: ``ctx.as_of`` is the only "now".
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import date, timedelta
+
+from b12plan.core.assessment import Finding
+from b12plan.core.context import Context
+from b12plan.core.course import not_for_deficiency_use
+from b12plan.core.facts import DIAGNOSTIC, Result, is_anaemic, latest
+from b12plan.core.model import Administration, Prescription
+
+Check = Callable[[Context], tuple[Finding, ...]]
+NONE: tuple[Finding, ...] = ()
+
+
+def _days(a: date, b: date) -> int:
+    return (b - a).days
+
+
+def _amount(dose: float, unit: str) -> str:
+    shown = int(dose) if float(dose).is_integer() else dose
+    return f"{shown} {unit}"
+
+
+def check_insufficient_data(ctx: Context) -> tuple[Finding, ...]:
+    """Deficiency or phase cannot be determined from the data: say what is missing (contract)."""
+    reasons: list[str] = []
+    if ctx.deficiency.status == "unknown":
+        reasons.append(ctx.deficiency.problem)
+        if ctx.neuro_unresolved and not ctx.course.dates:
+            reasons.append(
+                "neurological symptoms: test now, but do not delay treatment for"
+                " results; seek specialist advice"
+            )
+    if ctx.choice.problem:
+        reasons.append(ctx.choice.problem)
+    if not reasons:
+        return NONE
+    return (ctx.finding("INSUFFICIENT_DATA", reasons=reasons),)
+
+
+def check_no_pretreatment_test(ctx: Context) -> tuple[Finding, ...]:
+    """Take blood for testing before the first dose (NG239; Silverstein 2019)."""
+    first = ctx.course.first
+    if first is None:
+        return NONE
+    if any(r.code in DIAGNOSTIC and r.date <= first for r in ctx.results):
+        return NONE
+    return (ctx.finding("NO_PRETREATMENT_TEST", first_injection=first),)
+
+
+def check_treatment_without_indication(ctx: Context) -> tuple[Finding, ...]:
+    """Treated although pre-treatment tests were normal, with no neurological symptom, chronic
+    cause or macrocytic anaemia (Silverstein 2019: a quarter of injected older adults)."""
+    first = ctx.course.first
+    if first is None or ctx.deficiency.status != "unlikely":
+        return NONE
+    if ctx.neuro_codes or ctx.chronic or (ctx.anaemic_at_start and ctx.macrocytic_at_start):
+        return NONE
+    return (
+        ctx.finding(
+            "TREATMENT_WITHOUT_INDICATION",
+            first_injection=first,
+            results=[r.describe() for r in ctx.deficiency.basis],
+        ),
+    )
+
+
+def _undertreatment_reason(ctx: Context) -> str | None:
+    """Why the current regimen is less intensive than neurological involvement needs, if it is."""
+    protocol, rx, course = ctx.protocol, ctx.case.prescription, ctx.course
+    if not course.dates:
+        return "no treatment has started"
+    if ctx.phase == "stopped":
+        return f"injections have stopped (last on {course.last})"
+    if protocol is None:
+        return None
+    if _maintenance_without_loading(ctx):
+        return "treatment began at a maintenance interval"
+    if _loading_cut_short(ctx):
+        return "loading moved to longer intervals before symptoms stopped improving"
+    nd = ctx.next_dose
+    if ctx.phase == "loading" and nd is not None and ctx.as_of > nd.overdue_after:
+        return f"the loading course has lapsed: the next dose was due on {nd.due}"
+    if ctx.phase == "loading" and rx is not None and rx.phase == "loading":
+        stage = protocol.loading_stage_for_dose(course.loading_run + 1)
+        if stage is not None and rx.interval_days > stage.window.due_interval_days:
+            return (
+                f"the loading interval is {rx.interval_days} days instead of"
+                f" {stage.window.due_interval_days}"
+            )
+    limit = protocol.maintenance.interval_range_days[1]
+    if (
+        ctx.interval is not None
+        and ctx.interval.requested is not None
+        and ctx.interval.requested > limit
+    ):
+        return (
+            f"the maintenance interval of {ctx.interval.requested} days is longer than {limit} days"
+        )
+    return None
+
+
+def check_neuro_undertreated(ctx: Context) -> tuple[Finding, ...]:
+    """Neurological involvement: hydroxocobalamin 1 mg alternate days until no further
+    improvement, then every 2 months; treat urgently, do not wait for results (NG239, BNF)."""
+    if not ctx.neuro_unresolved or not ctx.choice.indicated:
+        return NONE
+    reason = _undertreatment_reason(ctx)
+    if reason is None:
+        return NONE
+    return (
+        ctx.finding(
+            "NEURO_UNDERTREATED",
+            symptoms=list(ctx.neuro_unresolved),
+            reason=reason,
+            protocol_id=ctx.protocol.id if ctx.protocol else None,
+        ),
+    )
+
+
+def _maintenance_without_loading(ctx: Context) -> bool:
+    course, rx = ctx.course, ctx.case.prescription
+    if ctx.deficiency.status == "unlikely" and not ctx.chronic:
+        return False
+    started_at_maintenance = len(course.dates) >= 2 and course.loading_run == 1
+    ordered_at_maintenance = (
+        rx is not None and rx.phase == "maintenance" and course.loading_run <= 1
+    )
+    return started_at_maintenance or ordered_at_maintenance
+
+
+def check_maintenance_without_loading(ctx: Context) -> tuple[Finding, ...]:
+    """Loading first, then maintenance: monthly (or 2-3 monthly) from the start is a common
+    mistake (Seed; NG239; BNF)."""
+    if not _maintenance_without_loading(ctx):
+        return NONE
+    course, rx = ctx.course, ctx.case.prescription
+    if len(course.dates) >= 2 and course.loading_run == 1:
+        gap = _days(course.dates[0], course.dates[1])
+        how = f"second dose {gap} days after the first on {course.dates[0]}"
+        return (
+            ctx.finding(
+                "MAINTENANCE_WITHOUT_LOADING",
+                how=how,
+                first_injection=course.dates[0],
+                second_injection=course.dates[1],
+                gap_days=gap,
+                loading_doses_given=course.loading_run,
+            ),
+        )
+    assert rx is not None
+    how = f"a maintenance prescription every {rx.interval_days} days from {rx.start}"
+    return (
+        ctx.finding(
+            "MAINTENANCE_WITHOUT_LOADING",
+            how=how,
+            prescription_phase=rx.phase,
+            prescription_interval_days=rx.interval_days,
+            loading_doses_given=course.loading_run,
+        ),
+    )
+
+
+def _loading_cut_short(ctx: Context) -> bool:
+    course, rx = ctx.course, ctx.case.prescription
+    if ctx.protocol is None or course.loading_run < 2 or ctx.loading.complete:
+        return False
+    return course.moved_to_maintenance or (rx is not None and rx.phase == "maintenance")
+
+
+def check_loading_incomplete(ctx: Context) -> tuple[Finding, ...]:
+    """Complete the loading doses before maintenance; with neurological involvement continue
+    until symptoms stop improving (BNF, NG239)."""
+    if not _loading_cut_short(ctx):
+        return NONE
+    protocol, course = ctx.protocol, ctx.course
+    assert protocol is not None
+    switched_on = course.first_maintenance_dose or ctx.loading.judged_on
+    planned = protocol.loading_doses_planned
+    if planned is None:
+        planned_text = " while neurological symptoms were still improving"
+    else:
+        planned_text = f" of {planned} planned"
+    return (
+        ctx.finding(
+            "LOADING_INCOMPLETE",
+            switched_on=switched_on,
+            doses_given=course.loading_run,
+            doses_planned=planned,
+            planned_text=planned_text,
+            protocol_id=protocol.id,
+        ),
+    )
+
+
+def check_ready_for_maintenance(ctx: Context) -> tuple[Finding, ...]:
+    """After the loading course, continue at the maintenance interval (BNF, NG239)."""
+    course = ctx.course
+    if (
+        not ctx.loading.complete
+        or course.moved_to_maintenance
+        or ctx.phase == "stopped"
+        or ctx.next_dose is None
+        or ctx.interval is None
+    ):
+        return NONE
+    return (
+        ctx.finding(
+            "READY_FOR_MAINTENANCE",
+            doses_given=course.loading_run,
+            last_loading_dose=course.last_loading_dose,
+            first_maintenance_due=ctx.next_dose.due,
+            interval_days=ctx.interval.final,
+        ),
+    )
+
+
+def _results_after_loading(ctx: Context) -> tuple[Result, ...]:
+    end = ctx.course.last_loading_dose
+    if end is None:
+        return ()
+    return tuple(r for r in ctx.results if r.date > end)
+
+
+def _active_deficiency(ctx: Context) -> list[str]:
+    """Latest post-loading MMA raised, or latest post-loading anaemia with MCV > 100 fL."""
+    after = _results_after_loading(ctx)
+    found: list[str] = []
+    mma = latest(after, "mma")
+    if mma is not None and mma.category == "raised":
+        found.append(mma.describe())
+    hb, mcv = latest(after, "haemoglobin"), latest(after, "mcv")
+    if (
+        hb is not None
+        and mcv is not None
+        and mcv.category == "raised"
+        and is_anaemic(hb, ctx.case, ctx.knowledge)
+    ):
+        found.extend([hb.describe(), mcv.describe()])
+    return found
+
+
+def check_active_deficiency_on_maintenance(ctx: Context) -> tuple[Finding, ...]:
+    """Maintenance is not enough while deficiency is active: raised MMA, or anaemia with
+    MCV > 100 fL after loading (Seed, CKS)."""
+    if not ctx.in_maintenance:
+        return NONE
+    found = _active_deficiency(ctx)
+    if not found:
+        return NONE
+    return (ctx.finding("ACTIVE_DEFICIENCY_ON_MAINTENANCE", results=found),)
+
+
+def _troughs(ctx: Context) -> tuple[Result, ...]:
+    """Serum B12 samples taken at least ``trough_min_days`` after the preceding dose."""
+    min_days = ctx.knowledge.timing("trough_min_days")
+    out = []
+    for r in ctx.results:
+        if r.code != "b12_total":
+            continue
+        before = ctx.course.dose_before(r.date - timedelta(days=1))
+        if before is not None and _days(before, r.date) >= min_days:
+            out.append(r)
+    return tuple(out)
+
+
+def _falling_levels(ctx: Context) -> str | None:
+    troughs = _troughs(ctx)
+    if not troughs:
+        return None
+    last = troughs[-1]
+    if last.category == "deficient":
+        return f"was deficient on {last.date} ({last.describe()})"
+    n = int(ctx.knowledge.timing("falling_trough_samples"))
+    tail = troughs[-n:]
+    if len(tail) == n and all(b.value < a.value for a, b in itertools.pairwise(tail)):
+        values = ", ".join(f"{t.value:.0f} {t.unit} ({t.date})" for t in tail)
+        return f"fell across {n} successive samples: {values}"
+    return None
+
+
+def check_levels_falling_between_doses(ctx: Context) -> tuple[Finding, ...]:
+    """In maintenance, the latest trough is deficient or troughs fell across successive samples:
+    an advisory signal only, no guideline defines it (Seed; NG239 caveat)."""
+    if not ctx.in_maintenance:
+        return NONE
+    detail = _falling_levels(ctx)
+    if detail is None:
+        return NONE
+    troughs = [(t.date, round(t.value, 1)) for t in _troughs(ctx)]
+    return (ctx.finding("LEVELS_FALLING_BETWEEN_DOSES", detail=detail, troughs=troughs),)
+
+
+def _returning_symptom(ctx: Context) -> dict[str, object] | None:
+    """A symptom that had improved, reported present or worse late in a maintenance interval."""
+    if ctx.interval is None or ctx.course.last_loading_dose is None:
+        return None
+    fraction = ctx.knowledge.timing("symptom_return_fraction")
+    interval = ctx.interval.final
+    loading_end = ctx.course.last_loading_dose
+    for code in sorted({s.code for s in ctx.case.symptoms}):
+        reports = [s for s in ctx.case.symptoms if s.code == code]
+        last = reports[-1]
+        if last.status not in ("present", "worsening") or last.date <= loading_end:
+            continue
+        if not any(s.status in ("improving", "stable", "resolved") for s in reports[:-1]):
+            continue
+        dose = ctx.course.dose_before(last.date)
+        if dose is None or dose < loading_end:
+            continue
+        days = _days(dose, last.date)
+        if days >= fraction * interval:
+            return {
+                "symptom": code,
+                "status": last.status,
+                "reported_on": last.date,
+                "last_dose": dose,
+                "days_after_dose": days,
+                "interval_days": interval,
+            }
+    return None
+
+
+def check_symptoms_return_before_dose(ctx: Context) -> tuple[Finding, ...]:
+    """Symptoms coming back before the next dose is due: review and consider more frequent
+    injections (NG239)."""
+    if not ctx.in_maintenance:
+        return NONE
+    found = _returning_symptom(ctx)
+    if found is None:
+        return NONE
+    return (ctx.finding("SYMPTOMS_RETURN_BEFORE_DOSE", **found),)
+
+
+def check_symptoms_worsening(ctx: Context) -> tuple[Finding, ...]:
+    """A symptom still worsening after 28 days of treatment: re-evaluate schedule and diagnosis
+    (Seed)."""
+    first = ctx.course.first
+    if first is None:
+        return NONE
+    after = ctx.knowledge.timing("worsening_after_days")
+    worse: list[str] = []
+    latest_on: date | None = None
+    for code in sorted({s.code for s in ctx.case.symptoms}):
+        last = [s for s in ctx.case.symptoms if s.code == code][-1]
+        if last.status == "worsening" and _days(first, last.date) >= after:
+            worse.append(code)
+            latest_on = max(latest_on or last.date, last.date)
+    if not worse or latest_on is None:
+        return NONE
+    return (
+        ctx.finding(
+            "SYMPTOMS_WORSENING",
+            symptoms=worse,
+            reported_on=latest_on,
+            days_on_treatment=_days(first, latest_on),
+            first_injection=first,
+        ),
+    )
+
+
+def check_no_followup_review(ctx: Context) -> tuple[Finding, ...]:
+    """About 3 months after starting, review symptoms and response; never adjust on symptoms
+    alone without objective follow-up (NG239, Seed)."""
+    first = ctx.course.first
+    if first is None:
+        return NONE
+    days = _days(first, ctx.as_of)
+    if days < ctx.knowledge.timing("followup_review_days"):
+        return NONE
+    if any(r.date > first for r in ctx.results) or any(s.date > first for s in ctx.case.symptoms):
+        return NONE
+    return (ctx.finding("NO_FOLLOWUP_REVIEW", first_injection=first, days_since_first=days),)
+
+
+def _describe_admin(a: Administration | Prescription) -> str:
+    return f"{a.product} {_amount(a.dose, a.unit)} {a.route}"
+
+
+def check_product_strength_mismatch(ctx: Context) -> tuple[Finding, ...]:
+    """Different products or strengths are not interchangeable (Seed, BNF): an administration
+    during the current prescription must match its product and amount."""
+    rx = ctx.case.prescription
+    if rx is None:
+        return NONE
+    formulary = ctx.knowledge.formulary
+    wanted = formulary.to_mcg(rx.dose, rx.unit)
+    differing = []
+    for a in ctx.case.administrations:
+        if a.date < rx.start or (rx.end is not None and a.date > rx.end):
+            continue
+        if a.product != rx.product or formulary.to_mcg(a.dose, a.unit) != wanted:
+            differing.append(f"{a.date}: {_describe_admin(a)}")
+    if not differing:
+        return NONE
+    return (
+        ctx.finding(
+            "PRODUCT_STRENGTH_MISMATCH",
+            prescribed=_describe_admin(rx),
+            detail="; ".join(differing),
+            administrations=differing,
+        ),
+    )
+
+
+def _orders(ctx: Context) -> list[tuple[str, Administration | Prescription]]:
+    """The prescription and every administration, labelled for evidence (never by list index:
+    input order carries no meaning)."""
+    items: list[tuple[str, Administration | Prescription]] = []
+    if ctx.case.prescription is not None:
+        items.append(("prescription", ctx.case.prescription))
+    items.extend((f"administration {a.date}", a) for a in ctx.case.administrations)
+    return items
+
+
+def check_product_not_for_deficiency(ctx: Context) -> tuple[Finding, ...]:
+    """Hydroxocobalamin 5 g IV is a cyanide antidote (Cyanokit); cyanocobalamin is not given IV
+    (US label); only formulary routes treat deficiency."""
+    formulary = ctx.knowledge.formulary
+    found = []
+    for label, item in _orders(ctx):
+        dose_mcg = formulary.to_mcg(item.dose, item.unit)
+        use = not_for_deficiency_use(item.product, item.route, dose_mcg, ctx.knowledge)
+        product = formulary.product(item.product)
+        if use is not None:
+            found.append(f"{label}: {_describe_admin(item)} ({use})")
+        elif product is not None and product.route_range(item.route) is None:
+            found.append(
+                f"{label}: {_describe_admin(item)} (route {item.route} not used for"
+                f" {item.product} in deficiency)"
+            )
+    if not found:
+        return NONE
+    return (ctx.finding("PRODUCT_NOT_FOR_DEFICIENCY", detail="; ".join(found), items=found),)
+
+
+def check_dose_unit_suspect(ctx: Context) -> tuple[Finding, ...]:
+    """A dose ten times or more outside the plausible range for its product and route is a unit
+    error, e.g. 1000 mg IM meant as 1000 mcg (BNF, US label; factor: local choice)."""
+    formulary = ctx.knowledge.formulary
+    factor = formulary.implausible_factor
+    found = []
+    for label, item in _orders(ctx):
+        product = formulary.product(item.product)
+        dose_mcg = formulary.to_mcg(item.dose, item.unit)
+        if product is None or not_for_deficiency_use(
+            item.product, item.route, dose_mcg, ctx.knowledge
+        ):
+            continue
+        plausible = product.route_range(item.route)
+        if plausible is None:
+            continue
+        if dose_mcg >= plausible.max_mcg * factor or dose_mcg <= plausible.min_mcg / factor:
+            found.append(f"{label}: {_describe_admin(item)}")
+    if not found:
+        return NONE
+    return (ctx.finding("DOSE_UNIT_SUSPECT", detail="; ".join(found), items=found),)
+
+
+def check_stopped_lifelong_therapy(ctx: Context) -> tuple[Finding, ...]:
+    """Do not stop injections when the cause is irreversible (NG239)."""
+    if not ctx.chronic or ctx.phase != "stopped":
+        return NONE
+    causes = [c for c in ctx.case.causes if ctx.knowledge.cause(c).chronic]
+    rx = ctx.case.prescription
+    if rx is not None and rx.end is not None and rx.end <= ctx.as_of:
+        return (
+            ctx.finding(
+                "STOPPED_LIFELONG_THERAPY",
+                causes=causes,
+                reason=f"the prescription ended on {rx.end}",
+                prescription_end=rx.end,
+                last_injection=ctx.course.last,
+            ),
+        )
+    last = ctx.course.last
+    assert last is not None and ctx.interval is not None
+    days = _days(last, ctx.as_of)
+    return (
+        ctx.finding(
+            "STOPPED_LIFELONG_THERAPY",
+            causes=causes,
+            reason=f"there has been no injection for {days} days (since {last})",
+            last_injection=last,
+            days_since=days,
+            limit_days=int(ctx.knowledge.timing("stopped_factor") * ctx.interval.final),
+        ),
+    )
+
+
+def check_injection_overdue(ctx: Context) -> tuple[Finding, ...]:
+    """The next dose window is anchored to the last actual dose; past it, the dose is overdue."""
+    nd = ctx.next_dose
+    if nd is None or ctx.as_of <= nd.overdue_after:
+        return NONE
+    return (
+        ctx.finding(
+            "INJECTION_OVERDUE",
+            due=nd.due,
+            overdue_after=nd.overdue_after,
+            days_overdue=_days(nd.overdue_after, ctx.as_of),
+            last_injection=ctx.course.last,
+        ),
+    )
+
+
+def check_adherence_gap(ctx: Context) -> tuple[Finding, ...]:
+    """A past maintenance gap longer than 1.5 intervals: maintenance may not be enough (Seed)."""
+    if ctx.interval is None or not ctx.course.moved_to_maintenance:
+        return NONE
+    limit = ctx.knowledge.timing("adherence_gap_factor") * ctx.interval.final
+    gaps = [(a, b, _days(a, b)) for a, b in ctx.course.maintenance_gaps() if _days(a, b) > limit]
+    if not gaps:
+        return NONE
+    detail = "; ".join(f"{d} days from {a} to {b}" for a, b, d in gaps)
+    return (
+        ctx.finding(
+            "ADHERENCE_GAP",
+            limit_days=round(limit),
+            detail=detail,
+            gaps=[[a, b, d] for a, b, d in gaps],
+        ),
+    )
+
+
+def check_post_injection_sample(ctx: Context) -> tuple[Finding, ...]:
+    """Serum B12 after injections reflects the injections, not stores (NG239)."""
+    first = ctx.course.first
+    if first is None:
+        return NONE
+    dates = sorted(
+        {r.date for r in ctx.results if r.code in ("b12_total", "b12_active") and r.date > first}
+    )
+    if not dates:
+        return NONE
+    return (ctx.finding("POST_INJECTION_SAMPLE", dates=dates, first_injection=first),)
+
+
+def check_folate_without_b12(ctx: Context) -> tuple[Finding, ...]:
+    """Never folic acid alone while B12 deficiency is present or not excluded (BNF, NG239);
+    start B12 at least 24 hours first (BSH)."""
+    if ctx.deficiency.status not in ("confirmed", "possible"):
+        return NONE
+    if ctx.case.administrations or any(m.code == "oral_b12" for m in ctx.case.medications):
+        return NONE
+    folic = [
+        m
+        for m in ctx.case.medications
+        if m.code == "folic_acid" and (m.end is None or m.end > ctx.as_of)
+    ]
+    if not folic:
+        return NONE
+    return (
+        ctx.finding(
+            "FOLATE_WITHOUT_B12", folic_acid_start=folic[0].start, deficiency=ctx.deficiency.status
+        ),
+    )
+
+
+def check_hypokalaemia_risk(ctx: Context) -> tuple[Finding, ...]:
+    """Severe megaloblastic anaemia being treated: watch potassium in the first 48 hours
+    (US label); Hb < 80 g/L as 'severe' is a local choice."""
+    if ctx.phase not in ("untreated", "loading") or not ctx.choice.indicated:
+        return NONE
+    hb = latest(ctx.results, "haemoglobin", on_or_before=ctx.course.first)
+    limit = ctx.knowledge.timing("severe_anaemia_hb_g_per_l")
+    if hb is None or hb.value >= limit:
+        return NONE
+    first = ctx.course.first
+    if first is not None and latest(ctx.results, "potassium", after=first - timedelta(days=1)):
+        return NONE
+    return (
+        ctx.finding("HYPOKALAEMIA_RISK", hb=round(hb.value), hb_date=hb.date, limit=round(limit)),
+    )
+
+
+def _events(ctx: Context, kind: str) -> list[str]:
+    return [
+        f"{e.code} on {e.date}"
+        for e in ctx.case.adverse_events
+        if ctx.knowledge.adverse_event(e.code).kind == kind
+    ]
+
+
+def check_allergic_reaction(ctx: Context) -> tuple[Finding, ...]:
+    """Anaphylaxis is rare: stop, escalate, record (US label, BNF)."""
+    events = _events(ctx, "allergic")
+    return (ctx.finding("ALLERGIC_REACTION", events=events),) if events else NONE
+
+
+def check_injection_site_reaction(ctx: Context) -> tuple[Finding, ...]:
+    """Only local injection-site effects recorded: common, usually mild (BNF)."""
+    local = _events(ctx, "local")
+    if not local or len(local) != len(ctx.case.adverse_events):
+        return NONE
+    return (ctx.finding("INJECTION_SITE_REACTION", events=local),)
+
+
+def check_oral_maintenance_option(ctx: Context) -> tuple[Finding, ...]:
+    """Dietary cause without neurological involvement, stores replete: oral maintenance is an
+    option (CKS, BNF, NG239)."""
+    p = ctx.protocol
+    if p is None or p.dietary_only != "required" or not ctx.loading.complete:
+        return NONE
+    return (
+        ctx.finding(
+            "ORAL_MAINTENANCE_OPTION",
+            alternative=p.maintenance.route_alternatives,
+            protocol_id=p.id,
+        ),
+    )
+
+
+def check_cause_unknown(ctx: Context) -> tuple[Finding, ...]:
+    """Identify the cause: it decides whether treatment is lifelong (NG239)."""
+    if ctx.deficiency.status not in ("confirmed", "possible"):
+        return NONE
+    if set(ctx.case.causes) - {"unknown"}:
+        return NONE
+    return (
+        ctx.finding(
+            "CAUSE_UNKNOWN", deficiency=ctx.deficiency.status, causes=list(ctx.case.causes)
+        ),
+    )
+
+
+def _maintenance_fits(ctx: Context) -> list[str] | None:
+    """The seed's criteria for maintenance-interval dosing; the results that show it, or None."""
+    course = ctx.course
+    if not (ctx.in_maintenance and ctx.loading.complete and course.moved_to_maintenance):
+        return None
+    if _active_deficiency(ctx) or _falling_levels(ctx) or _returning_symptom(ctx):
+        return None
+    if ctx.next_dose is not None and ctx.as_of > ctx.next_dose.overdue_after:
+        return None
+    if ctx.interval is None or ctx.interval.limited_by is not None:
+        return None
+    after = _results_after_loading(ctx)
+    objective = [r for r in after if r.code in ("mma", "haemoglobin", "mcv")]
+    if not objective:
+        return None
+    for code in ("mma", "mcv"):
+        last = latest(after, code)
+        if last is not None and last.category == "raised":
+            return None
+    hb = latest(after, "haemoglobin")
+    if hb is not None and is_anaemic(hb, ctx.case, ctx.knowledge) is not False:
+        return None
+    for code in sorted({s.code for s in ctx.case.symptoms}):
+        current = [s for s in ctx.case.symptoms if s.code == code][-1]
+        if current.status in ("present", "worsening"):
+            return None
+    shown = [r for code in ("mma", "haemoglobin", "mcv") if (r := latest(after, code))]
+    return [r.describe() for r in shown]
+
+
+def check_maintenance_appropriate(ctx: Context) -> tuple[Finding, ...]:
+    """Maintenance-interval dosing fits: loading completed, stable on injections, follow-up
+    results in range, symptoms improved or resolved (Seed, NG239)."""
+    results = _maintenance_fits(ctx)
+    if results is None or ctx.interval is None:
+        return NONE
+    if any(f for f in check_adherence_gap(ctx)):
+        return NONE
+    return (
+        ctx.finding(
+            "MAINTENANCE_APPROPRIATE",
+            interval_days=ctx.interval.final,
+            results=results,
+            cause_chronic=ctx.chronic,
+        ),
+    )
+
+
+def check_interval_longer_than_protocol(ctx: Context) -> tuple[Finding, ...]:
+    """Maintenance every 2-3 months for hydroxocobalamin (2 with neurological involvement),
+    monthly for cyanocobalamin: the products are not interchangeable (NG239, BNF, US label)."""
+    if ctx.interval is None or ctx.interval.limited_by is None or ctx.protocol is None:
+        return NONE
+    return (
+        ctx.finding(
+            "INTERVAL_LONGER_THAN_PROTOCOL",
+            prescribed_interval_days=ctx.interval.requested,
+            protocol_id=ctx.protocol.id,
+            protocol_max_days=ctx.protocol.maintenance.interval_range_days[1],
+            final_interval_days=ctx.interval.final,
+        ),
+    )
+
+
+CHECKS: tuple[Check, ...] = (
+    check_insufficient_data,
+    check_no_pretreatment_test,
+    check_treatment_without_indication,
+    check_neuro_undertreated,
+    check_maintenance_without_loading,
+    check_loading_incomplete,
+    check_ready_for_maintenance,
+    check_maintenance_appropriate,
+    check_interval_longer_than_protocol,
+    check_active_deficiency_on_maintenance,
+    check_levels_falling_between_doses,
+    check_symptoms_return_before_dose,
+    check_symptoms_worsening,
+    check_no_followup_review,
+    check_product_strength_mismatch,
+    check_product_not_for_deficiency,
+    check_dose_unit_suspect,
+    check_stopped_lifelong_therapy,
+    check_injection_overdue,
+    check_adherence_gap,
+    check_post_injection_sample,
+    check_folate_without_b12,
+    check_hypokalaemia_risk,
+    check_allergic_reaction,
+    check_injection_site_reaction,
+    check_oral_maintenance_option,
+    check_cause_unknown,
+)
