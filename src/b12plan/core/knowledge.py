@@ -52,6 +52,18 @@ class LoadingStage:
     source: str
     doses_range: tuple[int, int] | None = None
 
+    def __post_init__(self) -> None:
+        if self.doses is not None and self.doses < 1:
+            raise KnowledgeError(f"loading stage {self.description!r}: doses must be >= 1")
+        if (
+            self.doses_range is not None
+            and self.doses is not None
+            and not (1 <= self.doses_range[0] <= self.doses <= self.doses_range[1])
+        ):
+            raise KnowledgeError(
+                f"loading stage {self.description!r}: doses must lie within doses_range"
+            )
+
 
 @dataclass(frozen=True)
 class Maintenance:
@@ -316,8 +328,16 @@ class Knowledge:
             if len(ids) != len(set(ids)):
                 raise KnowledgeError(f"{name}: duplicate ids")
         for p in self.protocols:
-            if self.formulary.product(p.product) is None:
+            product = self.formulary.product(p.product)
+            if product is None:
                 raise KnowledgeError(f"protocol {p.id}: product {p.product!r} not in formulary")
+            dose_mcg = self.formulary.to_mcg(p.dose, p.unit)
+            for route in p.routes:
+                plausible = product.route_range(route)
+                if plausible is None or not plausible.min_mcg <= dose_mcg <= plausible.max_mcg:
+                    raise KnowledgeError(
+                        f"protocol {p.id}: {p.dose} {p.unit} {route} is outside the formulary range"
+                    )
 
     def _citations(self) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []

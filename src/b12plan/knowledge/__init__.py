@@ -32,6 +32,16 @@ FILES = (
     "monitoring",
 )
 _HEADER_KEYS = ("version", "reviewed_on", "source")
+_BODY_KEYS = {
+    "sources": {"entry"},
+    "protocols": {"protocol"},
+    "formulary": {"product", "dose_unit", "implausible_factor", "implausible_source"},
+    "analytes": {"analyte", "anaemia"},
+    "vocabulary": {"symptom_statuses", "causes", "symptoms", "medications", "adverse_events"},
+    "rules": {"timing"},
+    "findings": {"finding"},
+    "monitoring": {"item"},
+}
 
 
 @cache
@@ -60,6 +70,8 @@ def parse_knowledge(texts: dict[str, str]) -> Knowledge:
         for key in _HEADER_KEYS:
             if key not in docs[name]:
                 raise KnowledgeError(f"{name}.toml: missing top-level {key!r}")
+        for key in sorted(set(docs[name]) - set(_HEADER_KEYS) - _BODY_KEYS[name]):
+            raise KnowledgeError(f"{name}.toml: unknown key {key!r}")
     version = docs["sources"]["version"]
     for name, doc in docs.items():
         if doc["version"] != version:

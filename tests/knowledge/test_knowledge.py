@@ -1,0 +1,102 @@
+"""The shipped knowledge base loads, is internally consistent, and bad edits fail loudly."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+
+from b12plan.core.knowledge import KnowledgeError
+from b12plan.knowledge import FILES, load_knowledge, parse_knowledge
+
+
+def shipped_texts() -> dict[str, str]:
+    root = resources.files("b12plan.knowledge")
+    return {n: root.joinpath(f"{n}.toml").read_text(encoding="utf-8") for n in FILES}
+
+
+def test_every_protocol_of_the_contract_is_present_with_a_source() -> None:
+    k = load_knowledge()
+    assert {p.id for p in k.protocols} == {
+        "gb-hydroxocobalamin-neuro",
+        "gb-hydroxocobalamin-non-neuro",
+        "gb-hydroxocobalamin-dietary",
+        "us-cyanocobalamin-label",
+        "us-cyanocobalamin-1000",
+    }
+    for p in k.protocols:
+        assert p.source and p.maintenance.source and all(s.source for s in p.loading)
+
+
+def test_local_choices_are_marked_as_such() -> None:
+    k = load_knowledge()
+    neuro = k.protocol("gb-hydroxocobalamin-neuro")
+    assert neuro.review_source == "b12plan-local"
+    assert k.monitoring_spec("neuro_loading_review").local_choice
+    assert k.timing_source("severe_anaemia_hb_g_per_l") == "b12plan-local"
+
+
+def test_the_cyanide_antidote_is_flagged_not_for_deficiency() -> None:
+    product = load_knowledge().formulary.product("hydroxocobalamin")
+    assert product is not None
+    antidote = product.not_for_deficiency[0]
+    assert antidote.route == "IV" and antidote.min_mcg <= 5_000_000
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        ("protocols", 'source = "BNF + NG239"', 'source = "BNF + NG999"', "unknown source"),
+        ("protocols", "doses = 6\n", "doses = -6\n", "doses must be >= 1"),
+        ("protocols", "min_interval_days = 70", "min_interval_days = 90", "dose window"),
+        ("analytes", "deficient_below = 133", "deficient_below = 999", "deficient_below"),
+        ("findings", 'severity = "critical"', 'severity = "urgent"', "unknown severity"),
+        ("protocols", 'routes = ["IM"]', 'routes = ["IV"]', "outside the formulary range"),
+        ("rules", "timing = [", "timings = [", "unknown key"),
+        ("vocabulary", 'version = "2026.11.0"', 'version = "2099.1.0"', "differs"),
+        ("formulary", "implausible_factor = 10", "implausible_factor = 'ten'", "valid number"),
+    ],
+)
+def test_a_bad_edit_fails_at_load_naming_the_entry(
+    file: str, old: str, new: str, message: str
+) -> None:
+    texts = shipped_texts()
+    assert old in texts[file]
+    texts[file] = texts[file].replace(old, new, 1)
+    with pytest.raises(KnowledgeError, match=message):
+        parse_knowledge(texts)
+
+
+@pytest.mark.parametrize(
+    ("code", "value", "unit", "canonical"),
+    [
+        ("b12_total", 180, "ng/L", 132.84),
+        ("b12_total", 350, "pg/mL", 258.3),
+        ("b12_total", 133, "pmol/L", 133),
+        ("mma", 400, "nmol/L", 0.4),
+        ("mma", 0.4, "µmol/L", 0.4),
+        ("homocysteine", 15, "umol/L", 15),
+        ("haemoglobin", 12.5, "g/dL", 125),
+        ("folate", 6.8, "nmol/L", 3.0),
+        ("folate", 3, "ng/mL", 3),
+    ],
+)
+def test_unit_conversions_to_the_canonical_unit(
+    code: str, value: float, unit: str, canonical: float
+) -> None:
+    analyte = load_knowledge().analyte(code)
+    assert analyte.to_canonical(value, unit) == pytest.approx(canonical, rel=2e-3)
+
+
+def test_an_unknown_unit_is_an_error_not_a_guess() -> None:
+    with pytest.raises(KnowledgeError, match="unknown unit 'pmol'"):
+        load_knowledge().analyte("b12_total").to_canonical(100, "pmol")
+    with pytest.raises(KnowledgeError, match="unknown dose unit"):
+        load_knowledge().formulary.to_mcg(1, "mL")
+
+
+def test_nice_thresholds_agree_in_both_units() -> None:
+    """NG239 gives 180 ng/L = 133 pmol/L and 350 ng/L = 258 pmol/L."""
+    b12 = load_knowledge().analyte("b12_total")
+    assert b12.to_canonical(180, "ng/L") == pytest.approx(b12.deficient_below, abs=0.5)
+    assert b12.to_canonical(350, "ng/L") == pytest.approx(b12.normal_above, abs=0.5)
