@@ -1,0 +1,297 @@
+"""The tables: SQLAlchemy 2 typed ORM, one class per table.
+
+Clinical rows are versions. A row is written once; the only change it may ever see is being
+marked ``entered-in-error`` (with ``superseded_by`` naming the correcting row, or empty for a
+retraction). The migration adds database triggers that refuse anything else, and refuse DELETE,
+so "nothing is lost" holds even for code that bypasses the repository.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+
+ACTIVE = "active"
+ENTERED_IN_ERROR = "entered-in-error"
+STATUSES = (ACTIVE, ENTERED_IN_ERROR)
+ROLES = ("clinician", "patient", "admin")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timestamps stored in UTC and read back timezone-aware on every backend.
+
+    SQLite keeps no offset, so without this a value would come back naive and compare wrongly.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Clinic(Base):
+    __tablename__ = "clinics"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Patient(Base):
+    """A patient's identity: the id every record hangs on, and the clinic that holds it.
+
+    Demographics are versioned separately (``Demographics``) so they can be corrected without
+    changing the id the records refer to.
+    """
+
+    __tablename__ = "patients"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    clinic_id: Mapped[str] = mapped_column(ForeignKey("clinics.id"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint(f"role IN {ROLES!r}", name="role"),
+        CheckConstraint("role <> 'patient' OR patient_id IS NOT NULL", name="patient_linked"),
+        CheckConstraint("role <> 'clinician' OR clinic_id IS NOT NULL", name="clinician_clinic"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(20))
+    clinic_id: Mapped[str | None] = mapped_column(ForeignKey("clinics.id"))
+    patient_id: Mapped[str | None] = mapped_column(ForeignKey("patients.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class AuthToken(Base):
+    """An issued bearer token or session cookie, kept only as its SHA-256 digest.
+
+    Tokens are 256-bit random values, so a fast digest is enough: there is nothing to brute-force
+    that a slow password hash would protect.
+    """
+
+    __tablename__ = "auth_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # bearer | cookie
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditEntry(Base):
+    """Who did what, when, to which entity; written in the same transaction as the change."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    actor_user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(30))
+    entity_type: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    patient_id: Mapped[str | None] = mapped_column(ForeignKey("patients.id"), index=True)
+    before_row_id: Mapped[str | None] = mapped_column(String(36))
+    after_row_id: Mapped[str | None] = mapped_column(String(36))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class RecordMixin:
+    """Columns shared by every versioned clinical table.
+
+    ``id`` is the record's stable id (what the API shows); ``row_id`` names one version of it.
+    At most one version per ``id`` is ``active`` (a partial unique index says so).
+    """
+
+    kind: ClassVar[str]
+
+    row_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    recorded_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    @declared_attr
+    def patient_id(cls) -> Mapped[str]:
+        return mapped_column(ForeignKey("patients.id"), index=True)
+
+    @declared_attr
+    def superseded_by(cls) -> Mapped[str | None]:
+        # Deferred: the old version is marked before its successor is inserted.
+        table: str = cls.__tablename__  # type: ignore[attr-defined]
+        return mapped_column(ForeignKey(f"{table}.row_id", deferrable=True, initially="DEFERRED"))
+
+    @declared_attr.directive
+    def __table_args__(cls) -> tuple[Any, ...]:
+        table: str = cls.__tablename__  # type: ignore[attr-defined]
+        return (
+            UniqueConstraint("id", "version"),
+            Index(
+                f"uq_{table}_active_id",
+                "id",
+                unique=True,
+                sqlite_where=text(f"status = '{ACTIVE}'"),
+                postgresql_where=text(f"status = '{ACTIVE}'"),
+            ),
+            CheckConstraint(f"status IN {STATUSES!r}", name="status"),
+            CheckConstraint("version >= 1", name="version"),
+        )
+
+
+class Demographics(RecordMixin, Base):
+    """One version of a patient's demographics; its ``id`` is the patient's id."""
+
+    __tablename__ = "demographics"
+    kind = "demographics"
+
+    display_name: Mapped[str] = mapped_column(String(200))
+    sex: Mapped[str | None] = mapped_column(String(20))
+    birth_date: Mapped[dt.date | None] = mapped_column(Date)
+    jurisdiction: Mapped[str] = mapped_column(String(10))
+
+
+class CauseRow(RecordMixin, Base):
+    __tablename__ = "causes"
+    kind = "causes"
+
+    code: Mapped[str] = mapped_column(String(60))
+
+
+class SymptomRow(RecordMixin, Base):
+    __tablename__ = "symptoms"
+    kind = "symptoms"
+
+    date: Mapped[dt.date] = mapped_column(Date)
+    code: Mapped[str] = mapped_column(String(60))
+    symptom_status: Mapped[str] = mapped_column(String(20))
+
+
+class ObservationRow(RecordMixin, Base):
+    __tablename__ = "observations"
+    kind = "observations"
+
+    date: Mapped[dt.date] = mapped_column(Date)
+    code: Mapped[str | None] = mapped_column(String(60))
+    loinc: Mapped[str | None] = mapped_column(String(20))
+    value: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(20))
+    reference_low: Mapped[float | None] = mapped_column(Float)
+    reference_high: Mapped[float | None] = mapped_column(Float)
+
+
+class AdministrationRow(RecordMixin, Base):
+    __tablename__ = "administrations"
+    kind = "administrations"
+
+    date: Mapped[dt.date] = mapped_column(Date)
+    product: Mapped[str] = mapped_column(String(60))
+    brand: Mapped[str | None] = mapped_column(String(500))
+    dose: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(10))
+    route: Mapped[str] = mapped_column(String(10))
+    given_by: Mapped[str | None] = mapped_column(String(10))
+    site: Mapped[str | None] = mapped_column(String(500))
+    lot: Mapped[str | None] = mapped_column(String(100))
+
+
+class PrescriptionRow(RecordMixin, Base):
+    __tablename__ = "prescriptions"
+    kind = "prescriptions"
+
+    product: Mapped[str] = mapped_column(String(60))
+    brand: Mapped[str | None] = mapped_column(String(500))
+    dose: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str] = mapped_column(String(10))
+    route: Mapped[str] = mapped_column(String(10))
+    phase: Mapped[str] = mapped_column(String(20))
+    interval_days: Mapped[int] = mapped_column(Integer)
+    start: Mapped[dt.date] = mapped_column("start_date", Date)
+    end: Mapped[dt.date | None] = mapped_column("end_date", Date)
+
+
+class MedicationRow(RecordMixin, Base):
+    __tablename__ = "medications"
+    kind = "medications"
+
+    code: Mapped[str] = mapped_column(String(60))
+    start: Mapped[dt.date] = mapped_column("start_date", Date)
+    end: Mapped[dt.date | None] = mapped_column("end_date", Date)
+
+
+class AdverseEventRow(RecordMixin, Base):
+    __tablename__ = "adverse_events"
+    kind = "adverse_events"
+
+    date: Mapped[dt.date] = mapped_column(Date)
+    code: Mapped[str] = mapped_column(String(60))
+
+
+RECORD_MODELS: dict[str, type[RecordMixin]] = {
+    m.kind: m
+    for m in (
+        Demographics,
+        CauseRow,
+        SymptomRow,
+        ObservationRow,
+        AdministrationRow,
+        PrescriptionRow,
+        MedicationRow,
+        AdverseEventRow,
+    )
+}
+"""Every versioned table by its kind (the API path segment, and the contract's list name)."""
