@@ -18,6 +18,9 @@ app = typer.Typer(
 
 # Sub-command groups are registered below, one line each, by the module that owns them.
 # (sub-apps)
+from b12plan.cli.core_commands import register_core_commands  # noqa: E402
+
+register_core_commands(app)
 
 
 def main() -> None:
