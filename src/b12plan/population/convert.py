@@ -1,0 +1,227 @@
+"""Cases to the normalised tables: the bridge between one patient's case and a cohort.
+
+Values are converted to canonical units here, once, with the knowledge base's factors, so the SQL
+rules compare like with like whatever unit each laboratory reported in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.parquet as pq  # type: ignore[import-untyped]
+
+from b12plan.core.knowledge import Knowledge
+from b12plan.core.model import (
+    Administration,
+    AdverseEvent,
+    Case,
+    Medication,
+    Observation,
+    Patient,
+    Prescription,
+    SymptomReport,
+)
+from b12plan.population.tables import TABLES
+
+
+@dataclass(frozen=True)
+class CohortMember:
+    """One case in a cohort: the id it is filed under and, optionally, its clinic."""
+
+    patient_id: str
+    case: Case
+    clinic_id: str | None = None
+
+
+def case_rows(
+    member: CohortMember, knowledge: Knowledge, *, shift_days: int = 0
+) -> dict[str, list[dict[str, Any]]]:
+    """The rows one case contributes to each table.
+
+    ``shift_days`` moves every date by the same amount: rules only compare dates with each other
+    and with ``as_of``, so cases evaluated on different dates can share one population run.
+    """
+    case, pid = member.case, member.patient_id
+
+    def d(value: date | None) -> date | None:
+        return None if value is None else value + timedelta(days=shift_days)
+
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
+    p = case.patient
+    rows["patients"].append(
+        {
+            "patient_id": pid,
+            "clinic_id": member.clinic_id,
+            "sex": p.sex,
+            "birth_date": d(p.birth_date),
+            "jurisdiction": case.jurisdiction,
+        }
+    )
+    rows["causes"].extend({"patient_id": pid, "cause": c} for c in case.causes)
+    rows["symptoms"].extend(
+        {"patient_id": pid, "event_date": d(s.date), "code": s.code, "status": s.status}
+        for s in case.symptoms
+    )
+    for o in case.observations:
+        analyte = knowledge.analyte(o.code)
+        rows["observations"].append(
+            {
+                "patient_id": pid,
+                "event_date": d(o.date),
+                "code": o.code,
+                "value": analyte.to_canonical(o.value, o.unit),
+                "unit": analyte.canonical_unit,
+                "reference_low": _canonical(analyte.to_canonical, o.reference_low, o.unit),
+                "reference_high": _canonical(analyte.to_canonical, o.reference_high, o.unit),
+                "reported_value": o.value,
+                "reported_unit": o.unit,
+            }
+        )
+    to_mcg = knowledge.formulary.to_mcg
+    rows["administrations"].extend(
+        {
+            "patient_id": pid,
+            "event_date": d(a.date),
+            "product": a.product,
+            "dose_mcg": to_mcg(a.dose, a.unit),
+            "route": a.route,
+            "given_by": a.given_by,
+            "reported_dose": a.dose,
+            "reported_unit": a.unit,
+        }
+        for a in case.administrations
+    )
+    rx = case.prescription
+    if rx is not None:
+        rows["prescriptions"].append(
+            {
+                "patient_id": pid,
+                "product": rx.product,
+                "dose_mcg": to_mcg(rx.dose, rx.unit),
+                "route": rx.route,
+                "phase": rx.phase,
+                "interval_days": rx.interval_days,
+                "start_date": d(rx.start),
+                "end_date": d(rx.end),
+                "reported_dose": rx.dose,
+                "reported_unit": rx.unit,
+            }
+        )
+    rows["medications"].extend(
+        {"patient_id": pid, "code": m.code, "start_date": d(m.start), "end_date": d(m.end)}
+        for m in case.medications
+    )
+    rows["adverse_events"].extend(
+        {"patient_id": pid, "event_date": d(e.date), "code": e.code} for e in case.adverse_events
+    )
+    return rows
+
+
+def cohort_tables(
+    members: Iterable[CohortMember], knowledge: Knowledge, *, shift_to: date | None = None
+) -> dict[str, pa.Table]:
+    """Arrow tables for a cohort of cases.
+
+    With ``shift_to``, each case's dates move so that its own ``as_of`` lands on ``shift_to``:
+    one run on ``shift_to`` then evaluates every case as of its own date.
+    """
+    out: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
+    seen: set[str] = set()
+    for member in members:
+        if member.patient_id in seen:
+            raise ValueError(f"patient_id {member.patient_id!r} appears twice in the cohort")
+        seen.add(member.patient_id)
+        shift = 0 if shift_to is None else (shift_to - member.case.as_of).days
+        for name, rows in case_rows(member, knowledge, shift_days=shift).items():
+            out[name].extend(rows)
+    return {name: pa.Table.from_pylist(rows, schema=TABLES[name]) for name, rows in out.items()}
+
+
+def cases_from_tables(tables: dict[str, pa.Table], as_of: date) -> Iterator[CohortMember]:
+    """The cases a set of tables describes, one per patient, evaluated as of ``as_of``.
+
+    The reverse of ``cohort_tables``, so that any patient on a worklist can be handed to
+    ``b12plan.core.evaluate`` for the full assessment. Results are given in canonical units
+    (exactly the values the SQL compared); doses as reported.
+    """
+    by_patient: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for name in TABLES:
+        if name == "patients":
+            continue
+        for row in tables[name].to_pylist():
+            by_patient.setdefault(row["patient_id"], {}).setdefault(name, []).append(row)
+    for p in tables["patients"].to_pylist():
+        rec = by_patient.get(p["patient_id"], {})
+        rxs = sorted(rec.get("prescriptions", []), key=lambda r: r["start_date"])
+        rx = rxs[-1] if rxs else None
+        yield CohortMember(
+            patient_id=p["patient_id"],
+            clinic_id=p["clinic_id"],
+            case=Case(
+                as_of=as_of,
+                jurisdiction=p["jurisdiction"],
+                patient=Patient(id=p["patient_id"], sex=p["sex"], birth_date=p["birth_date"]),
+                causes=tuple(r["cause"] for r in rec.get("causes", [])),
+                symptoms=tuple(
+                    SymptomReport(r["event_date"], r["code"], r["status"])
+                    for r in rec.get("symptoms", [])
+                ),
+                observations=tuple(
+                    Observation(
+                        r["event_date"],
+                        r["code"],
+                        r["value"],
+                        r["unit"],
+                        r["reference_low"],
+                        r["reference_high"],
+                    )
+                    for r in rec.get("observations", [])
+                ),
+                administrations=tuple(
+                    Administration(
+                        r["event_date"],
+                        r["product"],
+                        r["reported_dose"],
+                        r["reported_unit"],
+                        r["route"],
+                        given_by=r["given_by"],
+                    )
+                    for r in rec.get("administrations", [])
+                ),
+                prescription=None
+                if rx is None
+                else Prescription(
+                    rx["product"],
+                    rx["reported_dose"],
+                    rx["reported_unit"],
+                    rx["route"],
+                    rx["phase"],
+                    rx["interval_days"],
+                    rx["start_date"],
+                    rx["end_date"],
+                ),
+                medications=tuple(
+                    Medication(r["start_date"], r["code"], r["end_date"])
+                    for r in rec.get("medications", [])
+                ),
+                adverse_events=tuple(
+                    AdverseEvent(r["event_date"], r["code"]) for r in rec.get("adverse_events", [])
+                ),
+            ),
+        )
+
+
+def write_tables(tables: dict[str, pa.Table], directory: Path) -> None:
+    """One Parquet file per table, named after it: the layout every engine reads."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, schema in TABLES.items():
+        pq.write_table(tables[name].cast(schema), directory / f"{name}.parquet")
+
+
+def _canonical(convert: Any, value: float | None, unit: str) -> float | None:
+    return None if value is None else float(convert(value, unit))

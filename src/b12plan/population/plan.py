@@ -1,0 +1,313 @@
+"""The monitoring rules as one plan of SQL steps, written once in DuckDB's dialect.
+
+``sql/*.sql`` derive the facts core derives (results with their cut-offs, the injection course,
+deficiency, protocol, phase, dose window); ``sql/rules/<code>.sql`` each select the patients for
+whom one finding fires, with typed evidence. Every clinical number reaches the SQL from the
+knowledge base: scalars as ``:name`` placeholders (timings by name, ``as_of``, anaemia cut-offs),
+tables as ``kb_*`` steps made from ``Knowledge``. ``sqlglot`` fills the placeholders with typed
+literals and writes the PostgreSQL or Spark SQL text, so the three engines run the same rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+from b12plan.core.knowledge import Knowledge
+from b12plan.population.tables import WORKLIST_SCHEMA, sql_type
+
+DIALECTS = ("duckdb", "postgres", "spark")
+
+# Derived facts, in dependency order. "Materialised" steps are read by several later steps: the
+# engines store them (temporary table, cached view) instead of recomputing them.
+FACT_STEPS: tuple[tuple[str, bool], ...] = (
+    ("results", True),
+    ("course_dose", True),
+    ("course", True),
+    ("patient_facts", True),
+    ("protocol_choice", False),
+    ("patient_state", True),
+)
+
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One named relation: the engine creates it (view or table) before the next step runs."""
+
+    name: str
+    sql: str
+    materialize: bool
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything an engine runs for one ``as_of``: steps in order, then the worklist query."""
+
+    dialect: str
+    as_of: date
+    steps: tuple[Step, ...]
+    worklist_sql: str
+    codes: tuple[str, ...]
+
+
+@cache
+def rule_codes() -> tuple[str, ...]:
+    """Finding codes with a SQL rule (``sql/rules/<code>.sql``), sorted."""
+    folder = resources.files(__package__).joinpath("sql").joinpath("rules")
+    return tuple(
+        sorted(
+            p.name.removesuffix(".sql").upper() for p in folder.iterdir() if p.name.endswith(".sql")
+        )
+    )
+
+
+def _read(*parts: str) -> str:
+    node = resources.files(__package__).joinpath("sql")
+    for part in parts:
+        node = node.joinpath(part)
+    return node.read_text(encoding="utf-8")
+
+
+def build_plan(
+    knowledge: Knowledge,
+    as_of: date,
+    dialect: str = "duckdb",
+    codes: Sequence[str] | None = None,
+) -> Plan:
+    """The steps and worklist query for ``as_of`` in ``dialect``, for ``codes`` (default: all)."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"dialect must be one of {', '.join(DIALECTS)}, not {dialect!r}")
+    chosen = rule_codes() if codes is None else tuple(codes)
+    unknown = sorted(set(chosen) - set(rule_codes()))
+    if unknown:
+        raise ValueError(f"no SQL rule for {', '.join(unknown)}")
+    params = parameters(knowledge, as_of)
+    steps: list[Step] = [
+        Step(name, transpile(sql, dialect, params), False)
+        for name, sql in knowledge_steps(knowledge).items()
+    ]
+    for name, materialize in FACT_STEPS:
+        steps.append(Step(name, transpile(_read(f"{name}.sql"), dialect, params), materialize))
+    for code in chosen:
+        steps.append(
+            Step(
+                f"rule_{code.lower()}",
+                transpile(_read("rules", f"{code.lower()}.sql"), dialect, params),
+                False,
+            )
+        )
+    return Plan(
+        dialect, as_of, tuple(steps), transpile(_worklist_sql(chosen), dialect, params), chosen
+    )
+
+
+def _worklist_sql(codes: Iterable[str]) -> str:
+    """All rules' rows, with clinic, severity and as_of, in the worklist's column types."""
+    types = {f.name: sql_type(f) for f in WORKLIST_SCHEMA}
+    parts = [
+        f"""SELECT patient_id, '{code}' AS code, CAST(evidence_date AS DATE) AS evidence_date,
+                CAST(evidence_days AS BIGINT) AS evidence_days,
+                CAST(evidence_value AS DOUBLE) AS evidence_value,
+                CAST(evidence_note AS VARCHAR) AS evidence_note
+            FROM rule_{code.lower()}"""
+        for code in codes
+    ]
+    union = (
+        "\nUNION ALL\n".join(parts)
+        if parts
+        else (
+            "SELECT CAST(NULL AS VARCHAR) AS patient_id, CAST(NULL AS VARCHAR) AS code,"
+            " CAST(NULL AS DATE) AS evidence_date, CAST(NULL AS BIGINT) AS evidence_days,"
+            " CAST(NULL AS DOUBLE) AS evidence_value, CAST(NULL AS VARCHAR) AS evidence_note"
+            " FROM kb_finding WHERE 1 = 0"
+        )
+    )
+    return f"""
+    SELECT CAST(f.patient_id AS {types["patient_id"]}) AS patient_id,
+        CAST(p.clinic_id AS {types["clinic_id"]}) AS clinic_id,
+        f.code, kf.severity, CAST(:as_of AS DATE) AS as_of,
+        f.evidence_date, f.evidence_days, ROUND(f.evidence_value, 3) AS evidence_value,
+        f.evidence_note
+    FROM ({union}) AS f
+    JOIN kb_finding kf ON kf.code = f.code
+    LEFT JOIN patients p ON p.patient_id = f.patient_id
+    ORDER BY f.patient_id, f.code
+    """
+
+
+def parameters(knowledge: Knowledge, as_of: date) -> dict[str, Any]:
+    """The scalar parameters the SQL may name: ``as_of``, every timing, the anaemia cut-offs."""
+    params: dict[str, Any] = {"as_of": as_of}
+    params.update({t.name: t.value for t in knowledge.timings})
+    params.update({f"anaemia_{a.group}_below": a.hb_below_g_per_l for a in knowledge.anaemia})
+    return params
+
+
+def knowledge_steps(knowledge: Knowledge) -> dict[str, str]:
+    """The knowledge base as small tables (``kb_*``), written as typed VALUES lists."""
+    f = knowledge.formulary
+    protocols: list[Row] = []
+    stages: list[Row] = []
+    for ordinal, p in enumerate(knowledge.protocols):
+        w = p.maintenance.window
+        first = p.loading[0].window
+        lo, hi = p.dose_range_mcg if p.dose_range_mcg is not None else (None, None)
+        protocols.append(
+            (
+                p.id,
+                ordinal,
+                p.jurisdiction,
+                p.product,
+                p.neurological,
+                p.dietary_only,
+                p.jurisdiction_default,
+                lo,
+                hi,
+                p.loading_end,
+                p.loading_doses_minimum,
+                p.lifelong_when_chronic,
+                w.min_interval_days,
+                w.due_interval_days,
+                w.overdue_after_days,
+                p.maintenance.interval_range_days[1],
+                first.overdue_after_days - first.due_interval_days,
+            )
+        )
+        seen = 0
+        for s in p.loading:
+            stages.append(
+                (
+                    p.id,
+                    seen + 1,
+                    None if s.doses is None else seen + s.doses,
+                    s.window.min_interval_days,
+                    s.window.due_interval_days,
+                    s.window.overdue_after_days,
+                )
+            )
+            seen += s.doses or 0
+    tables: dict[str, tuple[list[tuple[str, str]], list[Row]]] = {
+        "kb_analyte": (
+            [
+                ("code", "VARCHAR"),
+                ("canonical_unit", "VARCHAR"),
+                ("deficient_below", "DOUBLE"),
+                ("normal_above", "DOUBLE"),
+                ("raised_above", "DOUBLE"),
+            ],
+            [
+                (a.code, a.canonical_unit, a.deficient_below, a.normal_above, a.raised_above)
+                for a in knowledge.analytes
+            ],
+        ),
+        "kb_cause": (
+            [("code", "VARCHAR"), ("chronic", "BOOLEAN")],
+            [(c.code, c.chronic) for c in knowledge.causes],
+        ),
+        "kb_symptom": (
+            [("code", "VARCHAR"), ("neurological", "BOOLEAN")],
+            [(s.code, s.neurological) for s in knowledge.symptoms],
+        ),
+        "kb_adverse_event": (
+            [("code", "VARCHAR"), ("kind", "VARCHAR")],
+            [(e.code, e.kind) for e in knowledge.adverse_events],
+        ),
+        "kb_not_for_deficiency": (
+            [("product", "VARCHAR"), ("route", "VARCHAR"), ("min_mcg", "DOUBLE")],
+            [(p.id, n.route, n.min_mcg) for p in f.products for n in p.not_for_deficiency],
+        ),
+        "kb_protocol": (
+            [
+                ("protocol_id", "VARCHAR"),
+                ("ordinal", "INTEGER"),
+                ("jurisdiction", "VARCHAR"),
+                ("product", "VARCHAR"),
+                ("neurological_rule", "VARCHAR"),
+                ("dietary_rule", "VARCHAR"),
+                ("jurisdiction_default", "BOOLEAN"),
+                ("dose_min_mcg", "DOUBLE"),
+                ("dose_max_mcg", "DOUBLE"),
+                ("loading_end", "VARCHAR"),
+                ("loading_doses_minimum", "INTEGER"),
+                ("lifelong_when_chronic", "BOOLEAN"),
+                ("maintenance_min_days", "INTEGER"),
+                ("maintenance_due_days", "INTEGER"),
+                ("maintenance_overdue_days", "INTEGER"),
+                ("interval_max_days", "INTEGER"),
+                ("first_dose_grace_days", "INTEGER"),
+            ],
+            protocols,
+        ),
+        "kb_loading_stage": (
+            [
+                ("protocol_id", "VARCHAR"),
+                ("first_dose_no", "INTEGER"),
+                ("last_dose_no", "INTEGER"),
+                ("min_days", "INTEGER"),
+                ("due_days", "INTEGER"),
+                ("overdue_days", "INTEGER"),
+            ],
+            stages,
+        ),
+        "kb_finding": (
+            [("code", "VARCHAR"), ("severity", "VARCHAR")],
+            [(s.code, s.severity) for s in knowledge.findings],
+        ),
+    }
+    return {name: _values_sql(cols, rows) for name, (cols, rows) in tables.items()}
+
+
+def _values_sql(columns: list[tuple[str, str]], rows: list[Row]) -> str:
+    if not rows:
+        casts = ", ".join(f"CAST(NULL AS {t}) AS {c}" for c, t in columns)
+        return f"SELECT {casts} WHERE 1 = 0"
+    aliases = ", ".join(f"c{i}" for i in range(len(columns)))
+    casts = ", ".join(f"CAST(c{i} AS {t}) AS {c}" for i, (c, t) in enumerate(columns))
+    values = ", ".join("(" + ", ".join(_literal(v) for v in row) + ")" for row in rows)
+    return f"SELECT {casts} FROM (VALUES {values}) AS t({aliases})"
+
+
+def _literal(value: Any) -> str:
+    return _literal_expr(value).sql(dialect="duckdb")
+
+
+def _literal_expr(value: Any) -> exp.Expression:
+    """A typed SQL literal: dates as DATE, floats as DOUBLE (never DECIMAL), text quoted."""
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, date):
+        return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.Type.DATE)
+    if isinstance(value, int):
+        return exp.Literal.number(value)
+    if isinstance(value, float):
+        if value.is_integer():
+            return exp.Literal.number(int(value))
+        return exp.cast(exp.Literal.number(repr(value)), exp.DataType.Type.DOUBLE)
+    if isinstance(value, str):
+        return exp.Literal.string(value)
+    raise TypeError(f"no SQL literal for {type(value).__name__}")
+
+
+def transpile(sql: str, dialect: str, params: dict[str, Any]) -> str:
+    """Fill ``:name`` placeholders with literals and write ``sql`` (DuckDB) in ``dialect``."""
+    tree = sqlglot.parse_one(sql, read="duckdb")
+
+    def fill(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Placeholder) and node.name:
+            if node.name not in params:
+                raise KeyError(f"SQL names unknown parameter :{node.name}")
+            return _literal_expr(params[node.name])
+        return node
+
+    return tree.transform(fill).sql(dialect=dialect)

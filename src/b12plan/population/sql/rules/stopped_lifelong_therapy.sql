@@ -1,0 +1,12 @@
+-- STOPPED_LIFELONG_THERAPY (NG239): a chronic cause, and injections have stopped: the order
+-- has ended, or no injection for more than :stopped_factor maintenance intervals
+-- (b12plan.core.rules.check_stopped_lifelong_therapy, b12plan.core.evaluate._phase).
+SELECT
+    patient_id,
+    last_dose AS evidence_date,
+    DATE_DIFF('day', last_dose, :as_of) AS evidence_days,
+    CAST(NULL AS DOUBLE) AS evidence_value,
+    CASE WHEN rx_end IS NOT NULL AND rx_end <= :as_of THEN 'order ended'
+         ELSE 'no recent injection' END AS evidence_note
+FROM patient_state
+WHERE chronic AND phase = 'stopped'

@@ -1,0 +1,122 @@
+"""The table contract: the normalised tables every engine reads, and the worklist it writes.
+
+One row per record, one table per record kind, keyed by ``patient_id``. Values are already in the
+knowledge base's canonical units (``value``/``unit`` for results, ``dose_mcg`` for doses); the
+figures as reported are kept beside them for provenance. Anything that can supply these columns
+(Parquet files, PostgreSQL tables, or later views over ``b12plan.store``) can be monitored: the
+SQL rules read nothing else. ``docs/population.md`` documents the same contract for people.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa  # type: ignore[import-untyped]
+
+TABLES: dict[str, pa.Schema] = {
+    "patients": pa.schema(
+        [
+            ("patient_id", pa.string()),
+            ("clinic_id", pa.string()),
+            ("sex", pa.string()),
+            ("birth_date", pa.date32()),
+            ("jurisdiction", pa.string()),
+        ]
+    ),
+    "causes": pa.schema([("patient_id", pa.string()), ("cause", pa.string())]),
+    "symptoms": pa.schema(
+        [
+            ("patient_id", pa.string()),
+            ("event_date", pa.date32()),
+            ("code", pa.string()),
+            ("status", pa.string()),
+        ]
+    ),
+    "observations": pa.schema(
+        [
+            ("patient_id", pa.string()),
+            ("event_date", pa.date32()),
+            ("code", pa.string()),
+            ("value", pa.float64()),
+            ("unit", pa.string()),
+            ("reference_low", pa.float64()),
+            ("reference_high", pa.float64()),
+            ("reported_value", pa.float64()),
+            ("reported_unit", pa.string()),
+        ]
+    ),
+    "administrations": pa.schema(
+        [
+            ("patient_id", pa.string()),
+            ("event_date", pa.date32()),
+            ("product", pa.string()),
+            ("dose_mcg", pa.float64()),
+            ("route", pa.string()),
+            ("given_by", pa.string()),
+            ("reported_dose", pa.float64()),
+            ("reported_unit", pa.string()),
+        ]
+    ),
+    "prescriptions": pa.schema(
+        [
+            ("patient_id", pa.string()),
+            ("product", pa.string()),
+            ("dose_mcg", pa.float64()),
+            ("route", pa.string()),
+            ("phase", pa.string()),
+            ("interval_days", pa.int32()),
+            ("start_date", pa.date32()),
+            ("end_date", pa.date32()),
+            ("reported_dose", pa.float64()),
+            ("reported_unit", pa.string()),
+        ]
+    ),
+    "medications": pa.schema(
+        [
+            ("patient_id", pa.string()),
+            ("code", pa.string()),
+            ("start_date", pa.date32()),
+            ("end_date", pa.date32()),
+        ]
+    ),
+    "adverse_events": pa.schema(
+        [
+            ("patient_id", pa.string()),
+            ("event_date", pa.date32()),
+            ("code", pa.string()),
+        ]
+    ),
+}
+
+# One row per (patient, finding). Evidence is typed, not JSON, so that three engines can be
+# compared cell by cell: the date the finding hinges on, a day count, a value in canonical units,
+# and a short note (e.g. the protocol or analyte).
+WORKLIST_SCHEMA = pa.schema(
+    [
+        ("patient_id", pa.string()),
+        ("clinic_id", pa.string()),
+        ("code", pa.string()),
+        ("severity", pa.string()),
+        ("as_of", pa.date32()),
+        ("evidence_date", pa.date32()),
+        ("evidence_days", pa.int64()),
+        ("evidence_value", pa.float64()),
+        ("evidence_note", pa.string()),
+    ]
+)
+
+SQL_TYPES: dict[str, str] = {
+    "string": "VARCHAR",
+    "date32[day]": "DATE",
+    "double": "DOUBLE",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+}
+
+
+def empty_tables() -> dict[str, pa.Table]:
+    """Every table of the contract, with no rows (a cohort with nothing recorded yet)."""
+    return {name: schema.empty_table() for name, schema in TABLES.items()}
+
+
+def sql_type(field: pa.Field) -> str:
+    """The DuckDB-dialect type for a contract column (transpiled like the rules)."""
+    return SQL_TYPES[str(field.type)]
