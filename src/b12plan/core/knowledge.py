@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import TypeVar
-
-T = TypeVar("T")
+from functools import cached_property
+from typing import Any
 
 
 class KnowledgeError(ValueError):
@@ -200,14 +199,22 @@ class Formulary:
     implausible_factor: float  # a dose this many times outside the range is a unit error
     implausible_source: str
 
+    @cached_property
+    def _products(self) -> dict[str, Product]:
+        return {p.id: p for p in self.products}
+
+    @cached_property
+    def _factors(self) -> dict[str, float]:
+        return {u.symbol: u.factor for u in self.dose_units}
+
     def product(self, product_id: str) -> Product | None:
-        return next((p for p in self.products if p.id == product_id), None)
+        return self._products.get(product_id)
 
     def to_mcg(self, dose: float, unit: str) -> float:
-        for u in self.dose_units:
-            if u.symbol == unit:
-                return dose * u.factor
-        raise KnowledgeError(f"unknown dose unit {unit!r}")
+        factor = self._factors.get(unit)
+        if factor is None:
+            raise KnowledgeError(f"unknown dose unit {unit!r}")
+        return dose * factor
 
 
 @dataclass(frozen=True)
@@ -361,39 +368,64 @@ class Knowledge:
         return out
 
     # Look-ups the rules use; a missing entry is a knowledge error, never a silent default.
+    @cached_property
+    def _index(self) -> dict[tuple[str, str], Any]:
+        index: dict[tuple[str, str], Any] = {}
+        for kind, entries, key in (
+            ("protocol", self.protocols, "id"),
+            ("analyte", self.analytes, "code"),
+            ("timing", self.timings, "name"),
+            ("finding", self.findings, "code"),
+            ("cause", self.causes, "code"),
+            ("symptom", self.symptoms, "code"),
+            ("adverse event", self.adverse_events, "code"),
+            ("monitoring item", self.monitoring, "item"),
+        ):
+            for entry in entries:
+                index[(kind, getattr(entry, key))] = entry
+        return index
+
+    def _get(self, kind: str, key: str) -> Any:
+        try:
+            return self._index[(kind, key)]
+        except KeyError:
+            raise KnowledgeError(f"no {kind} {key!r} in the knowledge base") from None
+
     def protocol(self, protocol_id: str) -> Protocol:
-        return _one(self.protocols, "id", protocol_id, "protocol")
+        entry: Protocol = self._get("protocol", protocol_id)
+        return entry
 
     def analyte(self, code: str) -> Analyte:
-        return _one(self.analytes, "code", code, "analyte")
+        entry: Analyte = self._get("analyte", code)
+        return entry
 
     def timing(self, name: str) -> float:
-        return _one(self.timings, "name", name, "timing").value
+        entry: Timing = self._get("timing", name)
+        return entry.value
 
     def timing_source(self, name: str) -> str:
-        return _one(self.timings, "name", name, "timing").source
+        entry: Timing = self._get("timing", name)
+        return entry.source
 
     def finding(self, code: str) -> FindingSpec:
-        return _one(self.findings, "code", code, "finding")
+        entry: FindingSpec = self._get("finding", code)
+        return entry
 
     def cause(self, code: str) -> VocabularyEntry:
-        return _one(self.causes, "code", code, "cause")
+        entry: VocabularyEntry = self._get("cause", code)
+        return entry
 
     def symptom(self, code: str) -> VocabularyEntry:
-        return _one(self.symptoms, "code", code, "symptom")
+        entry: VocabularyEntry = self._get("symptom", code)
+        return entry
 
     def adverse_event(self, code: str) -> VocabularyEntry:
-        return _one(self.adverse_events, "code", code, "adverse event")
+        entry: VocabularyEntry = self._get("adverse event", code)
+        return entry
 
     def monitoring_spec(self, item: str) -> MonitoringSpec:
-        return _one(self.monitoring, "item", item, "monitoring item")
+        entry: MonitoringSpec = self._get("monitoring item", item)
+        return entry
 
     def analyte_by_loinc(self, loinc: str) -> Analyte | None:
         return next((a for a in self.analytes if loinc in a.loinc), None)
-
-
-def _one(entries: tuple[T, ...], attr: str, value: str, what: str) -> T:
-    for entry in entries:
-        if getattr(entry, attr) == value:
-            return entry
-    raise KnowledgeError(f"no {what} {value!r} in the knowledge base")
