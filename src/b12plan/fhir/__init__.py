@@ -1,0 +1,109 @@
+"""FHIR R4 (``fhir.resources.R4B``) import and export of the contract case.
+
+``case_dict_to_bundle`` writes a ``collection`` Bundle: Patient, Condition per cause, Observation
+per result (LOINC, UCUM) and per symptom report, MedicationRequest (loading and maintenance as
+``dosageInstruction`` ``sequence`` 1 and 2), MedicationAdministration, MedicationStatement,
+AdverseEvent and, from ``b12plan.core.evaluate``, a CarePlan of the planned doses.
+``bundle_to_case_dict`` reads such a Bundle, or an EHR's, back into the canonical contract case.
+The round trip is the identity on canonical cases (``caseio.case_to_dict`` output).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from b12plan.caseio import parse_case
+from b12plan.core import evaluate
+from b12plan.core.knowledge import Knowledge
+from b12plan.fhir.codes import CodeMap, Systems, load_code_map, systems
+from b12plan.fhir.from_fhir import DraftOrder, read_bundle, read_draft_orders, validate_bundle
+from b12plan.fhir.outcome import BundleError, describe, http_status, operation_outcome
+from b12plan.fhir.to_fhir import case_to_bundle
+from b12plan.knowledge import load_knowledge
+
+__all__ = [
+    "BundleError",
+    "CodeMap",
+    "DraftOrder",
+    "Systems",
+    "bundle_to_case_dict",
+    "case_dict_to_bundle",
+    "describe",
+    "draft_orders",
+    "http_status",
+    "load_code_map",
+    "operation_outcome",
+    "systems",
+    "validate_bundle",
+]
+
+
+def case_dict_to_bundle(
+    case: dict[str, Any],
+    *,
+    bundle_id: str | None = None,
+    knowledge: Knowledge | None = None,
+    include_plan: bool = True,
+    patient_resource_id: str | None = None,
+) -> dict[str, Any]:
+    """A contract case as a FHIR R4 ``collection`` Bundle (JSON).
+
+    The case is validated first (``caseio.CaseError`` names the field). With ``include_plan`` the
+    case is evaluated as of its ``as_of`` to add the CarePlan and the protocol's maintenance
+    phase of a loading order. ``patient_resource_id`` sets ``Patient.id`` (e.g. a server's id).
+    """
+    k = knowledge or load_knowledge()
+    parsed = parse_case(case, k)
+    assessment = evaluate(parsed, k, as_of=parsed.as_of) if include_plan else None
+    return case_to_bundle(
+        parsed,
+        k,
+        load_code_map(),
+        systems(),
+        assessment=assessment,
+        bundle_id=bundle_id,
+        patient_resource_id=patient_resource_id,
+    )
+
+
+def bundle_to_case_dict(
+    bundle: object,
+    *,
+    as_of: date,
+    knowledge: Knowledge | None = None,
+    patient_id: str | None = None,
+) -> dict[str, Any]:
+    """A FHIR R4 Bundle as the canonical contract case; ``BundleError`` lists FHIR paths.
+
+    ``patient_id``, when given, is the patient the record must belong to (e.g. CDS Hooks
+    ``context.patientId``): a Patient or a subject reference naming anyone else is an error.
+    """
+    return read_bundle(
+        bundle,
+        as_of=as_of,
+        knowledge=knowledge or load_knowledge(),
+        codes=load_code_map(),
+        systems=systems(),
+        patient_id=patient_id,
+    )
+
+
+def draft_orders(
+    bundle: object,
+    *,
+    as_of: date,
+    jurisdiction: str,
+    patient_id: str | None = None,
+    knowledge: Knowledge | None = None,
+) -> list[DraftOrder]:
+    """The B12 and contract-listed medication orders in a CDS Hooks ``draftOrders`` Bundle."""
+    return read_draft_orders(
+        bundle,
+        as_of=as_of,
+        jurisdiction=jurisdiction,
+        knowledge=knowledge or load_knowledge(),
+        codes=load_code_map(),
+        systems=systems(),
+        patient_id=patient_id,
+    )
