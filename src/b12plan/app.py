@@ -1,0 +1,179 @@
+"""The composition root: settings from the environment, services, and the FastAPI app.
+
+This is the one module that picks the clock, the database and the password hasher, and wires
+the service layer to the REST API (and to any other router that serves people). Nothing is
+built at import time: ``create_app(settings)`` does it, and ``uvicorn --factory
+b12plan.app:app_from_env`` calls it with the environment's settings.
+
+Environment:
+
+- ``B12PLAN_DATABASE_URL``: ``sqlite:///PATH`` (default ``sqlite:///./b12plan.db``) or
+  ``postgresql+psycopg://user@host:port/db``.
+- ``B12PLAN_TODAY``: pin "today" (``YYYY-MM-DD``) for reproducible demos; default: the clock.
+- ``B12PLAN_TOKEN_TTL_HOURS``: lifetime of sign-in tokens and sessions (default 12).
+- ``B12PLAN_COOKIE_SECURE``: ``1`` to mark the session cookie Secure (behind HTTPS).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+from fastapi import FastAPI
+from pwdlib import PasswordHash
+
+from b12plan.api import (
+    install_problem_handlers,
+    make_access_router,
+    make_assess_router,
+    make_current_user,
+    make_records_router,
+)
+from b12plan.caseio import parse_iso_date
+from b12plan.cli.ics import assessment_calendar
+from b12plan.core.assessment import Assessment
+from b12plan.core.knowledge import Knowledge
+from b12plan.knowledge import load_knowledge
+from b12plan.service import AuthService, Clock, PinnedDayClock, RecordsService, SystemClock
+from b12plan.service.records import new_uuid
+from b12plan.store import DEFAULT_URL, Database, current_revision, head_revision
+
+
+class SettingsError(ValueError):
+    """A setting from the environment is unusable; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_URL
+    today: dt.date | None = None
+    token_ttl_hours: float = 12.0
+    cookie_secure: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``B12PLAN_*`` variables; a bad value raises ``SettingsError``."""
+        env = os.environ if env is None else env
+        today = None
+        if env.get("B12PLAN_TODAY"):
+            try:
+                today = parse_iso_date(env["B12PLAN_TODAY"])
+            except ValueError as exc:
+                raise SettingsError(f"B12PLAN_TODAY: {exc}") from None
+        ttl = cls.token_ttl_hours
+        if env.get("B12PLAN_TOKEN_TTL_HOURS"):
+            try:
+                ttl = float(env["B12PLAN_TOKEN_TTL_HOURS"])
+            except ValueError:
+                raise SettingsError("B12PLAN_TOKEN_TTL_HOURS: expected a number of hours") from None
+            if not 0 < ttl <= 24 * 366:
+                raise SettingsError("B12PLAN_TOKEN_TTL_HOURS: must be above 0 and at most a year")
+        secure = env.get("B12PLAN_COOKIE_SECURE", "0").strip().lower()
+        if secure not in ("0", "1", "true", "false", "yes", "no", ""):
+            raise SettingsError("B12PLAN_COOKIE_SECURE: expected 1 or 0")
+        return cls(
+            database_url=env.get("B12PLAN_DATABASE_URL") or DEFAULT_URL,
+            today=today,
+            token_ttl_hours=ttl,
+            cookie_secure=secure in ("1", "true", "yes"),
+        )
+
+
+@dataclass(frozen=True)
+class Services:
+    """Everything ``create_app`` wires; other entry points (CLI, web UI) reuse the same set."""
+
+    settings: Settings
+    db: Database
+    clock: Clock
+    knowledge: Knowledge
+    records: RecordsService
+    auth: AuthService
+
+
+def build_services(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    password_hash: PasswordHash | None = None,
+    new_id: Callable[[], str] = new_uuid,
+) -> Services:
+    """The service layer for ``settings``: one database, one clock, one knowledge base."""
+    if clock is None:
+        clock = PinnedDayClock(settings.today) if settings.today else SystemClock()
+    db = Database(settings.database_url)
+    knowledge = load_knowledge()
+    return Services(
+        settings=settings,
+        db=db,
+        clock=clock,
+        knowledge=knowledge,
+        records=RecordsService(db, clock=clock, knowledge=knowledge, new_id=new_id),
+        auth=AuthService(
+            db,
+            clock=clock,
+            password_hash=password_hash,
+            token_ttl=dt.timedelta(hours=settings.token_ttl_hours),
+            new_id=new_id,
+        ),
+    )
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    """The web application: REST API under ``/api/v1``, OpenAPI at ``/docs``."""
+    services = services or build_services(settings or Settings.from_env())
+    app = FastAPI(
+        title="b12plan",
+        version=_version(),
+        summary="Plans, explains and monitors vitamin B12 injection therapy.",
+        description=(
+            "Patient records (nothing is deleted: corrections are new versions), the core "
+            "assessment of a stored record, a stateless assessment endpoint, a worklist and "
+            "calendar export. Errors are `application/problem+json`. Sign in with "
+            "`POST /api/v1/auth/token` and send `Authorization: Bearer <token>`."
+        ),
+    )
+    app.state.services = services
+    install_problem_handlers(app)
+    current_user = make_current_user(services.auth)
+    app.include_router(
+        make_access_router(
+            services.auth, current_user, cookie_secure=services.settings.cookie_secure
+        )
+    )
+    app.include_router(make_records_router(services.records, current_user, _calendar))
+    app.include_router(
+        make_assess_router(services.records, current_user, lambda: _health(services))
+    )
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """For ``uvicorn --factory b12plan.app:app_from_env``."""
+    return create_app(Settings.from_env())
+
+
+def _version() -> str:
+    try:
+        return metadata.version("b12plan")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _calendar(assessment: Assessment, patient_id: str) -> bytes:
+    return assessment_calendar(assessment, patient_id=patient_id)
+
+
+def _health(services: Services) -> dict[str, Any]:
+    return {
+        "status": "ok",
+        "database": services.db.engine.dialect.name,
+        "schema_revision": current_revision(services.db.engine),
+        "schema_head": head_revision(),
+        "knowledge_version": services.knowledge.version,
+        "today": services.clock.today().isoformat(),
+    }

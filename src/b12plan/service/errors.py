@@ -1,0 +1,78 @@
+"""What can go wrong in a use case, as values the entry points render (HTTP, CLI, web).
+
+Each error carries a stable ``type`` slug, a one-line ``title`` and a ``detail``; invalid input
+also carries ``errors``, one ``{"loc", "msg", "type"}`` per problem, ``loc`` being the field path.
+The API turns these into problem+json in one place (``b12plan.api.problems``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypedDict
+
+
+class FieldError(TypedDict):
+    loc: str
+    msg: str
+    type: str
+
+
+class ServiceError(Exception):
+    type: str = "error"
+    title: str = "Request failed"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class InvalidInput(ServiceError):
+    type = "invalid-input"
+    title = "Invalid input"
+
+    def __init__(self, errors: Sequence[FieldError], detail: str | None = None) -> None:
+        self.errors: list[FieldError] = list(errors)
+        super().__init__(
+            detail or "; ".join(f"{e['loc'] or '(document)'}: {e['msg']}" for e in self.errors)
+        )
+
+
+class Unauthenticated(ServiceError):
+    type = "unauthenticated"
+    title = "Not signed in"
+
+
+class Forbidden(ServiceError):
+    type = "forbidden"
+    title = "Not allowed"
+
+
+class NotFound(ServiceError):
+    type = "not-found"
+    title = "Not found"
+
+
+class Conflict(ServiceError):
+    """The write was based on a version that is no longer current (or would duplicate one)."""
+
+    type = "conflict"
+    title = "Conflict"
+
+    def __init__(self, detail: str, current_version: int | None = None) -> None:
+        super().__init__(detail)
+        self.current_version = current_version
+
+
+def field_error(loc: str, msg: str, type_: str) -> FieldError:
+    return {"loc": loc, "msg": msg, "type": type_}
+
+
+def loc_text(parts: Sequence[str | int]) -> str:
+    """``("observations", 2, "unit")`` as ``observations[2].unit`` (the contract's path style)."""
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text

@@ -1,0 +1,842 @@
+"""Use cases on patient records: who may do what, and what a stored record means clinically.
+
+``RecordsService`` is the one façade the REST API, the CLI and the web UI call. Every method
+takes the acting ``Principal`` first and checks access itself, so no entry point can forget to.
+Every write is one transaction holding the change and its audit entry; before it commits, the
+patient's whole record is rebuilt as a contract case and run through ``b12plan.caseio``, so the
+store never holds anything the assessment would refuse.
+
+Access rules (ADR 0012): an admin sees every clinic; a clinician sees the patients of their own
+clinic; a patient sees only their own record, and may write symptoms, adverse events and
+administrations they gave themselves (or a carer gave), and correct only what they entered.
+A patient outside the caller's reach is "not found", so ids of other clinics' patients leak
+nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import uuid
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from b12plan.caseio import SCHEMA_VERSION, CaseError, case_to_dict, parse_case
+from b12plan.core import Assessment, evaluate
+from b12plan.core.knowledge import Knowledge
+from b12plan.service.clock import Clock
+from b12plan.service.errors import (
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    ServiceError,
+    field_error,
+)
+from b12plan.service.schemas import (
+    KIND_OF_INPUT,
+    KINDS,
+    AuditOut,
+    CauseIn,
+    MonitoringDue,
+    NewPatient,
+    Page,
+    PatientIn,
+    PatientOut,
+    PrescriptionIn,
+    Principal,
+    R,
+    RecordIn,
+    RecordKind,
+    StoredRecord,
+    WorklistFinding,
+    WorklistQuery,
+    WorklistRow,
+)
+from b12plan.store import models
+from b12plan.store.database import Database
+from b12plan.store.repository import (
+    Author,
+    RecordNotFound,
+    Repository,
+    VersionConflict,
+    all_rows,
+    current_rows,
+    latest_version,
+    versions,
+)
+
+PATIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+_CHUNK = 500
+
+
+def new_uuid() -> str:
+    """Random record ids (the default id factory; tests inject a predictable one)."""
+    return uuid.uuid4().hex
+
+
+class StoredRecordInvalid(ServiceError):
+    """A stored record no longer passes validation (e.g. the knowledge base dropped a unit)."""
+
+    type = "stored-record-invalid"
+    title = "Stored record fails validation"
+
+    def __init__(self, detail: str, errors: Sequence[FieldError]) -> None:
+        super().__init__(detail)
+        self.errors = list(errors)
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    """A patient's identity, current demographics and current (active) clinical rows."""
+
+    patient: models.Patient
+    demographics: models.Demographics
+    rows: dict[str, list[models.RecordMixin]]
+
+
+@dataclass(frozen=True)
+class CaseDocument:
+    """A contract case built from the store, and which stored record each entry came from."""
+
+    document: dict[str, Any]
+    sources: dict[str, tuple[str, str]]  # "observations[2]" -> ("observations", record id)
+
+
+# --- access -------------------------------------------------------------------------------------
+
+
+def may_see(who: Principal, patient: models.Patient) -> bool:
+    if who.role == "admin":
+        return True
+    if who.role == "clinician":
+        return who.clinic_id is not None and patient.clinic_id == who.clinic_id
+    return who.patient_id is not None and patient.id == who.patient_id
+
+
+def _require_staff(who: Principal, action: str) -> None:
+    if who.role not in ("clinician", "admin"):
+        raise Forbidden(f"only clinicians and admins may {action}")
+
+
+def _permit_write(
+    who: Principal, kind: RecordKind[R], data: R | None, existing: models.RecordMixin | None
+) -> R | None:
+    """The record as it may be written by ``who`` (a patient's dose defaults to self-given)."""
+    if who.role != "patient":
+        return data
+    if not kind.patient_may_write:
+        raise Forbidden(f"patients may not change {kind.label}s; ask the clinic")
+    if existing is not None and existing.recorded_by != who.user_id:
+        raise Forbidden(f"patients may correct only the {kind.label}s they entered themselves")
+    given_by = getattr(data, "given_by", None) if data is not None else None
+    if data is not None and kind.name == "administrations":
+        if given_by == "clinic":
+            raise Forbidden("patients may log only doses they (or a carer) gave: given_by 'self'")
+        if given_by is None:
+            return data.model_copy(update={"given_by": "self"})
+    return data
+
+
+# --- reading the store --------------------------------------------------------------------------
+
+
+def load_records(session: Session, patient_ids: Collection[str]) -> dict[str, PatientRecord]:
+    """Current records of these patients (batched: one query per table per chunk)."""
+    out: dict[str, PatientRecord] = {}
+    ids = list(dict.fromkeys(patient_ids))
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        patients = session.scalars(select(models.Patient).where(models.Patient.id.in_(chunk)))
+        demographics = {d.patient_id: d for d in current_rows(session, models.Demographics, chunk)}
+        rows: dict[str, dict[str, list[models.RecordMixin]]] = {pid: {} for pid in chunk}
+        for kind in KINDS.values():
+            for row in current_rows(session, kind.model, chunk):
+                rows[row.patient_id].setdefault(kind.name, []).append(row)
+        for patient in patients:
+            demo = demographics.get(patient.id)
+            if demo is not None:
+                out[patient.id] = PatientRecord(patient, demo, rows[patient.id])
+    return out
+
+
+def current_prescription(
+    rows: Iterable[models.RecordMixin], as_of: dt.date
+) -> models.PrescriptionRow | None:
+    """The order in force on ``as_of``: the latest ``start`` on or before it."""
+    candidates = [
+        cast(models.PrescriptionRow, r)
+        for r in rows
+        if cast(models.PrescriptionRow, r).start <= as_of
+    ]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda r: (r.start, r.recorded_at, r.id))
+
+
+def build_case(
+    record: PatientRecord, as_of: dt.date, *, prescription_id: str | None = None
+) -> CaseDocument:
+    """The stored record as a contract v1 case (entered-in-error rows are not in ``record``).
+
+    Entries are sorted (by date, then content), so the same record always gives the same
+    document. ``prescription_id`` forces that order into the case (used to validate a write of
+    an order that is not, or not yet, the one in force).
+    """
+    demo = record.demographics
+    patient = {"id": record.patient.id, "sex": demo.sex, "birth_date": _iso(demo.birth_date)}
+    document: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "as_of": as_of.isoformat(),
+        "jurisdiction": demo.jurisdiction,
+        "patient": {k: v for k, v in patient.items() if v is not None},
+    }
+    sources: dict[str, tuple[str, str]] = {"patient": ("demographics", record.patient.id)}
+    for kind in KINDS.values():
+        rows = record.rows.get(kind.name, [])
+        if kind.name == "prescriptions":
+            chosen = next((r for r in rows if r.id == prescription_id), None)
+            rx = chosen or current_prescription(rows, as_of)
+            if rx is not None:
+                document["prescription"] = PrescriptionIn.from_row(rx).case_entry()
+                sources["prescription"] = (kind.name, rx.id)
+            continue
+        entries = sorted(
+            ((kind.input.from_row(r).case_entry(), r.id) for r in rows),
+            key=lambda pair: (_entry_date(pair[0]), json.dumps(pair[0], sort_keys=True), pair[1]),
+        )
+        document[kind.name] = [entry for entry, _ in entries]
+        for i, (_, record_id) in enumerate(entries):
+            sources[f"{kind.name}[{i}]"] = (kind.name, record_id)
+    return CaseDocument(document, sources)
+
+
+def _entry_date(entry: object) -> str:
+    if isinstance(entry, dict):
+        return str(entry.get("date") or entry.get("start") or "")
+    return ""
+
+
+def _iso(value: dt.date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+_LOC_HEAD = re.compile(r"^(?P<head>[a-z_]+(?:\[\d+\])?)(?:\.(?P<rest>.*))?$")
+
+
+class RecordsService:
+    """Patient records, assessments and the worklist for signed-in users."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        clock: Clock,
+        knowledge: Knowledge,
+        new_id: Callable[[], str] = new_uuid,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.knowledge = knowledge
+        self.new_id = new_id
+
+    # --- patients -----------------------------------------------------------------------------
+
+    def create_patient(
+        self, who: Principal, new: NewPatient, *, patient_id: str | None = None
+    ) -> PatientOut:
+        """A new patient in ``new.clinic_id`` (a clinician's own clinic by default)."""
+        _require_staff(who, "register patients")
+        clinic_id = new.clinic_id or who.clinic_id
+        if clinic_id is None:
+            raise InvalidInput([field_error("clinic_id", "required", "missing")])
+        if who.role == "clinician" and clinic_id != who.clinic_id:
+            raise Forbidden("clinicians register patients in their own clinic only")
+        pid = patient_id or self.new_id()
+        with self.db.writing() as session:
+            patient, demo = self._create_patient(session, who, pid, clinic_id, new)
+            self._validate(session, pid, ("demographics", pid))
+            return _patient_out(patient, demo)
+
+    def list_patients(
+        self, who: Principal, *, clinic: str | None = None, limit: int = 50, offset: int = 0
+    ) -> Page[PatientOut]:
+        """Patients the caller may see, by display name."""
+        demo = models.Demographics
+        query = (
+            select(models.Patient, demo)
+            .join(demo, demo.patient_id == models.Patient.id)
+            .where(demo.status == models.ACTIVE)
+        )
+        if clinic is not None:
+            if who.role == "clinician" and clinic != who.clinic_id:
+                raise Forbidden("clinicians see their own clinic's patients only")
+            query = query.where(models.Patient.clinic_id == clinic)
+        query = self._scope(who, query)
+        with self.db.reading() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = session.execute(
+                query.order_by(demo.display_name, models.Patient.id).limit(limit).offset(offset)
+            ).all()
+            items = [_patient_out(p, d) for p, d in rows]
+        return Page[PatientOut](items=items, total=total, limit=limit, offset=offset)
+
+    def get_patient(self, who: Principal, patient_id: str) -> PatientOut:
+        with self.db.reading() as session:
+            patient = self._visible_patient(session, who, patient_id)
+            demo = self._demographics(session, patient_id)
+            return _patient_out(patient, demo)
+
+    def correct_patient(
+        self, who: Principal, patient_id: str, data: PatientIn, *, expected_version: int
+    ) -> PatientOut:
+        """New demographics replacing ``expected_version`` (409 if someone got there first)."""
+        _require_staff(who, "change demographics")
+        with self.db.writing() as session:
+            patient = self._visible_patient(session, who, patient_id)
+            repo = self._repo(session, who)
+            demo = self._store_call(
+                lambda: repo.correct(
+                    models.Demographics,
+                    patient_id,
+                    patient_id,
+                    expected_version,
+                    _demographics_columns(data),
+                )
+            )
+            self._validate(session, patient_id, ("demographics", patient_id))
+            return _patient_out(patient, demo)
+
+    # --- clinical records ---------------------------------------------------------------------
+
+    def add_record(self, who: Principal, patient_id: str, data: R) -> StoredRecord[R]:
+        """Record something new about a patient (version 1 of a new record)."""
+        kind = _kind_of(data)
+        with self.db.writing() as session:
+            self._visible_patient(session, who, patient_id)
+            permitted = _permit_write(who, kind, data, None)
+            assert permitted is not None
+            self._check_record(session, kind, patient_id, permitted, None)
+            row = self._repo(session, who).create(kind.model, patient_id, permitted.to_columns())
+            self._validate(session, patient_id, (kind.name, row.id))
+            return StoredRecord.of(kind, row)
+
+    def correct_record(
+        self, who: Principal, patient_id: str, record_id: str, data: R, *, expected_version: int
+    ) -> StoredRecord[R]:
+        """A corrected version of a record; the edited version is marked entered-in-error."""
+        kind = _kind_of(data)
+        with self.db.writing() as session:
+            self._visible_patient(session, who, patient_id)
+            existing = self._existing(session, kind, patient_id, record_id)
+            permitted = _permit_write(who, kind, data, existing)
+            assert permitted is not None
+            self._check_record(session, kind, patient_id, permitted, record_id)
+            repo = self._repo(session, who)
+            row = self._store_call(
+                lambda: repo.correct(
+                    kind.model, patient_id, record_id, expected_version, permitted.to_columns()
+                )
+            )
+            self._validate(session, patient_id, (kind.name, row.id))
+            return StoredRecord.of(kind, row)
+
+    def retract_record(
+        self,
+        who: Principal,
+        patient_id: str,
+        kind: RecordKind[R],
+        record_id: str,
+        *,
+        expected_version: int,
+        reason: str | None = None,
+    ) -> StoredRecord[R]:
+        """Mark a record entered-in-error (it was wrong, and nothing replaces it). Kept forever."""
+        with self.db.writing() as session:
+            self._visible_patient(session, who, patient_id)
+            existing = self._existing(session, kind, patient_id, record_id)
+            _permit_write(who, kind, None, existing)
+            repo = self._repo(session, who)
+            row = self._store_call(
+                lambda: repo.retract(
+                    kind.model, patient_id, record_id, expected_version, reason=reason
+                )
+            )
+            return StoredRecord.of(kind, row)
+
+    def list_records(
+        self,
+        who: Principal,
+        patient_id: str,
+        kind: RecordKind[R],
+        *,
+        include_entered_in_error: bool = False,
+    ) -> list[StoredRecord[R]]:
+        """Current records of one kind; with ``include_entered_in_error``, every version."""
+        with self.db.reading() as session:
+            self._visible_patient(session, who, patient_id)
+            rows = (
+                all_rows(session, kind.model, patient_id)
+                if include_entered_in_error
+                else current_rows(session, kind.model, [patient_id])
+            )
+            return [StoredRecord.of(kind, r) for r in rows]
+
+    def get_record(
+        self, who: Principal, patient_id: str, kind: RecordKind[R], record_id: str
+    ) -> StoredRecord[R]:
+        """The newest version of a record (its ``status`` says if it was entered in error)."""
+        with self.db.reading() as session:
+            self._visible_patient(session, who, patient_id)
+            return StoredRecord.of(kind, self._existing(session, kind, patient_id, record_id))
+
+    def record_history(
+        self, who: Principal, patient_id: str, kind: RecordKind[R], record_id: str
+    ) -> list[StoredRecord[R]]:
+        """Every version of a record, oldest first."""
+        with self.db.reading() as session:
+            self._visible_patient(session, who, patient_id)
+            rows = versions(session, kind.model, patient_id, record_id)
+            if not rows:
+                raise NotFound(f"no {kind.label} {record_id!r} for patient {patient_id!r}")
+            return [StoredRecord.of(kind, r) for r in rows]
+
+    def audit_trail(
+        self, who: Principal, patient_id: str, *, limit: int = 100, offset: int = 0
+    ) -> Page[AuditOut]:
+        """Every change to one patient's record, newest first."""
+        entry = models.AuditEntry
+        with self.db.reading() as session:
+            self._visible_patient(session, who, patient_id)
+            where = entry.patient_id == patient_id
+            total = session.scalar(select(func.count()).where(where)) or 0
+            rows = session.scalars(
+                select(entry).where(where).order_by(entry.id.desc()).limit(limit).offset(offset)
+            ).all()
+            items = [_audit_out(e) for e in rows]
+        return Page[AuditOut](items=items, total=total, limit=limit, offset=offset)
+
+    # --- cases and assessments ----------------------------------------------------------------
+
+    def case_document(
+        self, who: Principal, patient_id: str, *, as_of: dt.date | None = None
+    ) -> dict[str, Any]:
+        """The stored record as a contract v1 case document (for export and CDS services)."""
+        day = as_of or self.clock.today()
+        with self.db.reading() as session:
+            self._visible_patient(session, who, patient_id)
+            record = load_records(session, [patient_id])[patient_id]
+        return build_case(record, day).document
+
+    def assess_patient(
+        self, who: Principal, patient_id: str, *, as_of: dt.date | None = None
+    ) -> Assessment:
+        """Evaluate the stored record on ``as_of`` (default: today), ignoring entered-in-error."""
+        day = as_of or self.clock.today()
+        with self.db.reading() as session:
+            self._visible_patient(session, who, patient_id)
+            record = load_records(session, [patient_id])[patient_id]
+        return self._evaluate(record, day)
+
+    def assess_document(self, document: object) -> Assessment:
+        """Stateless: a contract case in, its assessment out (``InvalidInput`` names the field)."""
+        try:
+            case = parse_case(document, self.knowledge)
+        except CaseError as exc:
+            raise InvalidInput(cast(list[FieldError], exc.errors)) from None
+        return evaluate(case, self.knowledge, as_of=case.as_of)
+
+    def import_case(
+        self,
+        who: Principal,
+        document: object,
+        *,
+        clinic_id: str | None = None,
+        display_name: str | None = None,
+        patient_id: str | None = None,
+    ) -> str:
+        """Store a contract case as a new patient (one transaction); returns the patient id.
+
+        The id is ``patient_id``, else the case's ``patient.id``, else a new one. The case's
+        ``as_of`` is not stored: it is only the date the document was written for.
+        """
+        _require_staff(who, "import patients")
+        try:
+            case = parse_case(document, self.knowledge)
+        except CaseError as exc:
+            raise InvalidInput(cast(list[FieldError], exc.errors)) from None
+        doc = case_to_dict(case)
+        pid = patient_id or case.patient.id or self.new_id()
+        if not PATIENT_ID.fullmatch(pid):
+            raise InvalidInput(
+                [
+                    field_error(
+                        "patient.id",
+                        "must be 1-64 letters, digits, '.', '_' or '-', starting with a letter"
+                        " or digit",
+                        "patient_id_format",
+                    )
+                ]
+            )
+        clinic = clinic_id or who.clinic_id
+        if clinic is None:
+            raise InvalidInput([field_error("clinic_id", "required", "missing")])
+        if who.role == "clinician" and clinic != who.clinic_id:
+            raise Forbidden("clinicians import patients into their own clinic only")
+        new = NewPatient(
+            display_name=display_name or f"Imported patient {pid}",
+            sex=case.patient.sex,
+            birth_date=case.patient.birth_date,
+            jurisdiction=case.jurisdiction,
+            clinic_id=clinic,
+        )
+        entries: list[tuple[str, RecordKind[Any], RecordIn]] = []
+        for kind in KINDS.values():
+            if kind.name == "prescriptions":
+                if "prescription" in doc:
+                    entries.append(
+                        ("prescription", kind, PrescriptionIn.model_validate(doc["prescription"]))
+                    )
+                continue
+            for i, entry in enumerate(doc.get(kind.name, [])):
+                data = (
+                    CauseIn(code=entry)
+                    if kind.name == "causes"
+                    else kind.input.model_validate(entry)
+                )
+                entries.append((f"{kind.name}[{i}]", kind, data))
+        problems = [
+            problem
+            for loc, _, data in entries
+            for problem in self._future_dated(data, prefix=f"{loc}.")
+        ]
+        if problems:
+            raise InvalidInput(problems)
+        with self.db.writing() as session:
+            self._create_patient(session, who, pid, clinic, new)
+            repo = self._repo(session, who)
+            prescription_id = None
+            for _, kind, data in entries:
+                row = repo.create(kind.model, pid, data.to_columns())
+                if kind.name == "prescriptions":
+                    prescription_id = row.id
+            repo.audit("import", "patient", pid, patient_id=pid, detail="contract case")
+            record = load_records(session, [pid])[pid]
+            built = build_case(record, self.clock.today(), prescription_id=prescription_id)
+            try:
+                parse_case(built.document, self.knowledge)
+            except CaseError as exc:
+                raise InvalidInput(cast(list[FieldError], exc.errors)) from None
+        return pid
+
+    def worklist(self, who: Principal, query: WorklistQuery) -> Page[WorklistRow]:
+        """Patients needing attention on ``as_of``: critical or warning findings (overdue
+        injections among them) or monitoring due within ``monitoring_within_days``; with
+        ``codes``, the patients with any of those finding codes."""
+        _require_staff(who, "see the worklist")
+        day = query.as_of or self.clock.today()
+        if who.role == "clinician" and query.clinic not in (None, who.clinic_id):
+            raise Forbidden("clinicians see their own clinic's worklist only")
+        select_ids = select(models.Patient.id).order_by(models.Patient.id)
+        if query.clinic is not None:
+            select_ids = select_ids.where(models.Patient.clinic_id == query.clinic)
+        select_ids = self._scope(who, select_ids)
+        with self.db.reading() as session:
+            ids = list(session.scalars(select_ids).all())
+            records = load_records(session, ids)
+        horizon = day + dt.timedelta(days=query.monitoring_within_days)
+        wanted = set(query.codes)
+        rows: list[WorklistRow] = []
+        for pid in ids:
+            record = records.get(pid)
+            if record is None:
+                continue
+            try:
+                assessment = self._evaluate(record, day)
+            except InvalidInput:
+                continue  # born after as_of: nothing to do for this patient on that day
+            row = _worklist_row(record, assessment, day, horizon)
+            if wanted:
+                if wanted & {f.code for f in row.findings}:
+                    rows.append(row)
+            elif row.worst_severity in ("critical", "warning") or row.monitoring_due:
+                rows.append(row)
+        rows.sort(key=_sort_key(query.sort))
+        page = rows[query.offset : query.offset + query.limit]
+        return Page[WorklistRow](
+            items=page, total=len(rows), limit=query.limit, offset=query.offset
+        )
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _repo(self, session: Session, who: Principal) -> Repository:
+        return Repository(
+            session,
+            author=Author(name=who.label, user_id=who.user_id),
+            now=self.clock.now(),
+            new_id=self.new_id,
+        )
+
+    def _scope(self, who: Principal, query: Any) -> Any:
+        """Restrict a query over patients to those ``who`` may see."""
+        if who.role == "admin":
+            return query
+        if who.role == "clinician":
+            return query.where(models.Patient.clinic_id == who.clinic_id)
+        return query.where(models.Patient.id == who.patient_id)
+
+    def _visible_patient(self, session: Session, who: Principal, patient_id: str) -> models.Patient:
+        patient = session.get(models.Patient, patient_id)
+        if patient is None or not may_see(who, patient):
+            raise NotFound(f"no patient {patient_id!r}")
+        return patient
+
+    def _demographics(self, session: Session, patient_id: str) -> models.Demographics:
+        rows = current_rows(session, models.Demographics, [patient_id])
+        if not rows:
+            raise NotFound(f"no patient {patient_id!r}")
+        return rows[0]
+
+    def _existing(
+        self, session: Session, kind: RecordKind[Any], patient_id: str, record_id: str
+    ) -> models.RecordMixin:
+        row = latest_version(session, kind.model, patient_id, record_id)
+        if row is None:
+            raise NotFound(f"no {kind.label} {record_id!r} for patient {patient_id!r}")
+        return row
+
+    def _create_patient(
+        self, session: Session, who: Principal, pid: str, clinic_id: str, new: PatientIn
+    ) -> tuple[models.Patient, models.Demographics]:
+        if session.get(models.Clinic, clinic_id) is None:
+            raise InvalidInput(
+                [field_error("clinic_id", f"unknown clinic {clinic_id!r}", "unknown_clinic")]
+            )
+        if session.get(models.Patient, pid) is not None:
+            raise Conflict(f"patient {pid!r} already exists")
+        repo = self._repo(session, who)
+        patient = models.Patient(id=pid, clinic_id=clinic_id, created_at=repo.now)
+        session.add(patient)
+        session.flush()
+        repo.audit("create", "patient", pid, patient_id=pid, detail=f"clinic {clinic_id}")
+        demo = repo.create(models.Demographics, pid, _demographics_columns(new), entity_id=pid)
+        return patient, demo
+
+    def _check_record(
+        self,
+        session: Session,
+        kind: RecordKind[Any],
+        patient_id: str,
+        data: RecordIn,
+        replacing: str | None,
+    ) -> None:
+        """Checks a single record needs beyond the case contract."""
+        problems = self._future_dated(data)
+        if isinstance(data, CauseIn):
+            for row in current_rows(session, models.CauseRow, [patient_id]):
+                if row.code == data.code and row.id != replacing:
+                    problems.append(
+                        field_error(
+                            "code",
+                            f"cause {data.code!r} is already recorded (record {row.id})",
+                            "duplicate",
+                        )
+                    )
+        if problems:
+            raise InvalidInput(problems)
+
+    def _future_dated(self, data: RecordIn, prefix: str = "") -> list[FieldError]:
+        """Events cannot be recorded before they happen (orders may start in the future)."""
+        when = data.record_date()
+        today = self.clock.today()
+        if when is not None and when > today:
+            return [
+                field_error(
+                    f"{prefix}date",
+                    f"{when.isoformat()} is in the future (today is {today.isoformat()})",
+                    "date_in_future",
+                )
+            ]
+        return []
+
+    def _validate(self, session: Session, patient_id: str, written: tuple[str, str]) -> None:
+        """Refuse the write if the patient's record, with it, is not a valid contract case.
+
+        Runs inside the write transaction, after the rows are flushed: the check sees exactly
+        what would be committed. Errors about the written record name its own fields.
+        """
+        session.flush()
+        record = load_records(session, [patient_id])[patient_id]
+        today = self.clock.today()
+        prescription_id = written[1] if written[0] == "prescriptions" else None
+        built = build_case(record, today, prescription_id=prescription_id)
+        try:
+            parse_case(built.document, self.knowledge)
+        except CaseError as exc:
+            raise InvalidInput(
+                [_localise(e, built.sources, written, today) for e in exc.errors]
+            ) from None
+
+    def _evaluate(self, record: PatientRecord, day: dt.date) -> Assessment:
+        built = build_case(record, day)
+        try:
+            case = parse_case(built.document, self.knowledge)
+        except CaseError as exc:
+            birth = record.demographics.birth_date
+            if birth is not None and birth > day:
+                raise InvalidInput(
+                    [
+                        field_error(
+                            "as_of",
+                            f"{day.isoformat()} is before the patient's birth date",
+                            "before_birth",
+                        )
+                    ]
+                ) from None
+            raise StoredRecordInvalid(
+                f"the stored record of patient {record.patient.id!r} fails validation"
+                f" with knowledge {self.knowledge.version}",
+                cast(list[FieldError], exc.errors),
+            ) from None
+        return evaluate(case, self.knowledge, as_of=day)
+
+    def _store_call(self, call: Callable[[], T]) -> T:
+        """Run a repository write, turning its errors into the service's."""
+        try:
+            return call()
+        except RecordNotFound as exc:
+            raise NotFound(str(exc)) from None
+        except VersionConflict as exc:
+            raise Conflict(str(exc), exc.current_version) from None
+
+
+T = TypeVar("T")
+
+
+def _kind_of(data: R) -> RecordKind[R]:
+    kind = KIND_OF_INPUT.get(type(data))
+    if kind is None:
+        raise TypeError(f"not a record input: {type(data).__name__}")
+    return cast(RecordKind[R], kind)
+
+
+def _localise(
+    error: dict[str, str],
+    sources: dict[str, tuple[str, str]],
+    written: tuple[str, str],
+    today: dt.date,
+) -> FieldError:
+    """A case-level error as the writer should see it: on the field they just wrote, if it is
+    theirs; otherwise on the stored record that conflicts with it."""
+    loc, msg, type_ = error["loc"], error["msg"], error["type"]
+    match = _LOC_HEAD.match(loc)
+    head, rest = (match["head"], match["rest"] or "") if match else (loc, "")
+    if head == "jurisdiction":
+        head, rest = "patient", "jurisdiction"
+    source = sources.get(head)
+    if type_ == "birth_after_as_of":
+        msg = f"the birth date is in the future (today is {today.isoformat()})"
+    if source == written:
+        default = "code" if written[0] == "causes" else ""
+        return field_error(rest or default, msg, type_)
+    if source is None:
+        return field_error(loc, msg, type_)
+    if written[0] == "demographics" and type_ == "before_birth":
+        return field_error("birth_date", f"{source[0]} record {source[1]}: {msg}", type_)
+    return field_error(f"{source[0]}[{source[1]}]" + (f".{rest}" if rest else ""), msg, type_)
+
+
+def _demographics_columns(data: PatientIn) -> dict[str, Any]:
+    return {
+        "display_name": data.display_name,
+        "sex": data.sex,
+        "birth_date": data.birth_date,
+        "jurisdiction": data.jurisdiction,
+        "note": data.note,
+    }
+
+
+def _patient_out(patient: models.Patient, demo: models.Demographics) -> PatientOut:
+    return PatientOut(
+        id=patient.id,
+        clinic_id=patient.clinic_id,
+        version=demo.version,
+        display_name=demo.display_name,
+        sex=demo.sex,
+        birth_date=demo.birth_date,
+        jurisdiction=demo.jurisdiction,
+        note=demo.note,
+        recorded_at=demo.recorded_at,
+    )
+
+
+def _audit_out(entry: models.AuditEntry) -> AuditOut:
+    return AuditOut(
+        id=entry.id,
+        at=entry.at,
+        actor=entry.actor,
+        actor_user_id=entry.actor_user_id,
+        action=entry.action,
+        entity_type=entry.entity_type,
+        entity_id=entry.entity_id,
+        patient_id=entry.patient_id,
+        before_version_id=entry.before_row_id,
+        after_version_id=entry.after_row_id,
+        detail=entry.detail,
+    )
+
+
+def _worklist_row(
+    record: PatientRecord, assessment: Assessment, day: dt.date, horizon: dt.date
+) -> WorklistRow:
+    window = assessment.next_dose
+    overdue = window is not None and day > window.overdue_after
+    worst = min(
+        (f.severity for f in assessment.findings),
+        key=lambda s: SEVERITY_RANK.get(s, len(SEVERITY_RANK)),
+        default=None,
+    )
+    return WorklistRow(
+        patient_id=record.patient.id,
+        display_name=record.demographics.display_name,
+        clinic_id=record.patient.clinic_id,
+        phase=assessment.phase,
+        deficiency=assessment.deficiency,
+        worst_severity=worst,
+        findings=[
+            WorklistFinding(code=f.code, severity=f.severity, message=f.message)
+            for f in assessment.findings
+        ],
+        next_dose_due=None if window is None else window.due,
+        overdue_after=None if window is None else window.overdue_after,
+        days_overdue=(day - window.due).days if overdue and window is not None else None,
+        monitoring_due=[
+            MonitoringDue(item=m.item, due=m.due, reason=m.reason)
+            for m in assessment.monitoring
+            if m.due <= horizon
+        ],
+    )
+
+
+def _sort_key(sort: str) -> Callable[[WorklistRow], tuple[Any, ...]]:
+    far = dt.date.max
+    if sort == "name":
+        return lambda r: (r.display_name, r.patient_id)
+    if sort == "next_dose_due":
+        return lambda r: (r.next_dose_due or far, r.display_name, r.patient_id)
+    if sort == "patient_id":
+        return lambda r: (r.patient_id,)
+    return lambda r: (
+        SEVERITY_RANK.get(r.worst_severity or "", len(SEVERITY_RANK)),
+        -(r.days_overdue or 0),
+        min((m.due for m in r.monitoring_due), default=far),
+        r.display_name,
+        r.patient_id,
+    )
