@@ -1,0 +1,137 @@
+"""FHIR REST endpoints: ``GET /fhir/Patient/{id}/$everything`` and ``POST /fhir`` (import).
+
+The router takes the store as two callables, so this module knows nothing of persistence; the
+composition root wires them (and any auth dependencies).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.params import Depends
+
+from b12plan.caseio import CaseError
+from b12plan.core.knowledge import Knowledge
+from b12plan.fhir import bundle_to_case_dict, case_dict_to_bundle
+from b12plan.fhir.from_fhir import validate_bundle
+from b12plan.fhir.outcome import (
+    NOT_FOUND,
+    NOT_SUPPORTED,
+    STRUCTURE,
+    BundleError,
+    error,
+    http_status,
+    operation_outcome,
+)
+from b12plan.fhir.to_fhir import is_fhir_id
+from b12plan.knowledge import load_knowledge
+
+FHIR_JSON = "application/fhir+json"
+IMPORT_TYPES = ("transaction", "collection")
+
+LoadCase = Callable[[str], dict[str, Any] | None]
+ImportCase = Callable[[dict[str, Any]], str]
+
+
+def fhir_response(body: dict[str, Any], status: int = 200, **headers: str) -> Response:
+    return Response(
+        json.dumps(body, ensure_ascii=False),
+        status_code=status,
+        media_type=FHIR_JSON,
+        headers=headers or None,
+    )
+
+
+def outcome_response(errors: Sequence[dict[str, str]]) -> Response:
+    """The one place an error list becomes an HTTP response."""
+    return fhir_response(operation_outcome(errors), http_status(errors))
+
+
+def make_router(
+    load_case: LoadCase,
+    import_case: ImportCase,
+    *,
+    clock: Callable[[], date],
+    knowledge: Knowledge | None = None,
+    dependencies: Sequence[Depends] | None = None,
+) -> APIRouter:
+    """The FHIR routes over a store given as ``load_case(id)`` and ``import_case(case) -> id``.
+
+    ``clock`` gives the ``as_of`` an imported record is read on (records dated later are kept:
+    the contract leaves them out of evaluations until their date).
+    """
+    k = knowledge or load_knowledge()
+    router = APIRouter(tags=["FHIR"], dependencies=list(dependencies or ()))
+
+    @router.get(
+        "/fhir/Patient/{patient_id}/$everything",
+        summary="The patient's record as a FHIR R4 Bundle",
+        response_class=Response,
+        responses={200: {"content": {FHIR_JSON: {}}}, 404: {"content": {FHIR_JSON: {}}}},
+    )
+    def everything(patient_id: str) -> Response:
+        case = load_case(patient_id)
+        if case is None:
+            return outcome_response([error("", f"no patient {patient_id!r}", NOT_FOUND)])
+        try:
+            bundle = case_dict_to_bundle(
+                case,
+                knowledge=k,
+                patient_resource_id=patient_id if is_fhir_id(patient_id) else None,
+            )
+        except CaseError as exc:  # a stored record the contract refuses: report, never crash
+            return outcome_response(
+                [error(e["loc"], e["msg"], "business-rule") for e in exc.errors]
+            )
+        bundle["type"] = "searchset"
+        for entry in bundle["entry"]:
+            entry["search"] = {"mode": "match"}
+        return fhir_response(bundle)
+
+    @router.post(
+        "/fhir",
+        summary="Import a transaction or collection Bundle as a new patient",
+        status_code=201,
+        response_class=Response,
+        responses={
+            201: {"content": {FHIR_JSON: {}}},
+            400: {"content": {FHIR_JSON: {}}},
+            422: {"content": {FHIR_JSON: {}}},
+        },
+    )
+    async def import_bundle(request: Request) -> Response:
+        try:
+            data = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return outcome_response([error("", f"invalid JSON: {exc}", STRUCTURE)])
+        try:
+            bundle = validate_bundle(data)
+            if bundle["type"] not in IMPORT_TYPES:
+                return outcome_response(
+                    [
+                        error(
+                            "type",
+                            f"POST /fhir takes a {' or '.join(IMPORT_TYPES)} Bundle,"
+                            f" got {bundle['type']!r}",
+                            NOT_SUPPORTED,
+                        )
+                    ]
+                )
+            case = bundle_to_case_dict(bundle, as_of=clock(), knowledge=k)
+        except BundleError as exc:
+            return outcome_response(exc.errors)
+        new_id = import_case(case)
+        patient: dict[str, Any] = {"resourceType": "Patient", "id": new_id}
+        if "patient" in case:
+            details = case["patient"]
+            if "sex" in details:
+                patient["gender"] = details["sex"]
+            if "birth_date" in details:
+                patient["birthDate"] = details["birth_date"]
+        return fhir_response(patient, 201, Location=f"Patient/{new_id}")
+
+    return router

@@ -1,0 +1,143 @@
+"""The FHIR routes over an in-memory store given as two callables."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.testclient import TestClient
+
+from b12plan.fhir import bundle_to_case_dict, case_dict_to_bundle
+from b12plan.fhir.api import make_router
+
+CASE: dict[str, Any] = json.loads(
+    (Path(__file__).parent / "cases" / "every-field-gb.json").read_text(encoding="utf-8")
+)
+TODAY = date(2026, 6, 1)
+
+
+class Store:
+    """Enough of a store for the routes: cases by id, imports appended."""
+
+    def __init__(self) -> None:
+        self.cases: dict[str, dict[str, Any]] = {"p-1": CASE}
+        self.imported: list[dict[str, Any]] = []
+
+    def load(self, patient_id: str) -> dict[str, Any] | None:
+        return self.cases.get(patient_id)
+
+    def add(self, case: dict[str, Any]) -> str:
+        self.imported.append(case)
+        new_id = f"p-{len(self.cases) + 1}"
+        self.cases[new_id] = case
+        return new_id
+
+
+@pytest.fixture
+def store() -> Store:
+    return Store()
+
+
+@pytest.fixture
+def client(store: Store) -> TestClient:
+    app = FastAPI()
+    app.include_router(make_router(store.load, store.add, clock=lambda: TODAY))
+    return TestClient(app)
+
+
+def test_everything_returns_the_record_as_a_searchset(client: TestClient) -> None:
+    response = client.get("/fhir/Patient/p-1/$everything")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/fhir+json"
+    bundle = response.json()
+    assert bundle["type"] == "searchset"
+    patient = bundle["entry"][0]["resource"]
+    assert (patient["resourceType"], patient["id"]) == ("Patient", "p-1")
+    assert {e["search"]["mode"] for e in bundle["entry"]} == {"match"}
+    assert bundle_to_case_dict(bundle, as_of=date(2026, 6, 1)) == CASE
+
+
+def test_everything_for_an_unknown_patient_is_404_with_an_outcome(client: TestClient) -> None:
+    response = client.get("/fhir/Patient/nobody/$everything")
+    assert response.status_code == 404
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["code"] == "not-found"
+
+
+def test_posting_a_bundle_creates_a_patient(client: TestClient, store: Store) -> None:
+    bundle = case_dict_to_bundle(CASE)
+    bundle["type"] = "transaction"
+    for entry in bundle["entry"]:
+        entry["request"] = {"method": "POST", "url": entry["resource"]["resourceType"]}
+    response = client.post("/fhir", json=bundle)
+    assert response.status_code == 201, response.text
+    assert response.headers["location"] == "Patient/p-2"
+    assert response.json() == {
+        "resourceType": "Patient",
+        "id": "p-2",
+        "gender": "female",
+        "birthDate": "1958-04-02",
+    }
+    (imported,) = store.imported
+    assert imported == {**CASE, "as_of": TODAY.isoformat()}
+
+
+def test_a_bundle_with_an_unknown_unit_is_422_naming_the_path(
+    client: TestClient, store: Store
+) -> None:
+    bundle = case_dict_to_bundle(CASE)
+    i = next(
+        n for n, e in enumerate(bundle["entry"]) if e["resource"]["resourceType"] == "Observation"
+    )
+    bundle["entry"][i]["resource"]["valueQuantity"] = {"value": 98, "unit": "pmol"}
+    response = client.post("/fhir", json=bundle)
+    assert response.status_code == 422
+    issue = response.json()["issue"][0]
+    assert issue["expression"] == [f"Bundle.entry[{i}].resource.valueQuantity.unit"]
+    assert store.imported == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"{not json", 400),
+        (b'{"resourceType": "Patient"}', 400),
+        (b'{"resourceType": "Bundle", "type": "searchset"}', 422),
+        (
+            b'{"resourceType": "Bundle", "type": "collection", "entry": [{"resource": '
+            b'{"resourceType": "Observation", "status": "final"}}]}',
+            400,
+        ),
+    ],
+    ids=["invalid-json", "not-a-bundle", "searchset", "missing-code"],
+)
+def test_bad_posts_are_refused_with_an_operation_outcome(
+    client: TestClient, store: Store, body: bytes, status: int
+) -> None:
+    response = client.post("/fhir", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == status
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert store.imported == []
+
+
+def test_dependencies_given_by_the_composition_root_guard_every_route(store: Store) -> None:
+    def require_token(request: Request) -> None:
+        if request.headers.get("authorization") != "Bearer ok":
+            raise HTTPException(401)
+
+    app = FastAPI()
+    app.include_router(
+        make_router(
+            store.load, store.add, clock=lambda: TODAY, dependencies=[Depends(require_token)]
+        )
+    )
+    client = TestClient(app)
+    assert client.get("/fhir/Patient/p-1/$everything").status_code == 401
+    assert client.post("/fhir", json={}).status_code == 401
+    ok = client.get("/fhir/Patient/p-1/$everything", headers={"authorization": "Bearer ok"})
+    assert ok.status_code == 200
