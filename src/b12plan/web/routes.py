@@ -1,0 +1,930 @@
+"""The web UI's routes: clinician and patient pages, forms, static files.
+
+Thin on purpose: each handler checks who is signed in (the service's session cookie), calls the
+service layer (which enforces access again), and renders a template. Handlers are plain ``def``
+so FastAPI runs the blocking service calls in its thread pool; only reading the form is async
+(a dependency). Forms follow post/redirect/get: a valid form redirects (303) back to its page
+with a confirmation; an invalid one re-renders the page with status 422 and the messages next to
+the fields. Every page works without JavaScript; htmx (``hx-boost``) only makes it smoother.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from datetime import date
+from importlib import resources
+from pathlib import Path
+from typing import Any, ParamSpec
+from urllib.parse import urlencode, urlsplit
+
+import jinja2
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+
+from b12plan.caseio import CaseError, parse_case
+from b12plan.core.assessment import Assessment
+from b12plan.core.knowledge import Knowledge
+from b12plan.core.model import Case
+from b12plan.service import (
+    SESSION_COOKIE,
+    AuthService,
+    Clock,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Principal,
+    RecordsService,
+    ServiceError,
+    StoredRecordInvalid,
+    Unauthenticated,
+)
+from b12plan.service.schemas import (
+    KINDS,
+    AdministrationIn,
+    AdverseEventIn,
+    ObservationIn,
+    PrescriptionIn,
+    SymptomIn,
+    WorklistQuery,
+)
+from b12plan.web import diary as diary_rules
+from b12plan.web.chart import timeline_figure, timeline_rows
+from b12plan.web.forms import (
+    Field,
+    Form,
+    adverse_event_fields,
+    build_input,
+    errors_by_field,
+    injection_fields,
+    lab_fields,
+    prescription_fields,
+    self_injection_fields,
+    symptom_fields,
+    typed_values,
+    unit_choices,
+)
+from b12plan.web.qa import monitoring_label, patient_answers
+from b12plan.web.text import human_date, num, weeks
+from b12plan.web.views import (
+    INJECTION_SITES,
+    WORKLIST_GROUPS,
+    age_on,
+    allergic_codes,
+    explain_findings,
+    order_worklist,
+    regimen_view,
+    rotation_hint,
+    upcoming,
+    window_view,
+)
+
+STAFF = ("clinician", "admin")
+PATIENT = ("patient",)
+Calendar = Callable[[Assessment, str], bytes]
+"""Makes the .ics of an assessment (``assessment_calendar(assessment, patient_id)``)."""
+
+_STATIC = resources.files(__package__).joinpath("static")
+_VENDOR_LICENCES = {"htmx.min.js": "htmx.org 2.0.11, 0BSD (static/vendor/htmx.LICENSE)"}
+_WORKLIST_LIMIT = 200
+_LOOKAHEAD_DAYS = 366  # ask the service for everyone with anything due within a year, then
+# keep what needs doing today (loading courses have no warning of their own)
+
+
+class _Stop(Exception):
+    """Leave a handler early with this response (a redirect to sign in, a 403 page)."""
+
+    def __init__(self, response: Response) -> None:
+        super().__init__("stop")
+        self.response = response
+
+
+def _static_files() -> dict[str, Path]:
+    """The files the static route may serve: ours, the vendored htmx, and Plotly's bundle."""
+    import plotly
+
+    root = Path(str(_STATIC))
+    files = {
+        str(p.relative_to(root)): p for p in root.rglob("*") if p.is_file() and p.suffix != ".py"
+    }
+    plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+    if plotly_js.is_file():
+        files["vendor/plotly.min.js"] = plotly_js
+    return files
+
+
+_MEDIA = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".txt": "text/plain; charset=utf-8",
+}
+
+
+async def _form_data(request: Request) -> dict[str, str]:
+    """The posted form as text, after a same-origin check (cookie sessions need one)."""
+    origin = request.headers.get("origin")
+    host = request.headers.get("host", "")
+    if request.headers.get("sec-fetch-site") == "cross-site" or (
+        origin and origin != "null" and urlsplit(origin).netloc != host
+    ):
+        raise HTTPException(status_code=403, detail="cross-site form posts are refused")
+    form = await request.form()
+    return {k: v for k, v in form.multi_items() if isinstance(v, str)}
+
+
+P = ParamSpec("P")
+
+
+@dataclass
+class _Web:
+    records: RecordsService
+    auth: AuthService
+    knowledge: Knowledge
+    clock: Clock
+    calendar: Calendar
+    secure_cookies: bool
+    env: jinja2.Environment
+    static: dict[str, Path]
+
+    # --- rendering -------------------------------------------------------------------------------
+
+    def render(
+        self,
+        request: Request,
+        name: str,
+        who: Principal | None,
+        *,
+        status: int = 200,
+        **context: Any,
+    ) -> HTMLResponse:
+        nav: list[tuple[str, str, str]] = []
+        if who is not None and who.role in STAFF:
+            nav = [
+                ("/clinic", "Worklist", "worklist"),
+                ("/clinic/patients", "Patients", "patients"),
+            ]
+        elif who is not None:
+            nav = [
+                ("/me", "My schedule", "me"),
+                ("/me/log", "Log", "log"),
+                ("/me/questions", "Questions", "questions"),
+            ]
+        html = self.env.get_template(name).render(
+            user=who,
+            nav=nav,
+            **context,
+        )
+        return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+
+    def error(
+        self, request: Request, who: Principal | None, status: int, heading: str, message: str
+    ) -> HTMLResponse:
+        home = "/me" if who is not None and who.role in PATIENT else "/clinic"
+        return self.render(
+            request,
+            "error.html",
+            who,
+            status=status,
+            title=heading,
+            heading=heading,
+            message=message,
+            tone="critical" if status >= 500 else "warning",
+            home=home if who is not None else "/login",
+            active="",
+        )
+
+    # --- who is asking -------------------------------------------------------------------------
+
+    def principal(self, request: Request) -> Principal | None:
+        token = request.cookies.get(SESSION_COOKIE)
+        return self.auth.current_user(token) if token else None
+
+    def require(self, request: Request, roles: tuple[str, ...]) -> Principal:
+        who = self.principal(request)
+        if who is None:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            raise _Stop(RedirectResponse("/login?" + urlencode({"next": target}), 303))
+        if who.role not in roles:
+            place = "clinic staff" if roles == STAFF else "patients"
+            raise _Stop(
+                self.error(
+                    request,
+                    who,
+                    403,
+                    "Not allowed",
+                    f"This page is for {place}. You are signed in as a {who.role}.",
+                )
+            )
+        return who
+
+    def page(self, fn: Callable[P, Response]) -> Callable[P, Response]:
+        """Turn the service's errors into pages (404, 403, sign-in) instead of tracebacks."""
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Response:
+            request = kwargs.get("request")
+            assert isinstance(request, Request)
+            try:
+                return fn(*args, **kwargs)
+            except _Stop as stop:
+                return stop.response
+            except NotFound as exc:
+                return self.error(request, self.principal(request), 404, "Not found", exc.detail)
+            except Forbidden as exc:
+                return self.error(request, self.principal(request), 403, "Not allowed", exc.detail)
+            except Unauthenticated:
+                return RedirectResponse("/login", 303)
+            except StoredRecordInvalid as exc:
+                detail = "; ".join(f"{e['loc']}: {e['msg']}" for e in exc.errors)
+                return self.error(
+                    request,
+                    self.principal(request),
+                    500,
+                    "This record needs attention",
+                    f"{exc.detail}. {detail}",
+                )
+
+        return wrapper
+
+    # --- shared data ------------------------------------------------------------------------
+
+    def case(self, who: Principal, patient_id: str, today: date) -> Case:
+        document = self.records.case_document(who, patient_id, as_of=today)
+        try:
+            return parse_case(document, self.knowledge)
+        except CaseError as exc:  # the service validates every write, so this means data drift
+            raise StoredRecordInvalid(
+                f"the stored record of patient {patient_id!r} fails validation",
+                [{"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in exc.errors],
+            ) from None
+
+    def chart(self, case: Case, assessment: Assessment) -> tuple[str, list[Any]]:
+        figure = timeline_figure(case, assessment, self.knowledge)
+        text = json.dumps(figure, separators=(",", ":"), ensure_ascii=False)
+        # Inside <script>: "</" would end the element; "<\/" means the same to JSON.
+        return text.replace("</", "<\\/"), timeline_rows(case, assessment, self.knowledge)
+
+    def dose_defaults(self, case: Case, assessment: Assessment) -> dict[str, str]:
+        """Product, dose, unit and route as prescribed (or as the regimen says)."""
+        rx = case.prescription
+        if rx is not None:
+            return {"product": rx.product, "dose": num(rx.dose), "unit": rx.unit, "route": rx.route}
+        r = assessment.regimen
+        if r is not None:
+            return {"product": r.product, "dose": num(r.dose), "unit": r.unit, "route": r.route}
+        return {}
+
+    # --- clinician pages -------------------------------------------------------------------
+
+    def clinic_forms(
+        self, patient_id: str, case: Case, assessment: Assessment, today: date
+    ) -> dict[str, Form]:
+        k = self.knowledge
+        base = f"/clinic/patients/{patient_id}"
+        day = today.isoformat()
+        dose = self.dose_defaults(case, assessment)
+        analyte = k.analytes[0]
+        rx_values = {**dose, "start": day}
+        if case.prescription is not None:
+            rx = case.prescription
+            rx_values.update(phase=rx.phase, interval_days=str(rx.interval_days))
+            if rx.brand:
+                rx_values["brand"] = rx.brand
+        elif assessment.regimen is not None:
+            rx_values.update(
+                phase="maintenance",
+                interval_days=str(assessment.regimen.maintenance_interval_days),
+            )
+        return {
+            "injection": Form(
+                "injection",
+                "Record an injection",
+                f"{base}/injection",
+                "Record injection",
+                injection_fields(k, INJECTION_SITES),
+                {"date": day, "given_by": "clinic", **dose},
+            ),
+            "lab": Form(
+                "lab",
+                "Record a lab result",
+                f"{base}/lab",
+                "Record result",
+                _lab_fields(k, analyte.code),
+                {"date": day, "code": analyte.code, "unit": analyte.canonical_unit},
+            ),
+            "symptom": Form(
+                "symptom",
+                "Record a symptom assessment",
+                f"{base}/symptom",
+                "Record symptom",
+                symptom_fields(k),
+                {"date": day, "status": "present"},
+            ),
+            "adverse-event": Form(
+                "adverse-event",
+                "Record a side effect (adverse event)",
+                f"{base}/adverse-event",
+                "Record side effect",
+                adverse_event_fields(k),
+                {"date": day},
+            ),
+            "prescription": Form(
+                "prescription",
+                "Change the prescription",
+                f"{base}/prescription",
+                "Save new prescription",
+                prescription_fields(k),
+                rx_values,
+            ),
+        }
+
+    def patient_page(
+        self,
+        request: Request,
+        who: Principal,
+        patient_id: str,
+        *,
+        failed: Form | None = None,
+        saved: str | None = None,
+        template: str = "clinic/patient.html",
+    ) -> HTMLResponse:
+        today = self.clock.today()
+        patient = self.records.get_patient(who, patient_id)
+        assessment = self.records.assess_patient(who, patient_id, as_of=today)
+        case = self.case(who, patient_id, today)
+        forms = self.clinic_forms(patient_id, case, assessment, today)
+        if failed is not None:
+            forms[failed.id] = failed
+        figure_json, rows = self.chart(case, assessment)
+        rx = case.prescription
+        current_rx = (
+            f"{rx.product} {num(rx.dose)} {rx.unit} {rx.route}, {rx.phase}, every "
+            f"{rx.interval_days} days from {rx.start.isoformat()}"
+            + (f" to {rx.end.isoformat()}" if rx.end else "")
+            if rx is not None
+            else "none"
+        )
+        return self.render(
+            request,
+            template,
+            who,
+            status=422 if failed is not None else 200,
+            title=patient.display_name,
+            active="patients",
+            patient=patient,
+            age=age_on(case, today),
+            causes=[self.knowledge.cause(c).label for c in case.causes],
+            today=today,
+            assessment=assessment,
+            window=window_view(assessment.next_dose, today),
+            regimen=regimen_view(assessment, self.knowledge),
+            findings=explain_findings(assessment.findings, self.knowledge),
+            upcoming=upcoming(assessment),
+            figure_json=figure_json,
+            chart_rows=rows,
+            recent=[r for r in reversed(rows) if not r.planned][:12],
+            forms=forms,
+            current_rx=current_rx,
+            saved=saved,
+        )
+
+    # --- patient pages -----------------------------------------------------------------
+
+    def me_forms(self, case: Case, assessment: Assessment, today: date) -> dict[str, Form]:
+        k = self.knowledge
+        day = today.isoformat()
+        hint = rotation_hint(case.administrations)
+        return {
+            "self-injection": Form(
+                "self-injection",
+                "Log an injection",
+                "/me/injections",
+                "Log this injection",
+                self_injection_fields(k, INJECTION_SITES),
+                {
+                    "date": day,
+                    "given_by": "self",
+                    "site": hint.suggested,
+                    **self.dose_defaults(case, assessment),
+                },
+            ),
+            "diary": Form(
+                "diary",
+                "Symptom diary",
+                "/me/diary",
+                "Save my diary",
+                (Field("date", "Date", "date", required=True),),
+                {"date": day},
+            ),
+            "side-effect": Form(
+                "side-effect",
+                "Report a side effect",
+                "/me/side-effects",
+                "Report side effect",
+                adverse_event_fields(k, patient=True),
+                {"date": day},
+            ),
+        }
+
+    def me_log_page(
+        self,
+        request: Request,
+        who: Principal,
+        *,
+        failed: Form | None = None,
+        saved: str | None = None,
+        urgent_code: str | None = None,
+    ) -> HTMLResponse:
+        pid = _own(who)
+        today = self.clock.today()
+        assessment = self.records.assess_patient(who, pid, as_of=today)
+        case = self.case(who, pid, today)
+        forms = self.me_forms(case, assessment, today)
+        if failed is not None:
+            forms[failed.id] = failed
+        urgent = None
+        if urgent_code is not None and urgent_code in allergic_codes(self.knowledge):
+            urgent = {
+                "label": self.knowledge.adverse_event(urgent_code).label,
+                "advice": self.knowledge.finding("ALLERGIC_REACTION").advice,
+            }
+        rules = diary_rules.load_diary_rules()
+        return self.render(
+            request,
+            "me/log.html",
+            who,
+            status=422 if failed is not None else 200,
+            title="Log",
+            active="log",
+            forms=forms,
+            rotation=rotation_hint(case.administrations),
+            scales=rules.scales,
+            scale_max=rules.scale_max,
+            saved=saved,
+            urgent=urgent,
+            today=today,
+        )
+
+
+def _own(who: Principal) -> str:
+    if who.patient_id is None:
+        raise Forbidden("this account is not linked to a patient record")
+    return who.patient_id
+
+
+def _lab_fields(knowledge: Knowledge, analyte: str) -> tuple[Field, ...]:
+    """The lab form; choosing the test fetches that test's units (htmx), without JS the server
+    re-renders the list when the unit does not fit."""
+    fields = lab_fields(knowledge, analyte)
+    code = next(f for f in fields if f.name == "code")
+    wired = replace(
+        code,
+        attrs=(
+            ("hx-get", "/clinic/lab-units"),
+            ("hx-trigger", "change"),
+            ("hx-target", "#lab-unit-field"),
+            ("hx-select", "#lab-unit-field"),
+            ("hx-swap", "outerHTML"),
+        ),
+    )
+    return tuple(wired if f.name == "code" else f for f in fields)
+
+
+def _failed(form: Form, values: Mapping[str, str], problems: Any) -> Form:
+    errors, general = errors_by_field(problems, form.fields)
+    return replace(form, values=dict(values), errors=errors, general=general)
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only same-site paths: no open redirect through the sign-in form."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+SAVED = {
+    "injection": "Injection recorded.",
+    "lab": "Lab result recorded.",
+    "symptom": "Symptom assessment recorded.",
+    "adverse-event": "Side effect recorded.",
+    "prescription": "Prescription saved.",
+    "self-injection": "Thank you: your injection is logged.",
+    "diary": "Thank you: your diary is saved.",
+    "side-effect": "Thank you: your side effect is recorded and your clinic can see it.",
+}
+
+CLINIC_FORMS: dict[str, type[Any]] = {
+    "injection": AdministrationIn,
+    "lab": ObservationIn,
+    "symptom": SymptomIn,
+    "adverse-event": AdverseEventIn,
+    "prescription": PrescriptionIn,
+}
+
+
+def make_router(
+    *,
+    records: RecordsService,
+    auth: AuthService,
+    knowledge: Knowledge,
+    clock: Clock,
+    calendar: Calendar,
+    secure_cookies: bool = False,
+) -> APIRouter:
+    """The web UI as one router, to mount at the site root of the FastAPI app.
+
+    ``calendar`` makes the patient's .ics (the same function the REST API and CLI use);
+    ``secure_cookies`` marks the session cookie Secure (set it when served over HTTPS).
+    """
+    rules = diary_rules.load_diary_rules()
+    diary_rules.check_rules(rules, knowledge)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("b12plan.web", "templates"),
+        autoescape=jinja2.select_autoescape(("html",)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=False,
+    )
+    # Helpers the templates (and the macros they import, which see no render context) use.
+    env.globals.update(
+        human_date=human_date,
+        num=num,
+        weeks=weeks,
+        monitoring_label=monitoring_label,
+        knowledge_version=knowledge.version,
+    )
+    web = _Web(records, auth, knowledge, clock, calendar, secure_cookies, env, _static_files())
+    router = APIRouter(include_in_schema=False)
+
+    # --- static files ------------------------------------------------------------------------
+
+    @router.get("/static/{name:path}")
+    def static(name: str) -> Response:
+        path = web.static.get(name)
+        if path is None:
+            return Response("not found", status_code=404, media_type="text/plain")
+        return FileResponse(
+            path,
+            media_type=_MEDIA.get(path.suffix, "application/octet-stream"),
+            headers={"Cache-Control": "public, max-age=3600"},
+        )
+
+    # --- signing in and out ------------------------------------------------------------------
+
+    @router.get("/")
+    @web.page
+    def home(request: Request) -> Response:
+        who = web.principal(request)
+        if who is None:
+            return RedirectResponse("/login", 303)
+        return RedirectResponse("/me" if who.role in PATIENT else "/clinic", 303)
+
+    @router.get("/login")
+    @web.page
+    def login_page(request: Request, next: str | None = None) -> Response:
+        form = Form("login", "Sign in", "/login", "Sign in", ())
+        return web.render(
+            request,
+            "login.html",
+            None,
+            title="Sign in",
+            active="",
+            form=form,
+            next_url=_safe_next(next) or "",
+        )
+
+    @router.post("/login")
+    @web.page
+    def login(request: Request, form: dict[str, str] = Depends(_form_data)) -> Response:
+        username = form.get("username", "").strip()
+        password = form.get("password", "")
+        try:
+            issued = auth.login(username, password, kind="cookie")
+        except (Unauthenticated, ServiceError):
+            failed = Form(
+                "login",
+                "Sign in",
+                "/login",
+                "Sign in",
+                (Field("username", "Username", "text", required=True),),
+                values={"username": username},
+                errors={"username": "Wrong username or password."},
+            )
+            return web.render(
+                request,
+                "login.html",
+                None,
+                status=422,
+                title="Sign in",
+                active="",
+                form=failed,
+                next_url=_safe_next(form.get("next")) or "",
+            )
+        role = issued.user.role
+        target = _safe_next(form.get("next")) or ("/me" if role in PATIENT else "/clinic")
+        response = RedirectResponse(target, 303)
+        max_age = int((issued.expires_at - clock.now()).total_seconds())
+        response.set_cookie(
+            SESSION_COOKIE,
+            issued.access_token,
+            max_age=max(max_age, 0),
+            httponly=True,
+            samesite="lax",
+            secure=secure_cookies,
+            path="/",
+        )
+        return response
+
+    @router.post("/logout")
+    @web.page
+    def logout(request: Request, form: dict[str, str] = Depends(_form_data)) -> Response:
+        token = request.cookies.get(SESSION_COOKIE)
+        if token:
+            auth.logout(token)
+        response = RedirectResponse("/login", 303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    # --- clinician: worklist, patients, patient page ---------------------------------------------
+
+    @router.get("/clinic")
+    @web.page
+    def worklist(request: Request, code: str = "", clinic: str = "") -> Response:
+        who = web.require(request, STAFF)
+        today = clock.today()
+        clinics = auth.list_clinics(who)
+        finding_codes = {f.code for f in knowledge.findings}
+        chosen_code = code if code in finding_codes else ""
+        chosen_clinic = clinic if clinic in {c.id for c in clinics} else ""
+        page = records.worklist(
+            who,
+            WorklistQuery(
+                as_of=today,
+                clinic=chosen_clinic or None,
+                codes=(chosen_code,) if chosen_code else (),
+                monitoring_within_days=_LOOKAHEAD_DAYS,
+                limit=_WORKLIST_LIMIT,
+            ),
+        )
+        entries = order_worklist(page.items, today)
+        if chosen_code:  # asked for a finding: show every patient with it, even if not urgent
+            listed = {e.row.patient_id for e in entries}
+            entries += [
+                e for e in order_worklist(page.items, date.max) if e.row.patient_id not in listed
+            ]
+        groups = [
+            (key, label, [e for e in entries if e.group == key])
+            for key, label in WORKLIST_GROUPS
+            if any(e.group == key for e in entries)
+        ]
+        return web.render(
+            request,
+            "clinic/worklist.html",
+            who,
+            title="Worklist",
+            active="worklist",
+            today=today,
+            groups=groups,
+            clinics=clinics,
+            finding_choices=[(f.code, f.title, f.severity) for f in knowledge.findings],
+            selected_code=chosen_code,
+            selected_clinic=chosen_clinic,
+            truncated=page.total > len(page.items),
+            shown=len(page.items),
+            total=page.total,
+        )
+
+    @router.get("/clinic/patients")
+    @web.page
+    def patients(request: Request) -> Response:
+        who = web.require(request, STAFF)
+        found = records.list_patients(who, limit=200)
+        return web.render(
+            request,
+            "clinic/patients.html",
+            who,
+            title="Patients",
+            active="patients",
+            patients=found.items,
+        )
+
+    @router.get("/clinic/lab-units")
+    @web.page
+    def lab_units(request: Request, code: str = "") -> Response:
+        web.require(request, STAFF)
+        form = Form(
+            "lab",
+            "",
+            "",
+            "",
+            _lab_fields(knowledge, code),
+            {"unit": next(iter(v for v, _ in unit_choices(knowledge, code)), "")},
+        )
+        macro = web.env.get_template("_macros.html").module.field  # type: ignore[attr-defined]
+        return HTMLResponse(str(macro(form, form.field("unit"))), headers={"Vary": "HX-Request"})
+
+    @router.get("/clinic/patients/{patient_id}")
+    @web.page
+    def patient_page(request: Request, patient_id: str, saved: str = "") -> Response:
+        who = web.require(request, STAFF)
+        return web.patient_page(request, who, patient_id, saved=SAVED.get(saved))
+
+    @router.get("/clinic/patients/{patient_id}/print")
+    @web.page
+    def patient_print(request: Request, patient_id: str) -> Response:
+        who = web.require(request, STAFF)
+        return web.patient_page(request, who, patient_id, template="clinic/print.html")
+
+    @router.post("/clinic/patients/{patient_id}/{form_id}")
+    @web.page
+    def record(
+        request: Request,
+        patient_id: str,
+        form_id: str,
+        form: dict[str, str] = Depends(_form_data),
+    ) -> Response:
+        who = web.require(request, STAFF)
+        model = CLINIC_FORMS.get(form_id)
+        if model is None:
+            raise NotFound(f"no form {form_id!r}")
+        today = clock.today()
+        patient_case = web.case(who, patient_id, today)
+        assessment = records.assess_patient(who, patient_id, as_of=today)
+        blank = web.clinic_forms(patient_id, patient_case, assessment, today)[form_id]
+        if form_id == "lab":
+            blank = replace(blank, fields=_lab_fields(knowledge, form.get("code", "")))
+        values, errors = typed_values(blank.fields, form)
+        if errors:
+            return web.patient_page(
+                request, who, patient_id, failed=replace(blank, values=form, errors=errors)
+            )
+        data, problems = build_input(model, values)
+        if data is None:
+            return web.patient_page(request, who, patient_id, failed=_failed(blank, form, problems))
+        try:
+            records.add_record(who, patient_id, data)
+        except InvalidInput as exc:
+            return web.patient_page(
+                request, who, patient_id, failed=_failed(blank, form, exc.errors)
+            )
+        return RedirectResponse(
+            f"/clinic/patients/{patient_id}?saved={form_id}#summary", status_code=303
+        )
+
+    # --- patient: my schedule, log, questions, calendar --------------------------------------
+
+    @router.get("/me")
+    @web.page
+    def me(request: Request) -> Response:
+        who = web.require(request, PATIENT)
+        pid = _own(who)
+        today = clock.today()
+        patient = records.get_patient(who, pid)
+        assessment = records.assess_patient(who, pid, as_of=today)
+        case = web.case(who, pid, today)
+        figure_json, rows = web.chart(case, assessment)
+        return web.render(
+            request,
+            "me/home.html",
+            who,
+            title="My schedule",
+            active="me",
+            patient=patient,
+            today=today,
+            assessment=assessment,
+            window=window_view(assessment.next_dose, today),
+            regimen=regimen_view(assessment, knowledge),
+            upcoming=upcoming(assessment),
+            figure_json=figure_json,
+            chart_rows=rows,
+        )
+
+    @router.get("/me/log")
+    @web.page
+    def me_log(request: Request, saved: str = "", code: str = "") -> Response:
+        who = web.require(request, PATIENT)
+        return web.me_log_page(request, who, saved=SAVED.get(saved), urgent_code=code or None)
+
+    @router.post("/me/injections")
+    @web.page
+    def me_injection(request: Request, form: dict[str, str] = Depends(_form_data)) -> Response:
+        who = web.require(request, PATIENT)
+        pid = _own(who)
+        today = clock.today()
+        case = web.case(who, pid, today)
+        assessment = records.assess_patient(who, pid, as_of=today)
+        blank = web.me_forms(case, assessment, today)["self-injection"]
+        values, errors = typed_values(blank.fields, form)
+        if errors:
+            return web.me_log_page(request, who, failed=replace(blank, values=form, errors=errors))
+        data, problems = build_input(AdministrationIn, values)
+        if data is None:
+            return web.me_log_page(request, who, failed=_failed(blank, form, problems))
+        try:
+            records.add_record(who, pid, data)
+        except InvalidInput as exc:
+            return web.me_log_page(request, who, failed=_failed(blank, form, exc.errors))
+        return RedirectResponse("/me/log?saved=self-injection", status_code=303)
+
+    @router.post("/me/diary")
+    @web.page
+    def me_diary(request: Request, form: dict[str, str] = Depends(_form_data)) -> Response:
+        who = web.require(request, PATIENT)
+        pid = _own(who)
+        today = clock.today()
+        case = web.case(who, pid, today)
+        assessment = records.assess_patient(who, pid, as_of=today)
+        blank = web.me_forms(case, assessment, today)["diary"]
+        scores, errors = diary_rules.parse_scores(form, rules)
+        fields = (*blank.fields, *(Field(s.field, s.label, "int") for s in rules.scales))
+        blank = replace(blank, fields=fields)
+        day_text = form.get("date", "").strip()
+        probe, problems = build_input(
+            SymptomIn, {"code": rules.scales[0].code, "date": day_text, "status": "present"}
+        )
+        if probe is None:
+            errors.update(errors_by_field(problems, blank.fields)[0])
+        if errors:
+            return web.me_log_page(request, who, failed=replace(blank, values=form, errors=errors))
+        assert probe is not None
+        stored = records.list_records(who, pid, KINDS["symptoms"])
+        stored.sort(key=lambda r: (r.data.date, r.recorded_at))
+        history = diary_rules.latest_by_code(
+            (r.data.code, r.data.date, r.data.status, r.data.note) for r in stored
+        )
+        entries = diary_rules.diary_entries(scores, history, probe.date, rules)
+        if not entries:
+            message = (
+                "Nothing to record: choose a score for at least one symptom (a 0 is recorded "
+                "only for a symptom you reported before)."
+            )
+            return web.me_log_page(
+                request, who, failed=replace(blank, values=form, general=[message])
+            )
+        try:
+            for entry in entries:
+                records.add_record(
+                    who,
+                    pid,
+                    SymptomIn(
+                        code=entry.code, date=entry.date, status=entry.status, note=entry.note
+                    ),
+                )
+        except InvalidInput as exc:
+            return web.me_log_page(request, who, failed=_failed(blank, form, exc.errors))
+        return RedirectResponse("/me/log?saved=diary", status_code=303)
+
+    @router.post("/me/side-effects")
+    @web.page
+    def me_side_effect(request: Request, form: dict[str, str] = Depends(_form_data)) -> Response:
+        who = web.require(request, PATIENT)
+        pid = _own(who)
+        today = clock.today()
+        case = web.case(who, pid, today)
+        assessment = records.assess_patient(who, pid, as_of=today)
+        blank = web.me_forms(case, assessment, today)["side-effect"]
+        values, errors = typed_values(blank.fields, form)
+        if errors:
+            return web.me_log_page(request, who, failed=replace(blank, values=form, errors=errors))
+        data, problems = build_input(AdverseEventIn, values)
+        if data is None:
+            return web.me_log_page(request, who, failed=_failed(blank, form, problems))
+        try:
+            records.add_record(who, pid, data)
+        except InvalidInput as exc:
+            return web.me_log_page(request, who, failed=_failed(blank, form, exc.errors))
+        query = {"saved": "side-effect", "code": data.code}
+        return RedirectResponse("/me/log?" + urlencode(query) + "#urgent", status_code=303)
+
+    @router.get("/me/questions")
+    @web.page
+    def me_questions(request: Request) -> Response:
+        who = web.require(request, PATIENT)
+        pid = _own(who)
+        assessment = records.assess_patient(who, pid, as_of=clock.today())
+        return web.render(
+            request,
+            "me/questions.html",
+            who,
+            title="Questions and answers",
+            active="questions",
+            answers=patient_answers(assessment, knowledge),
+        )
+
+    @router.get("/me/calendar.ics")
+    @web.page
+    def me_calendar(request: Request) -> Response:
+        who = web.require(request, PATIENT)
+        pid = _own(who)
+        assessment = records.assess_patient(who, pid, as_of=clock.today())
+        return Response(
+            calendar(assessment, pid),
+            media_type="text/calendar; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="b12-injections.ics"'},
+        )
+
+    return router
