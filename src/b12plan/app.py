@@ -41,6 +41,7 @@ from b12plan.knowledge import load_knowledge
 from b12plan.service import AuthService, Clock, PinnedDayClock, RecordsService, SystemClock
 from b12plan.service.records import new_uuid
 from b12plan.store import DEFAULT_URL, Database, current_revision, head_revision
+from b12plan.web import make_router as make_web_router
 
 
 class SettingsError(ValueError):
@@ -148,6 +149,16 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(make_records_router(services.records, current_user, _calendar))
     app.include_router(
         make_assess_router(services.records, current_user, lambda: _health(services))
+    )
+    app.include_router(
+        make_web_router(
+            records=services.records,
+            auth=services.auth,
+            knowledge=services.knowledge,
+            clock=services.clock,
+            calendar=_calendar,
+            secure_cookies=services.settings.cookie_secure,
+        )
     )
     return app
 
