@@ -19,7 +19,7 @@ from b12plan.core.knowledge import Knowledge
 from b12plan.fhir.codes import CodeMap, Systems, load_code_map, systems
 from b12plan.fhir.from_fhir import DraftOrder, read_bundle, read_draft_orders, validate_bundle
 from b12plan.fhir.outcome import BundleError, describe, http_status, operation_outcome
-from b12plan.fhir.to_fhir import case_to_bundle
+from b12plan.fhir.to_fhir import case_to_bundle, every, protocol_order
 from b12plan.knowledge import load_knowledge
 
 __all__ = [
@@ -31,9 +31,11 @@ __all__ = [
     "case_dict_to_bundle",
     "describe",
     "draft_orders",
+    "every",
     "http_status",
     "load_code_map",
     "operation_outcome",
+    "order_for_regimen",
     "systems",
     "validate_bundle",
 ]
@@ -106,4 +108,32 @@ def draft_orders(
         codes=load_code_map(),
         systems=systems(),
         patient_id=patient_id,
+    )
+
+
+def order_for_regimen(
+    draft: dict[str, Any],
+    *,
+    product: str,
+    dose: float,
+    unit: str,
+    route: str,
+    phase: str,
+    interval_days: int,
+    protocol_id: str,
+    knowledge: Knowledge | None = None,
+) -> dict[str, Any]:
+    """A draft MedicationRequest rewritten to a protocol regimen (for a CDS Hooks suggestion)."""
+    return protocol_order(
+        draft,
+        knowledge or load_knowledge(),
+        load_code_map(),
+        systems(),
+        product=product,
+        dose=dose,
+        unit=unit,
+        route=route,
+        phase=phase,
+        interval_days=interval_days,
+        protocol_id=protocol_id,
     )

@@ -58,34 +58,18 @@ def _number(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
-class _Writer:
-    """Builds one Bundle; holds the knowledge, code map and the patient reference."""
+def every(days: int) -> str:
+    """``daily`` or ``every 56 days``: how an interval reads in an order's text."""
+    return "daily" if days == 1 else f"every {days} days"
 
-    def __init__(
-        self, case: Case, knowledge: Knowledge, codes: CodeMap, systems: Systems, seed: str
-    ) -> None:
-        self.case = case
+
+class _Elements:
+    """Data types shared by every resource: quantities, routes, medications, dosages."""
+
+    def __init__(self, knowledge: Knowledge, codes: CodeMap, systems: Systems) -> None:
         self.k = knowledge
         self.codes = codes
         self.sys = systems
-        self.namespace = uuid.uuid5(uuid.NAMESPACE_URL, systems.base)
-        self.seed = seed
-        self.entries: list[Json] = []
-        self.patient_url = self._full_url("Patient", 0)
-
-    def _full_url(self, kind: str, n: int) -> str:
-        return f"urn:uuid:{uuid.uuid5(self.namespace, f'{self.seed}/{kind}/{n}')}"
-
-    def add(self, resource: Json, kind: str, n: int) -> str:
-        url = self.patient_url if kind == "Patient" else self._full_url(kind, n)
-        self.entries.append({"fullUrl": url, "resource": resource})
-        return url
-
-    @property
-    def subject(self) -> Json:
-        return {"reference": self.patient_url, "type": "Patient"}
-
-    # --- shared element builders ---------------------------------------------------------
 
     def quantity(self, value: float, unit: str) -> Json:
         """The unit as written stays in ``unit``; ``code`` carries the UCUM code."""
@@ -138,6 +122,59 @@ class _Writer:
 
     def brand(self, brand: str | None) -> list[Json]:
         return [] if brand is None else [{"url": self.sys.brand, "valueString": brand}]
+
+    def dosage(
+        self,
+        *,
+        phase: str,
+        dose: float,
+        unit: str,
+        route: str,
+        interval_days: int,
+        start: date | None,
+        end: date | None,
+        text: str,
+    ) -> Json:
+        repeat: Json = {"frequency": 1, "period": interval_days, "periodUnit": "d"}
+        if start is not None:
+            bounds: Json = {"start": start.isoformat()}
+            if end is not None:
+                bounds["end"] = end.isoformat()
+            repeat["boundsPeriod"] = bounds
+        return {
+            "extension": [{"url": self.sys.phase, "valueCode": phase}],
+            "sequence": PHASE_SEQUENCE[phase],
+            "text": text,
+            "timing": {"repeat": repeat},
+            "route": self.route(route),
+            "doseAndRate": [{"doseQuantity": self.quantity(dose, unit)}],
+        }
+
+
+class _Writer(_Elements):
+    """Builds one Bundle; holds the case and the patient reference."""
+
+    def __init__(
+        self, case: Case, knowledge: Knowledge, codes: CodeMap, systems: Systems, seed: str
+    ) -> None:
+        super().__init__(knowledge, codes, systems)
+        self.case = case
+        self.namespace = uuid.uuid5(uuid.NAMESPACE_URL, systems.base)
+        self.seed = seed
+        self.entries: list[Json] = []
+        self.patient_url = self._full_url("Patient", 0)
+
+    def _full_url(self, kind: str, n: int) -> str:
+        return f"urn:uuid:{uuid.uuid5(self.namespace, f'{self.seed}/{kind}/{n}')}"
+
+    def add(self, resource: Json, kind: str, n: int) -> str:
+        url = self.patient_url if kind == "Patient" else self._full_url(kind, n)
+        self.entries.append({"fullUrl": url, "resource": resource})
+        return url
+
+    @property
+    def subject(self) -> Json:
+        return {"reference": self.patient_url, "type": "Patient"}
 
     # --- resources -------------------------------------------------------------------------
 
@@ -224,33 +261,6 @@ class _Writer:
             n,
         )
 
-    def dosage(
-        self,
-        *,
-        phase: str,
-        dose: float,
-        unit: str,
-        route: str,
-        interval_days: int,
-        start: date | None,
-        end: date | None,
-        text: str,
-    ) -> Json:
-        repeat: Json = {"frequency": 1, "period": interval_days, "periodUnit": "d"}
-        if start is not None:
-            bounds: Json = {"start": start.isoformat()}
-            if end is not None:
-                bounds["end"] = end.isoformat()
-            repeat["boundsPeriod"] = bounds
-        return {
-            "extension": [{"url": self.sys.phase, "valueCode": phase}],
-            "sequence": PHASE_SEQUENCE[phase],
-            "text": text,
-            "timing": {"repeat": repeat},
-            "route": self.route(route),
-            "doseAndRate": [{"doseQuantity": self.quantity(dose, unit)}],
-        }
-
     def medication_request(self, rx: Prescription, assessment: Assessment | None) -> None:
         amount = f"{_number(rx.dose)} {rx.unit} {rx.route}"
         dosages = [
@@ -262,7 +272,7 @@ class _Writer:
                 interval_days=rx.interval_days,
                 start=rx.start,
                 end=rx.end,
-                text=f"{rx.phase.capitalize()}: {amount} every {rx.interval_days} days",
+                text=f"{rx.phase.capitalize()}: {amount} {every(rx.interval_days)}",
             )
         ]
         following = self._following_maintenance(rx, assessment)
@@ -310,7 +320,7 @@ class _Writer:
             start=None,
             end=None,
             text=(
-                f"Then maintenance: {_number(rx.dose)} {rx.unit} {rx.route} every {days} days"
+                f"Then maintenance: {_number(rx.dose)} {rx.unit} {rx.route} {every(days)}"
                 f" (protocol {reg.protocol_id}; b12plan's plan, not part of the recorded order)"
             ),
         )
@@ -482,3 +492,53 @@ def case_to_bundle(
     bundle.update({"type": "collection", "entry": w.entries})
     Bundle.model_validate(bundle)  # a mapping bug fails here, with the FHIR path
     return bundle
+
+
+def protocol_order(
+    draft: Json,
+    knowledge: Knowledge,
+    codes: CodeMap,
+    systems: Systems,
+    *,
+    product: str,
+    dose: float,
+    unit: str,
+    route: str,
+    phase: str,
+    interval_days: int,
+    protocol_id: str,
+) -> Json:
+    """``draft`` (a MedicationRequest) rewritten to a protocol's regimen, for a CDS suggestion.
+
+    Identity, subject, status and intent stay the draft's; medication and dosage are replaced,
+    keeping the draft's start date if it had one.
+    """
+    e = _Elements(knowledge, codes, systems)
+    start: date | None = None
+    for old in draft.get("dosageInstruction", []):
+        bounds = old.get("timing", {}).get("repeat", {}).get("boundsPeriod", {})
+        if isinstance(bounds.get("start"), str) and len(bounds["start"]) >= 10:
+            start = date.fromisoformat(bounds["start"][:10])
+            break
+    order = {
+        k: v
+        for k, v in draft.items()
+        if k not in ("medicationReference", "medicationCodeableConcept", "dosageInstruction")
+    }
+    order["medicationCodeableConcept"] = e.medication(product, dose, unit, route)
+    order["dosageInstruction"] = [
+        e.dosage(
+            phase=phase,
+            dose=dose,
+            unit=unit,
+            route=route,
+            interval_days=interval_days,
+            start=start,
+            end=None,
+            text=(
+                f"{phase.capitalize()}: {_number(dose)} {unit} {route} {every(interval_days)}"
+                f" (protocol {protocol_id})"
+            ),
+        )
+    ]
+    return order

@@ -1,0 +1,80 @@
+"""CDS Hooks 2.0 HTTP endpoints: ``GET /cds-services`` and ``POST /cds-services/{id}``.
+
+Errors are OperationOutcomes (the form later CDS Hooks versions recommend), made by the same
+builder as the FHIR routes; a record b12plan cannot read is a 200 with a card saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Collection, Sequence
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.params import Depends
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from b12plan.cds_hooks.cards import IdFactory
+from b12plan.cds_hooks.data import FhirClientFactory, default_fhir_client
+from b12plan.cds_hooks.service import CdsServices, LoadCase
+from b12plan.core.knowledge import Knowledge
+from b12plan.fhir import operation_outcome
+from b12plan.fhir.outcome import STRUCTURE, error
+
+
+def new_uuid() -> str:
+    """The production id factory: card and suggestion ids for the client's feedback calls."""
+    return str(uuid.uuid4())
+
+
+def make_router(
+    load_case: LoadCase,
+    *,
+    knowledge: Knowledge,
+    clock: Callable[[], date],
+    id_factory: IdFactory,
+    fhir_client_factory: FhirClientFactory | None = None,
+    fhir_servers: Collection[str] | None = None,
+    dependencies: Sequence[Depends] | None = None,
+) -> APIRouter:
+    """The CDS Hooks routes.
+
+    ``load_case(patient_id)`` is the fallback record when a call has no (complete) prefetch and
+    no ``fhirServer``. ``fhir_client_factory(server, token)`` builds the HTTP client for a
+    ``fhirServer`` (default: httpx with the bearer token). ``fhir_servers``, when given, is the
+    allow-list of FHIR servers the service may query (protects against request forgery).
+    """
+    services = CdsServices(
+        load_case=load_case,
+        knowledge=knowledge,
+        clock=clock,
+        id_factory=id_factory,
+        fhir_client_factory=fhir_client_factory or default_fhir_client,
+        fhir_servers=fhir_servers,
+    )
+    router = APIRouter(tags=["CDS Hooks"], dependencies=list(dependencies or ()))
+
+    @router.get("/cds-services", summary="CDS Hooks discovery")
+    def discover() -> dict[str, Any]:
+        return services.discovery()
+
+    @router.post(
+        "/cds-services/{service_id}",
+        summary="Call a CDS service",
+        responses={400: {}, 404: {}, 412: {}},
+    )
+    async def call(service_id: str, request: Request) -> JSONResponse:
+        try:
+            body = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            outcome = operation_outcome([error("", f"invalid JSON: {exc}", STRUCTURE)], root="")
+            return JSONResponse(outcome, status_code=400)
+        reply = await run_in_threadpool(services.call, service_id, body)  # may query a server
+        if reply.errors:
+            return JSONResponse(operation_outcome(reply.errors, root=""), status_code=reply.status)
+        return JSONResponse(reply.body, status_code=reply.status)
+
+    return router

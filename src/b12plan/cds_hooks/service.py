@@ -1,0 +1,327 @@
+"""The two CDS services: ``patient-view`` (review the record) and ``order-sign`` (check a draft).
+
+Everything clinical comes from ``b12plan.core.evaluate``; this module only chooses which
+findings a hook shows and turns them into cards. Records are read through ``b12plan.fhir``, so
+the EHR's data and our own store's go through the same validation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from b12plan.caseio import CaseError, parse_case
+from b12plan.cds_hooks.cards import (
+    Card,
+    IdFactory,
+    data_problem_card,
+    finding_to_card,
+    next_dose_card,
+)
+from b12plan.cds_hooks.data import (
+    DataUnavailable,
+    FhirClientFactory,
+    PatientRecord,
+    gather,
+)
+from b12plan.cds_hooks.request import HookCall, RequestError, parse_call
+from b12plan.cds_hooks.services import ServiceSpec, discovery, prefetch_templates, service
+from b12plan.core import Assessment, evaluate
+from b12plan.core.knowledge import Knowledge
+from b12plan.fhir import (
+    BundleError,
+    DraftOrder,
+    bundle_to_case_dict,
+    draft_orders,
+    every,
+    order_for_regimen,
+)
+from b12plan.fhir.outcome import NOT_FOUND, STRUCTURE, error
+
+Json = dict[str, Any]
+LoadCase = Callable[[str], Json | None]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP status and its JSON body (cards, or an error list for an OperationOutcome)."""
+
+    status: int
+    body: Json | None = None
+    errors: tuple[dict[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class CdsServices:
+    load_case: LoadCase
+    knowledge: Knowledge
+    clock: Callable[[], date]
+    id_factory: IdFactory
+    fhir_client_factory: FhirClientFactory
+    fhir_servers: Collection[str] | None = None
+
+    def discovery(self) -> Json:
+        return discovery(self.knowledge)
+
+    def call(self, service_id: str, body: object) -> Reply:
+        spec = service(service_id)
+        if spec is None:
+            return Reply(404, errors=(error("", f"no CDS service {service_id!r}", NOT_FOUND),))
+        try:
+            call = parse_call(body, spec)
+        except RequestError as exc:
+            return Reply(400, errors=tuple(exc.errors))
+        as_of = self.clock()
+        if spec.hook == "order-sign":
+            return self._order_sign(spec, call, as_of)
+        return self._patient_view(spec, call, as_of)
+
+    # --- the record -----------------------------------------------------------------------
+
+    def _record(self, call: HookCall) -> PatientRecord:
+        servers = None
+        if self.fhir_servers is not None:
+            servers = {s.rstrip("/") for s in self.fhir_servers}
+        return gather(
+            call,
+            prefetch_templates(self.knowledge),
+            load_case=self.load_case,
+            fhir_client_factory=self.fhir_client_factory,
+            fhir_servers=servers,
+        )
+
+    def _case(self, record: PatientRecord, call: HookCall, as_of: date) -> Json:
+        """The contract case; ``BundleError`` when the record cannot be read."""
+        if record.case is not None:
+            return {**record.case, "as_of": as_of.isoformat()}
+        bundle = {"resourceType": "Bundle", "type": "collection", "entry": list(record.entries)}
+        return bundle_to_case_dict(
+            bundle, as_of=as_of, knowledge=self.knowledge, patient_id=call.patient_id
+        )
+
+    def _assess(self, case: Json, as_of: date) -> Assessment:
+        return evaluate(parse_case(case, self.knowledge), self.knowledge, as_of=as_of)
+
+    def _problem(self, errors: list[dict[str, str]], what: str) -> Reply:
+        card = data_problem_card(errors, what=what, id_factory=self.id_factory)
+        return Reply(200, {"cards": [card]})
+
+    # --- patient-view -----------------------------------------------------------------------
+
+    def _patient_view(self, spec: ServiceSpec, call: HookCall, as_of: date) -> Reply:
+        try:
+            record = self._record(call)
+        except DataUnavailable as exc:
+            return Reply(412, errors=(error("", str(exc), "processing"),))
+        try:
+            case = self._case(record, call, as_of)
+            assessment = self._assess(case, as_of)
+        except (BundleError, CaseError) as exc:
+            return self._problem(exc.errors, "this patient's record")
+        return Reply(200, {"cards": self.patient_view_cards(spec, case, assessment)})
+
+    def patient_view_cards(
+        self, spec: ServiceSpec, case: Json, assessment: Assessment
+    ) -> list[Card]:
+        """Every warning and critical finding; a few informational ones; then the next dose."""
+        treated = bool(case.get("administrations")) or case.get("prescription") is not None
+        cards: list[Card] = []
+        info = 0
+        for finding in assessment.findings:
+            if finding.severity == "info":
+                if info >= spec.info_cards_max:
+                    continue
+                if finding.code in spec.info_only_when_treated and not treated:
+                    continue
+                info += 1
+            cards.append(
+                finding_to_card(finding, knowledge=self.knowledge, id_factory=self.id_factory)
+            )
+        if (
+            assessment.phase in ("loading", "maintenance")
+            and assessment.regimen is not None
+            and assessment.next_dose is not None
+        ):
+            cards.append(
+                next_dose_card(assessment, knowledge=self.knowledge, id_factory=self.id_factory)
+            )
+        return cards
+
+    # --- order-sign -------------------------------------------------------------------------
+
+    def _order_sign(self, spec: ServiceSpec, call: HookCall, as_of: date) -> Reply:
+        drafts_bundle = call.context["draftOrders"]
+        try:  # a first read only to see whether any order concerns b12plan at all
+            relevant = bool(
+                draft_orders(
+                    drafts_bundle,
+                    as_of=as_of,
+                    jurisdiction="GB",
+                    patient_id=call.patient_id,
+                    knowledge=self.knowledge,
+                )
+            )
+        except BundleError as exc:
+            if any(e["type"] == STRUCTURE for e in exc.errors):
+                return Reply(400, errors=tuple(_in_drafts(exc.errors)))
+            relevant = True  # an order concerns b12plan but cannot be read: reported below
+        if not relevant:
+            return Reply(200, {"cards": []})
+        try:
+            record = self._record(call)
+        except DataUnavailable as exc:
+            return Reply(412, errors=(error("", str(exc), "processing"),))
+        try:
+            case = self._case(record, call, as_of)
+        except (BundleError, CaseError) as exc:
+            return self._problem(exc.errors, "this patient's record")
+        try:
+            drafts = draft_orders(
+                drafts_bundle,
+                as_of=as_of,
+                jurisdiction=case.get("jurisdiction", "GB"),
+                patient_id=call.patient_id,
+                knowledge=self.knowledge,
+            )
+        except BundleError as exc:
+            return self._problem(_in_drafts(exc.errors), "the draft order")
+        return Reply(200, {"cards": self.order_sign_cards(spec, case, drafts, as_of)})
+
+    def order_sign_cards(
+        self, spec: ServiceSpec, case: Json, drafts: list[DraftOrder], as_of: date
+    ) -> list[Card]:
+        """Cards for what the draft orders cause.
+
+        Each B12 draft is evaluated as the patient's prescription (with any listed medication
+        drafts, e.g. folic acid, added). A finding is the order's when the same patient with the
+        protocol's regimen ordered instead would not have it (with no protocol: when the record
+        without the drafts does not); ``always_codes`` are shown whenever present.
+        """
+        medications = [d.medication for d in drafts if d.medication is not None]
+        orders = [d for d in drafts if d.prescription is not None]
+        base = {**case, "medications": list(case.get("medications", [])) + medications}
+        variants: list[tuple[DraftOrder | None, Json]] = [
+            (d, {**base, "prescription": d.prescription}) for d in orders
+        ] or [(None, base)]
+        cards: list[Card] = []
+        seen: set[tuple[str, str]] = set()
+        for draft, variant in variants:
+            try:
+                assessment = self._assess(variant, as_of)
+                regimen = self._protocol_regimen(assessment)
+                if draft is not None and draft.prescription is not None and regimen is not None:
+                    reference = {**variant, "prescription": {**draft.prescription, **regimen}}
+                else:
+                    reference = case
+                expected = {(f.code, f.message) for f in self._assess(reference, as_of).findings}
+            except CaseError as exc:
+                problems = _draft_errors(exc.errors, draft)
+                return [
+                    data_problem_card(problems, what="the draft order", id_factory=self.id_factory)
+                ]
+            for finding in assessment.findings:
+                key = (finding.code, finding.message)
+                if finding.code not in spec.codes or key in seen:
+                    continue
+                if finding.code not in spec.always_codes and key in expected:
+                    continue  # not the order's doing: the protocol regimen would have it too
+                seen.add(key)
+                suggestions = []
+                if (
+                    draft is not None
+                    and regimen is not None
+                    and finding.code in spec.suggest_protocol_regimen
+                ):
+                    suggestions.append(self._suggestion(draft, assessment, regimen))
+                cards.append(
+                    finding_to_card(
+                        finding,
+                        knowledge=self.knowledge,
+                        id_factory=self.id_factory,
+                        suggestions=suggestions,
+                    )
+                )
+        return cards
+
+    def _protocol_regimen(self, assessment: Assessment) -> Json | None:
+        """The order the protocol gives now: loading at the current stage's spacing while
+        loading is incomplete, else maintenance at the assessed interval."""
+        reg = assessment.regimen
+        if reg is None:
+            return None
+        phase, interval = "maintenance", reg.maintenance_interval_days
+        if assessment.phase in ("untreated", "loading") and not reg.loading.complete:
+            stage = self.knowledge.protocol(reg.protocol_id).loading_stage_for_dose(
+                reg.loading.doses_given + 1
+            )
+            if stage is not None:
+                phase, interval = "loading", stage.window.due_interval_days
+        return {
+            "product": reg.product,
+            "dose": _number(reg.dose),
+            "unit": reg.unit,
+            "route": reg.route,
+            "phase": phase,
+            "interval_days": interval,
+        }
+
+    def _suggestion(self, draft: DraftOrder, assessment: Assessment, regimen: Json) -> Card:
+        """Replace the draft with the protocol regimen (an update when the draft has an id)."""
+        reg = assessment.regimen
+        assert reg is not None
+        order = order_for_regimen(
+            draft.resource,
+            product=regimen["product"],
+            dose=regimen["dose"],
+            unit=regimen["unit"],
+            route=regimen["route"],
+            phase=regimen["phase"],
+            interval_days=regimen["interval_days"],
+            protocol_id=reg.protocol_id,
+            knowledge=self.knowledge,
+        )
+        described = (
+            f"{regimen['product']} {regimen['dose']} {regimen['unit']} {regimen['route']}"
+            f" {every(regimen['interval_days'])} ({regimen['phase']}, {reg.protocol_id})"
+        )
+        if "id" in draft.resource:
+            action: Card = {
+                "type": "update",
+                "description": f"Replace the draft order with {described}",
+                "resource": order,
+            }
+        else:
+            action = {"type": "create", "description": f"Order {described}", "resource": order}
+        return {
+            "label": f"Order {described}",
+            "uuid": self.id_factory(),
+            "isRecommended": True,
+            "actions": [action],
+        }
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+def _in_drafts(errors: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [
+        {**e, "loc": f"context.draftOrders.{e['loc']}" if e["loc"] else "context.draftOrders"}
+        for e in errors
+    ]
+
+
+def _draft_errors(errors: list[dict[str, str]], draft: DraftOrder | None) -> list[dict[str, str]]:
+    """caseio's ``prescription.dose`` as the draft's FHIR path where the error is the draft's."""
+    out = []
+    for e in errors:
+        loc = e["loc"]
+        if draft is not None and loc.startswith("prescription"):
+            field = loc.removeprefix("prescription").lstrip(".")
+            sub = draft.fields.get(field, "")
+            base = f"context.draftOrders.entry[{draft.entry}].resource"
+            loc = f"{base}.{sub}" if sub else base
+        out.append({**e, "loc": loc})
+    return out
