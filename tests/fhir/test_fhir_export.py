@@ -221,3 +221,11 @@ def test_an_invalid_case_is_refused_with_the_field_path() -> None:
     with pytest.raises(CaseError) as caught:
         case_dict_to_bundle(case)
     assert caught.value.errors[0]["loc"] == "observations[0].unit"
+
+
+def test_text_fhir_cannot_carry_is_refused_by_field() -> None:
+    case = _case("every-field-gb")
+    case["administrations"][1]["site"] = "\u00a0"
+    with pytest.raises(CaseError) as caught:
+        case_dict_to_bundle(case)
+    assert [e["loc"] for e in caught.value.errors] == ["administrations[1].site"]

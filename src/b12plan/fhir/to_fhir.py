@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from datetime import date
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
-from b12plan.caseio import case_to_dict
+from b12plan.caseio import CaseError, case_to_dict
 from b12plan.core.assessment import Assessment
 from b12plan.core.course import not_for_deficiency_use
 from b12plan.core.knowledge import Knowledge
@@ -45,6 +46,10 @@ Json = dict[str, Any]
 
 PHASE_SEQUENCE = {"loading": 1, "maintenance": 2}
 """Loading is always ``sequence`` 1 and maintenance 2, whichever of them the order holds."""
+
+# FHIR ``string`` must contain a character other than white space (plain spaces, tabs and line
+# breaks aside): text made only of other white space (no-break space, U+0085 ...) has no FHIR form.
+_FHIR_STRING = re.compile(r"[ \r\n\t\S]")
 
 _FHIR_ID = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.")
 
@@ -467,6 +472,7 @@ def case_to_bundle(
     patient_resource_id: str | None = None,
 ) -> Json:
     """The Bundle for ``case``; deterministic (entry ids are name-based UUIDs of the content)."""
+    _check_texts(case)
     canonical = json.dumps(case_to_dict(case), sort_keys=True, ensure_ascii=False)
     seed = hashlib.sha256(f"{bundle_id or ''}\n{canonical}".encode()).hexdigest()
     w = _Writer(case, knowledge, codes, systems, seed)
@@ -492,6 +498,26 @@ def case_to_bundle(
     bundle.update({"type": "collection", "entry": w.entries})
     Bundle.model_validate(bundle)  # a mapping bug fails here, with the FHIR path
     return bundle
+
+
+def _check_texts(case: Case) -> None:
+    """Free text FHIR cannot carry is refused by field, before any resource is built."""
+    texts: list[tuple[str, str | None]] = [("patient.id", case.patient.id)]
+    for n, a in enumerate(case.administrations):
+        texts += [(f"administrations[{n}].brand", a.brand), (f"administrations[{n}].site", a.site)]
+    if case.prescription is not None:
+        texts.append(("prescription.brand", case.prescription.brand))
+    problems = [
+        {
+            "loc": loc,
+            "msg": f"{value!r} is only white space of a kind FHIR strings cannot carry",
+            "type": "fhir_string",
+        }
+        for loc, value in texts
+        if value is not None and not _FHIR_STRING.search(value)
+    ]
+    if problems:
+        raise CaseError(problems)
 
 
 def protocol_order(
