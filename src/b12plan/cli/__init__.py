@@ -18,9 +18,15 @@ app = typer.Typer(
 
 # Sub-command groups are registered below, one line each, by the module that owns them.
 # (sub-apps)
+from b12plan.cli.population import population_app  # noqa: E402
+
+app.add_typer(population_app, name="population")
 from b12plan.cli.core_commands import register_core_commands  # noqa: E402
 
 register_core_commands(app)
+from b12plan.cli.records import register_records_commands  # noqa: E402
+
+register_records_commands(app)
 
 
 def main() -> None:
