@@ -50,9 +50,16 @@ class DemoPatient:
 
 
 @dataclass(frozen=True)
+class SeededUser:
+    user: DemoUser
+    created: bool
+    patient_id: str | None = None
+
+
+@dataclass(frozen=True)
 class DemoSeed:
     patients: list[DemoPatient]
-    users: list[tuple[DemoUser, bool]]  # (user, created now)
+    users: list[SeededUser]
 
 
 _DATE_KEYS = ("as_of", "birth_date", "date", "start", "end")
@@ -105,12 +112,12 @@ def seed_demo(records: RecordsService, auth: AuthService, *, today: dt.date) -> 
             created = False
         patients.append(DemoPatient(pid, clinic_id, example.title, created))
     known = {u.username for u in auth.list_users(system)}
-    users: list[tuple[DemoUser, bool]] = []
+    users: list[SeededUser] = []
     for user in DEMO_USERS:
-        if user.username in known:
-            users.append((user, False))
-            continue
         patient_id = patient_of_example.get(user.patient_example) if user.patient_example else None
+        if user.username in known:
+            users.append(SeededUser(user, False, patient_id))
+            continue
         auth.add_user(
             system,
             NewUser(
@@ -122,8 +129,8 @@ def seed_demo(records: RecordsService, auth: AuthService, *, today: dt.date) -> 
                 patient_id=patient_id,
             ),
         )
-        users.append((user, True))
+        users.append(SeededUser(user, True, patient_id))
     return DemoSeed(patients=patients, users=users)
 
 
-__all__ = ["DEMO_USERS", "DemoSeed", "DemoUser", "seed_demo", "shift_dates"]
+__all__ = ["DEMO_USERS", "DemoSeed", "DemoUser", "SeededUser", "seed_demo", "shift_dates"]
