@@ -7,12 +7,15 @@ from datetime import date
 from typing import Any
 
 import pytest
+from fastapi import FastAPI, Request
+from fastapi.testclient import TestClient
 
 from b12plan.caseio import parse_case
 from b12plan.cds_hooks import load_services
+from b12plan.cds_hooks.api import make_router
 from b12plan.core import evaluate
 from b12plan.knowledge import load_knowledge
-from tests.cds_hooks.conftest import Hooks, codes
+from tests.cds_hooks.conftest import Hooks, codes, counting_ids
 from tests.cds_hooks.ehr import (
     SERVER,
     TOKEN,
@@ -246,3 +249,33 @@ def test_the_same_call_gives_the_same_answer() -> None:
     assert Hooks(_as_of(case)).cards(SERVICE, copy.deepcopy(body)) == Hooks(_as_of(case)).cards(
         SERVICE, body
     )
+
+
+def test_the_caller_reaches_the_store_when_a_principal_is_given() -> None:
+    case = scenario_case("adherence-gap")
+    seen: list[tuple[str, str]] = []
+
+    def caller(request: Request) -> str:
+        return request.headers.get("x-client", "?")
+
+    def load(patient_id: str, who: str) -> dict[str, Any] | None:
+        seen.append((patient_id, who))
+        return case
+
+    app = FastAPI()
+    app.include_router(
+        make_router(
+            load,
+            knowledge=K,
+            clock=lambda: _as_of(case),
+            id_factory=counting_ids(),
+            principal=caller,
+        )
+    )
+    response = TestClient(app).post(
+        f"/cds-services/{SERVICE}",
+        json=hook_request("patient-view", PID),
+        headers={"x-client": "ehr-1"},
+    )
+    assert response.status_code == 200
+    assert seen == [(PID, "ehr-1")]

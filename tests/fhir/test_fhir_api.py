@@ -141,3 +141,30 @@ def test_dependencies_given_by_the_composition_root_guard_every_route(store: Sto
     assert client.post("/fhir", json={}).status_code == 401
     ok = client.get("/fhir/Patient/p-1/$everything", headers={"authorization": "Bearer ok"})
     assert ok.status_code == 200
+
+
+def test_the_signed_in_user_reaches_the_store_when_a_principal_is_given() -> None:
+    """So the store applies its own access rules (clinic scope) to FHIR reads and imports."""
+    seen: list[tuple[str, str]] = []
+
+    def current_user(request: Request) -> str:
+        return request.headers.get("x-user", "anonymous")
+
+    def load(patient_id: str, who: str) -> dict[str, Any] | None:
+        seen.append(("load", who))
+        return CASE if who == "dr-a" else None
+
+    def add(case: dict[str, Any], who: str) -> str:
+        seen.append(("import", who))
+        return "p-9"
+
+    app = FastAPI()
+    app.include_router(make_router(load, add, clock=lambda: TODAY, principal=current_user))
+    client = TestClient(app)
+    assert client.get("/fhir/Patient/p-1/$everything", headers={"x-user": "dr-a"}).is_success
+    assert (
+        client.get("/fhir/Patient/p-1/$everything", headers={"x-user": "dr-b"}).status_code == 404
+    )
+    created = client.post("/fhir", json=case_dict_to_bundle(CASE), headers={"x-user": "dr-a"})
+    assert created.status_code == 201
+    assert seen == [("load", "dr-a"), ("load", "dr-b"), ("import", "dr-a")]

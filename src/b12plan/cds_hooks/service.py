@@ -42,6 +42,7 @@ from b12plan.fhir.outcome import NOT_FOUND, STRUCTURE, error
 
 Json = dict[str, Any]
 LoadCase = Callable[[str], Json | None]
+LoadCaseAs = Callable[[str, Any], Json | None]
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
-from fastapi import APIRouter, Request, Response
-from fastapi.params import Depends
+from fastapi import APIRouter, Depends, Request, Response, params
 
 from b12plan.caseio import CaseError
 from b12plan.core.knowledge import Knowledge
@@ -34,7 +33,14 @@ FHIR_JSON = "application/fhir+json"
 IMPORT_TYPES = ("transaction", "collection")
 
 LoadCase = Callable[[str], dict[str, Any] | None]
+LoadCaseAs = Callable[[str, Any], dict[str, Any] | None]
 ImportCase = Callable[[dict[str, Any]], str]
+ImportCaseAs = Callable[[dict[str, Any], Any], str]
+
+
+async def _nobody() -> None:
+    """The principal when the composition root gives none."""
+    return None
 
 
 def fhir_response(body: dict[str, Any], status: int = 200, **headers: str) -> Response:
@@ -52,20 +58,35 @@ def outcome_response(errors: Sequence[dict[str, str]]) -> Response:
 
 
 def make_router(
-    load_case: LoadCase,
-    import_case: ImportCase,
+    load_case: LoadCase | LoadCaseAs,
+    import_case: ImportCase | ImportCaseAs,
     *,
     clock: Callable[[], date],
     knowledge: Knowledge | None = None,
-    dependencies: Sequence[Depends] | None = None,
+    dependencies: Sequence[params.Depends] | None = None,
+    principal: Callable[..., Any] | None = None,
 ) -> APIRouter:
     """The FHIR routes over a store given as ``load_case(id)`` and ``import_case(case) -> id``.
 
     ``clock`` gives the ``as_of`` an imported record is read on (records dated later are kept:
-    the contract leaves them out of evaluations until their date).
+    the contract leaves them out of evaluations until their date). ``dependencies`` guard every
+    route. ``principal``, a FastAPI dependency giving the signed-in user, makes the store
+    callables receive that user as a second argument (``load_case(id, who)``,
+    ``import_case(case, who)``) so the store can apply its own access rules.
     """
     k = knowledge or load_knowledge()
     router = APIRouter(tags=["FHIR"], dependencies=list(dependencies or ()))
+    who_dependency = principal or _nobody
+
+    def load(patient_id: str, who: Any) -> dict[str, Any] | None:
+        if principal is None:
+            return cast(LoadCase, load_case)(patient_id)
+        return cast(LoadCaseAs, load_case)(patient_id, who)
+
+    def store(case: dict[str, Any], who: Any) -> str:
+        if principal is None:
+            return cast(ImportCase, import_case)(case)
+        return cast(ImportCaseAs, import_case)(case, who)
 
     @router.get(
         "/fhir/Patient/{patient_id}/$everything",
@@ -73,8 +94,8 @@ def make_router(
         response_class=Response,
         responses={200: {"content": {FHIR_JSON: {}}}, 404: {"content": {FHIR_JSON: {}}}},
     )
-    def everything(patient_id: str) -> Response:
-        case = load_case(patient_id)
+    def everything(patient_id: str, who: Any = Depends(who_dependency)) -> Response:
+        case = load(patient_id, who)
         if case is None:
             return outcome_response([error("", f"no patient {patient_id!r}", NOT_FOUND)])
         try:
@@ -103,7 +124,7 @@ def make_router(
             422: {"content": {FHIR_JSON: {}}},
         },
     )
-    async def import_bundle(request: Request) -> Response:
+    async def import_bundle(request: Request, who: Any = Depends(who_dependency)) -> Response:
         try:
             data = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -124,7 +145,7 @@ def make_router(
             case = bundle_to_case_dict(bundle, as_of=clock(), knowledge=k)
         except BundleError as exc:
             return outcome_response(exc.errors)
-        new_id = import_case(case)
+        new_id = store(case, who)
         patient: dict[str, Any] = {"resourceType": "Patient", "id": new_id}
         if "patient" in case:
             details = case["patient"]
