@@ -279,3 +279,17 @@ def test_the_caller_reaches_the_store_when_a_principal_is_given() -> None:
     )
     assert response.status_code == 200
     assert seen == [(PID, "ehr-1")]
+
+
+def test_an_overdue_next_dose_says_so() -> None:
+    case = scenario_case("maintenance-overdue")
+    cards = Hooks(_as_of(case)).cards(
+        SERVICE, hook_request("patient-view", PID, prefetch=prefetch_for(case, PID))
+    )
+    assessment = evaluate(parse_case(case, K), K, as_of=_as_of(case))
+    assert assessment.next_dose is not None and assessment.next_dose.overdue_after < _as_of(case)
+    assert "INJECTION_OVERDUE" in codes(cards)
+    assert cards[-1]["summary"].endswith(
+        f"overdue since {assessment.next_dose.overdue_after.isoformat()}"
+        f" (was due {assessment.next_dose.due.isoformat()})"
+    )

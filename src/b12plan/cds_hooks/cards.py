@@ -112,10 +112,16 @@ def next_dose_card(assessment: Assessment, *, knowledge: Knowledge, id_factory: 
     reg, nd = assessment.regimen, assessment.next_dose
     assert reg is not None and nd is not None
     amount = f"{reg.product} {_text(reg.dose)} {reg.unit} {reg.route}"
-    summary = (
-        f"Next {amount} due {nd.due.isoformat()} (from {nd.earliest.isoformat()};"
-        f" overdue after {nd.overdue_after.isoformat()})"
-    )
+    if assessment.as_of > nd.overdue_after:
+        summary = (
+            f"Next {amount} overdue since {nd.overdue_after.isoformat()}"
+            f" (was due {nd.due.isoformat()})"
+        )
+    else:
+        summary = (
+            f"Next {amount} due {nd.due.isoformat()} (from {nd.earliest.isoformat()};"
+            f" overdue after {nd.overdue_after.isoformat()})"
+        )
     lines = [
         f"Phase: {assessment.phase}. Protocol `{reg.protocol_id}`"
         f" ({'lifelong' if reg.lifelong else 'not lifelong'}).",

@@ -129,8 +129,8 @@ def gather(
         return PatientRecord(entries=_unique(given + fetched), origin="fhirServer")
     case = load_case(call.patient_id)
     if case is None:
+        lacking = "no prefetch" if not prefetch else f"prefetch lacks {', '.join(missing)}"
         raise DataUnavailable(
-            f"prefetch lacks {', '.join(missing)}, no fhirServer was given, and b12plan holds"
-            f" no record for patient {call.patient_id!r}"
+            f"{lacking}, no fhirServer, and b12plan holds no record for patient {call.patient_id!r}"
         )
     return PatientRecord(case=case, origin="b12plan")
