@@ -84,8 +84,9 @@ def discovery(knowledge: Knowledge) -> dict[str, Any]:
                 "id": s.id,
                 "prefetch": templates,
                 "usageRequirements": (
-                    "Send fhirServer and fhirAuthorization, or all prefetch keys; b12plan codes"
-                    f" are under {load_code_map().base}."
+                    "Prefetch every key, or send fhirServer (with fhirAuthorization); otherwise"
+                    " the patient must be on b12plan's own record under the same id."
+                    f" b12plan's own codes are under {load_code_map().base}."
                 ),
             }
             for s in load_services()
