@@ -65,8 +65,42 @@ def copy_db(seeded: Path, target_dir: Path) -> Path:
     return target
 
 
+@pytest.fixture(scope="module")
+def shared_services(
+    seeded_db: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Services]:
+    """One database for a module's read-only tests (tests that write use ``services``)."""
+    built = services_for(copy_db(seeded_db, tmp_path_factory.mktemp("shared")))
+    yield built
+    built.db.dispose()
+
+
+@pytest.fixture(scope="module")
+def shared_app(shared_services: Services) -> FastAPI:
+    return create_app(services=shared_services)
+
+
+@pytest.fixture
+def visitor(shared_app: FastAPI) -> TestClient:
+    """Not signed in, on the shared read-only app."""
+    return TestClient(shared_app)
+
+
+@pytest.fixture(scope="module")
+def viewing_clinician(shared_app: FastAPI) -> TestClient:
+    """Signed in as the demo clinician on the shared app: for tests that only read."""
+    return sign_in(TestClient(shared_app), CLINICIAN)
+
+
+@pytest.fixture(scope="module")
+def viewing_patient(shared_app: FastAPI) -> TestClient:
+    """Signed in as the demo patient on the shared app: for tests that only read."""
+    return sign_in(TestClient(shared_app), PATIENT)
+
+
 @pytest.fixture
 def services(seeded_db: Path, tmp_path: Path) -> Iterator[Services]:
+    """A fresh copy of the demo database, for a test that writes."""
     built = services_for(copy_db(seeded_db, tmp_path))
     yield built
     built.db.dispose()

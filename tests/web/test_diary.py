@@ -47,6 +47,13 @@ def test_score_to_status(score: int, previous: Previous, expected: str | None) -
     assert diary_status(score, previous, RULES) == expected
 
 
+@pytest.mark.parametrize("previous", [Previous("improving", 4), Previous("stable", 4)])
+def test_the_diary_never_ends_neurological_loading_on_its_own(previous: Previous) -> None:
+    # "stable" (no further improvement) ends alternate-day loading: the clinician decides that
+    assert diary_status(4, previous, RULES, neurological=True) == "present"
+    assert diary_status(4 - STEP, previous, RULES, neurological=True) == "improving"
+
+
 def test_every_scale_feeds_a_contract_symptom_code() -> None:
     knowledge = load_knowledge()
     check_rules(RULES, knowledge)
@@ -70,14 +77,15 @@ def test_one_entry_records_only_the_answered_scales() -> None:
     day = date(2026, 3, 2)
     entries = diary_entries(
         {"fatigue": 6, "tingling": None, "balance": 0, "memory": 2},
-        {"balance_problems": Previous("improving", 3)},
+        {"balance_problems": Previous("improving", 3), "memory_problems": Previous("improving", 2)},
         day,
         RULES,
+        load_knowledge(),
     )
     assert [(e.code, e.status, e.score) for e in entries] == [
         ("fatigue", "present", 6),
         ("balance_problems", "resolved", 0),
-        ("memory_problems", "present", 2),
+        ("memory_problems", "present", 2),  # neurological plateau: not "stable"
     ]
     assert entries[0].note == score_note(6, RULES.scale_max)
 

@@ -38,11 +38,11 @@ def field_error(html: str, field_id: str) -> str:
 # --- signing in --------------------------------------------------------------------------------
 
 
-def test_a_visitor_is_sent_to_sign_in_and_back(client: TestClient) -> None:
-    response = client.get("/clinic", follow_redirects=False)
+def test_a_visitor_is_sent_to_sign_in_and_back(visitor: TestClient) -> None:
+    response = visitor.get("/clinic", follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == "/login?next=%2Fclinic"
-    signed = client.post(
+    signed = visitor.post(
         "/login",
         data={"username": CLINICIAN[0], "password": CLINICIAN[1], "next": "/clinic/patients"},
         follow_redirects=False,
@@ -53,15 +53,15 @@ def test_a_visitor_is_sent_to_sign_in_and_back(client: TestClient) -> None:
     assert "samesite=lax" in cookie
 
 
-def test_a_wrong_password_is_said_next_to_the_form(client: TestClient) -> None:
-    response = client.post("/login", data={"username": "dr.demo", "password": "nope"})
+def test_a_wrong_password_is_said_next_to_the_form(visitor: TestClient) -> None:
+    response = visitor.post("/login", data={"username": "dr.demo", "password": "nope"})
     assert response.status_code == 422
     assert "Wrong username or password." in response.text
     assert "set-cookie" not in response.headers
 
 
-def test_sign_in_never_redirects_off_site(client: TestClient) -> None:
-    response = client.post(
+def test_sign_in_never_redirects_off_site(visitor: TestClient) -> None:
+    response = visitor.post(
         "/login",
         data={"username": PATIENT[0], "password": PATIENT[1], "next": "//evil.example/"},
         follow_redirects=False,
@@ -74,8 +74,8 @@ def test_signing_out_ends_the_session(clinician: TestClient) -> None:
     assert clinician.get("/clinic", follow_redirects=False).status_code == 303
 
 
-def test_a_cross_site_form_post_is_refused(clinician: TestClient) -> None:
-    response = clinician.post(
+def test_a_cross_site_form_post_is_refused(viewing_clinician: TestClient) -> None:
+    response = viewing_clinician.post(
         f"/clinic/patients/{OVERDUE_ID}/symptom",
         data={"date": TODAY.isoformat(), "code": "fatigue", "status": "present"},
         headers={"Origin": "https://evil.example"},
@@ -87,32 +87,36 @@ def test_a_cross_site_form_post_is_refused(clinician: TestClient) -> None:
 # --- access ----------------------------------------------------------------------------------
 
 
-def test_a_patient_cannot_open_another_patients_page(patient: TestClient) -> None:
-    response = patient.get(f"/clinic/patients/{OVERDUE_ID}")
+def test_a_patient_cannot_open_another_patients_page(viewing_patient: TestClient) -> None:
+    response = viewing_patient.get(f"/clinic/patients/{OVERDUE_ID}")
     assert response.status_code == 403
     assert "This page is for clinic staff" in response.text
     assert "Demo 03" not in response.text
 
 
-def test_a_patient_cannot_open_clinic_views_of_their_own_record(patient: TestClient) -> None:
-    assert patient.get(f"/clinic/patients/{PATIENT_ID}").status_code == 403
-    assert patient.get("/clinic").status_code == 403
+def test_a_patient_cannot_open_clinic_views_of_their_own_record(
+    viewing_patient: TestClient,
+) -> None:
+    assert viewing_patient.get(f"/clinic/patients/{PATIENT_ID}").status_code == 403
+    assert viewing_patient.get("/clinic").status_code == 403
 
 
-def test_a_clinician_does_not_see_another_clinics_patient(clinician: TestClient) -> None:
-    response = clinician.get(f"/clinic/patients/{OTHER_CLINIC_ID}")
+def test_a_clinician_does_not_see_another_clinics_patient(viewing_clinician: TestClient) -> None:
+    response = viewing_clinician.get(f"/clinic/patients/{OTHER_CLINIC_ID}")
     assert response.status_code == 404
 
 
-def test_patient_pages_are_for_patients(clinician: TestClient) -> None:
-    assert clinician.get("/me").status_code == 403
+def test_patient_pages_are_for_patients(viewing_clinician: TestClient) -> None:
+    assert viewing_clinician.get("/me").status_code == 403
 
 
 # --- worklist ----------------------------------------------------------------------------------
 
 
-def test_worklist_puts_overdue_before_loading_and_links_each_row(clinician: TestClient) -> None:
-    html = clinician.get("/clinic").text
+def test_worklist_puts_overdue_before_loading_and_links_each_row(
+    viewing_clinician: TestClient,
+) -> None:
+    html = viewing_clinician.get("/clinic").text
     overdue = html.index('id="group-overdue"')
     loading = html.index('id="group-loading"')
     assert overdue < loading
@@ -122,17 +126,17 @@ def test_worklist_puts_overdue_before_loading_and_links_each_row(clinician: Test
     assert OTHER_CLINIC_ID not in html  # another clinic's patient
 
 
-def test_worklist_filters_by_finding_code(clinician: TestClient) -> None:
-    html = clinician.get("/clinic", params={"code": "MAINTENANCE_WITHOUT_LOADING"}).text
+def test_worklist_filters_by_finding_code(viewing_clinician: TestClient) -> None:
+    html = viewing_clinician.get("/clinic", params={"code": "MAINTENANCE_WITHOUT_LOADING"}).text
     rows = re.findall(r'data-patient="([^"]+)"', html)
     assert rows == ["demo-02"]
 
 
-def test_worklist_filters_by_clinic_for_an_admin(client: TestClient) -> None:
-    sign_in(client, ADMIN)
-    everyone = re.findall(r'data-patient="([^"]+)"', client.get("/clinic").text)
+def test_worklist_filters_by_clinic_for_an_admin(visitor: TestClient) -> None:
+    sign_in(visitor, ADMIN)
+    everyone = re.findall(r'data-patient="([^"]+)"', visitor.get("/clinic").text)
     assert OTHER_CLINIC_ID in everyone
-    riverside = client.get("/clinic", params={"clinic": "riverside"}).text
+    riverside = visitor.get("/clinic", params={"clinic": "riverside"}).text
     assert re.findall(r'data-patient="([^"]+)"', riverside) == [OTHER_CLINIC_ID]
 
 
@@ -140,9 +144,12 @@ def test_worklist_filters_by_clinic_for_an_admin(client: TestClient) -> None:
 
 
 def test_patient_page_shows_phase_regimen_window_and_explained_findings(
-    clinician: TestClient,
+    viewing_clinician: TestClient,
 ) -> None:
-    html = clinician.get(f"/clinic/patients/{OVERDUE_ID}").text
+    response = viewing_clinician.get(f"/clinic/patients/{OVERDUE_ID}")
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-frame-options"] == "DENY"
+    html = response.text
     assert text_of(html, "phase") == "maintenance"
     assert "overdue by" in text_of(html, "next-dose-state")
     assert "Hydroxocobalamin 1 mg IM, no neurological involvement (UK)" in html
@@ -184,7 +191,7 @@ def test_recording_an_injection_moves_the_next_due_date(clinician: TestClient) -
     ],
 )
 def test_injection_form_errors_are_shown_next_to_the_field(
-    clinician: TestClient, field: str, value: str, message: str
+    viewing_clinician: TestClient, field: str, value: str, message: str
 ) -> None:
     data = {
         "date": TODAY.isoformat(),
@@ -194,7 +201,7 @@ def test_injection_form_errors_are_shown_next_to_the_field(
         "route": "IM",
     }
     data[field] = value
-    response = clinician.post(f"/clinic/patients/{OVERDUE_ID}/injection", data=data)
+    response = viewing_clinician.post(f"/clinic/patients/{OVERDUE_ID}/injection", data=data)
     assert response.status_code == 422
     assert message in field_error(response.text, f"injection-{field}").lower()
     assert f'id="injection-{field}" name="{field}"' in response.text
@@ -202,8 +209,8 @@ def test_injection_form_errors_are_shown_next_to_the_field(
     assert '<details class="panel" id="injection" open>' in response.text
 
 
-def test_a_lab_unit_that_does_not_fit_the_test_is_refused(clinician: TestClient) -> None:
-    response = clinician.post(
+def test_a_lab_unit_that_does_not_fit_the_test_is_refused(viewing_clinician: TestClient) -> None:
+    response = viewing_clinician.post(
         f"/clinic/patients/{OVERDUE_ID}/lab",
         data={"date": TODAY.isoformat(), "code": "mma", "value": "0.3", "unit": "pmol/L"},
     )
@@ -229,8 +236,8 @@ def test_a_lab_result_in_another_unit_is_recorded(
     assert any(r.data.unit == "g/dL" and r.data.value == 12.1 for r in stored)
 
 
-def test_the_unit_list_follows_the_chosen_test(clinician: TestClient) -> None:
-    html = clinician.get("/clinic/lab-units", params={"code": "mma"}).text
+def test_the_unit_list_follows_the_chosen_test(viewing_clinician: TestClient) -> None:
+    html = viewing_clinician.get("/clinic/lab-units", params={"code": "mma"}).text
     assert re.findall(r'<option value="([^"]+)"', html) == ["umol/L", "µmol/L", "nmol/L"]
     assert 'id="lab-unit-field"' in html
 
@@ -261,8 +268,8 @@ def test_symptom_adverse_event_and_prescription_forms_record(
     assert "every 56 days from 2026-03-02" in html
 
 
-def test_a_prescription_interval_must_be_whole_days(clinician: TestClient) -> None:
-    response = clinician.post(
+def test_a_prescription_interval_must_be_whole_days(viewing_clinician: TestClient) -> None:
+    response = viewing_clinician.post(
         f"/clinic/patients/{OVERDUE_ID}/prescription",
         data={
             "product": "hydroxocobalamin",
@@ -278,8 +285,8 @@ def test_a_prescription_interval_must_be_whole_days(clinician: TestClient) -> No
     assert "whole number" in field_error(response.text, "prescription-interval_days")
 
 
-def test_printable_summary_has_no_forms(clinician: TestClient) -> None:
-    html = clinician.get(f"/clinic/patients/{OVERDUE_ID}/print").text
+def test_printable_summary_has_no_forms(viewing_clinician: TestClient) -> None:
+    html = viewing_clinician.get(f"/clinic/patients/{OVERDUE_ID}/print").text
     assert "B12 injection therapy summary" in html
     assert "<form" not in html
     assert "INJECTION_OVERDUE" in html
@@ -288,12 +295,14 @@ def test_printable_summary_has_no_forms(clinician: TestClient) -> None:
 # --- patient views ------------------------------------------------------------------------------
 
 
-def test_my_schedule_shows_the_window_doses_checks_and_calendar(patient: TestClient) -> None:
-    html = patient.get("/me").text
+def test_my_schedule_shows_the_window_doses_checks_and_calendar(
+    viewing_patient: TestClient,
+) -> None:
+    html = viewing_patient.get("/me").text
     assert text_of(html, "next-dose-due").startswith("Due ")
     assert 'href="/me/calendar.ics"' in html
     assert "Upcoming doses" in html
-    ics = patient.get("/me/calendar.ics")
+    ics = viewing_patient.get("/me/calendar.ics")
     assert ics.headers["content-type"].startswith("text/calendar")
     assert ics.text.count("BEGIN:VEVENT") >= 6
 
@@ -345,8 +354,8 @@ def test_the_diary_records_contract_codes_with_scores(
     ]
 
 
-def test_an_empty_diary_says_what_to_do(patient: TestClient) -> None:
-    response = patient.post("/me/diary", data={"date": TODAY.isoformat()})
+def test_an_empty_diary_says_what_to_do(viewing_patient: TestClient) -> None:
+    response = viewing_patient.post("/me/diary", data={"date": TODAY.isoformat()})
     assert response.status_code == 422
     assert "choose a score for at least one symptom" in response.text
 
@@ -368,8 +377,8 @@ def test_a_local_side_effect_is_recorded_without_alarm(patient: TestClient) -> N
     assert "your side effect is recorded" in response.text
 
 
-def test_a_patient_may_not_log_a_dose_given_by_the_clinic(patient: TestClient) -> None:
-    response = patient.post(
+def test_a_patient_may_not_log_a_dose_given_by_the_clinic(viewing_patient: TestClient) -> None:
+    response = viewing_patient.post(
         "/me/injections",
         data={
             "date": TODAY.isoformat(),
@@ -384,8 +393,8 @@ def test_a_patient_may_not_log_a_dose_given_by_the_clinic(patient: TestClient) -
     assert "choose one: self, carer" in field_error(response.text, "self-injection-given_by")
 
 
-def test_questions_are_answered_for_this_patient_with_sources(patient: TestClient) -> None:
-    html = patient.get("/me/questions").text
+def test_questions_are_answered_for_this_patient_with_sources(viewing_patient: TestClient) -> None:
+    html = viewing_patient.get("/me/questions").text
     for question_id in ("why-loading", "once-a-month", "feel-better", "switch-monthly"):
         assert f'id="{question_id}"' in html
     assert "Hydroxocobalamin 1 mg IM, neurological involvement (UK)" in html
@@ -396,18 +405,18 @@ def test_questions_are_answered_for_this_patient_with_sources(patient: TestClien
 # --- static assets ------------------------------------------------------------------------------
 
 
-def test_scripts_are_served_locally(client: TestClient) -> None:
-    htmx = client.get("/static/vendor/htmx.min.js")
+def test_scripts_are_served_locally(visitor: TestClient) -> None:
+    htmx = visitor.get("/static/vendor/htmx.min.js")
     assert htmx.status_code == 200
     assert htmx.headers["content-type"].startswith("text/javascript")
-    plotly = client.get("/static/vendor/plotly.min.js")
+    plotly = visitor.get("/static/vendor/plotly.min.js")
     assert plotly.status_code == 200
     assert len(plotly.content) > 1_000_000
-    assert client.get("/static/../app.py").status_code == 404
-    assert client.get("/static/routes.py").status_code == 404
+    assert visitor.get("/static/../app.py").status_code == 404
+    assert visitor.get("/static/routes.py").status_code == 404
 
 
-def test_pages_load_nothing_from_other_sites(patient: TestClient) -> None:
+def test_pages_load_nothing_from_other_sites(viewing_patient: TestClient) -> None:
     for path in ("/me", "/me/log", "/me/questions"):
-        html = patient.get(path).text
+        html = viewing_patient.get(path).text
         assert not re.search(r'(src|href)="(https?:)?//(?!www\.nice|bnf|cks|doi|dailymed)', html)

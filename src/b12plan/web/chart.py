@@ -23,21 +23,29 @@ from b12plan.core.model import Case
 
 Figure = dict[str, Any]
 
-# Okabe-Ito colours: distinguishable with the common colour-vision deficiencies. Every colour is
-# paired with a marker symbol, so nothing is told by colour alone.
+# Colours after Okabe-Ito, darkened where needed so every marker and band edge has at least 3:1
+# contrast on white (WCAG 1.4.11); every colour is paired with a marker symbol, so nothing is
+# told by colour alone.
 LOADING_COLOUR = "#B35900"
 MAINTENANCE_COLOUR = "#0072B2"
+ACTIVE_B12_COLOUR = "#A8327F"
 BAND_DEFICIENT = "rgba(213, 94, 0, 0.16)"
 BAND_INDETERMINATE = "rgba(230, 159, 0, 0.16)"
 PLANNED_FILL = "rgba(0, 114, 178, 0.07)"
 WINDOW_FILL = "rgba(0, 158, 115, 0.18)"
 STATUS_STYLE: dict[str, tuple[str, str]] = {
-    "worsening": ("#D55E00", "triangle-up"),
+    "worsening": ("#C0392B", "triangle-up"),
     "present": ("#B35900", "circle"),
-    "stable": ("#0072B2", "square"),
-    "improving": ("#56B4E9", "triangle-down"),
-    "resolved": ("#009E73", "star"),
+    "stable": ("#6A3D9A", "square"),
+    "improving": ("#3C87C0", "triangle-down"),
+    "resolved": ("#007A5A", "star"),
 }
+MARKER_COLOURS = (
+    LOADING_COLOUR,
+    MAINTENANCE_COLOUR,
+    ACTIVE_B12_COLOUR,
+    *(colour for colour, _ in STATUS_STYLE.values()),
+)
 
 INJECTION_ROW = "Injections"
 LAB_ROWS = ("b12", "mma", "haemoglobin", "mcv")
@@ -290,11 +298,14 @@ def _lab_row(
                     {
                         "symbol": "square" if code == "b12_active" else "circle",
                         "size": 9,
-                        "color": "#1a1a1a" if code != "b12_active" else "#CC79A7",
+                        "color": "#1a1a1a" if code != "b12_active" else ACTIVE_B12_COLOUR,
                     },
                 ),
                 "mode": "lines+markers",
-                "line": {"color": "#555555" if code != "b12_active" else "#CC79A7", "width": 1.5},
+                "line": {
+                    "color": "#555555" if code != "b12_active" else ACTIVE_B12_COLOUR,
+                    "width": 1.5,
+                },
             }
         )
     bands, limits = _bands(row, case, knowledge, axis["_ref"])
@@ -399,7 +410,7 @@ def _plan_shapes(assessment: Assessment, injection_ref: str) -> list[dict[str, A
                 "y0": 0.1,
                 "y1": 0.9,
                 "fillcolor": WINDOW_FILL,
-                "line": {"color": "#009E73", "width": 1},
+                "line": {"color": "#007A5A", "width": 1},
                 "layer": "below",
                 "name": "next dose window",
             }

@@ -92,8 +92,15 @@ def check_rules(rules: DiaryRules, knowledge: Knowledge) -> None:
         raise DiaryError("diary: change_points must lie between 1 and scale_max")
 
 
-def diary_status(score: int, previous: Previous, rules: DiaryRules) -> str | None:
-    """The status a score reports, given the last report of the same symptom (None: nothing)."""
+def diary_status(
+    score: int, previous: Previous, rules: DiaryRules, *, neurological: bool = False
+) -> str | None:
+    """The status a score reports, given the last report of the same symptom (None: nothing).
+
+    A plateau after improvement is ``stable`` (no further improvement), except for a
+    neurological symptom: there ``stable`` ends alternate-day loading, and that judgement is the
+    clinician's, so the diary records ``present`` and leaves it to the review.
+    """
     unresolved = previous.status is not None and previous.status != "resolved"
     if score == 0:
         return "resolved" if unresolved else None
@@ -103,7 +110,9 @@ def diary_status(score: int, previous: Previous, rules: DiaryRules) -> str | Non
         return "worsening"
     if score <= previous.score - rules.change_points:
         return "improving"
-    return "stable" if previous.status in _SETTLING else "present"
+    if previous.status in _SETTLING and not neurological:
+        return "stable"
+    return "present"
 
 
 def diary_entries(
@@ -111,6 +120,7 @@ def diary_entries(
     history: Mapping[str, Previous],
     on: date,
     rules: DiaryRules,
+    knowledge: Knowledge,
 ) -> list[DiaryEntry]:
     """The reports one diary entry makes, in scale order; unanswered scales record nothing."""
     out: list[DiaryEntry] = []
@@ -118,7 +128,9 @@ def diary_entries(
         score = scores.get(scale.field)
         if score is None:
             continue
-        status = diary_status(score, history.get(scale.code, Previous()), rules)
+        neurological = knowledge.symptom(scale.code).neurological
+        previous = history.get(scale.code, Previous())
+        status = diary_status(score, previous, rules, neurological=neurological)
         if status is not None:
             out.append(DiaryEntry(scale.code, on, status, score))
     return out

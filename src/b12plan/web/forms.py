@@ -182,7 +182,7 @@ def self_injection_fields(knowledge: Knowledge, sites: Sequence[str]) -> tuple[F
         ),
         Field("site", "Where on the body", "select", choices=tuple((s, s) for s in sites)),
         Field("given_by", "Who gave it", "select", choices=GIVEN_BY_PATIENT),
-        Field("note", "Anything else (optional)", "textarea"),
+        Field("note", "Anything else", "textarea"),
     )
 
 
@@ -200,8 +200,8 @@ def lab_fields(knowledge: Knowledge, analyte: str) -> tuple[Field, ...]:
             width="short",
             hint="The unit printed on the lab report.",
         ),
-        Field("reference_low", "Lab's lower limit (optional)", "number", width="short"),
-        Field("reference_high", "Lab's upper limit (optional)", "number", width="short"),
+        Field("reference_low", "Lab's lower limit", "number", width="short"),
+        Field("reference_high", "Lab's upper limit", "number", width="short"),
         Field("note", "Note", "textarea"),
     )
 
@@ -232,7 +232,7 @@ def adverse_event_fields(knowledge: Knowledge, *, patient: bool = False) -> tupl
             required=True,
             choices=adverse_event_choices(knowledge),
         ),
-        Field("note", "Describe it (optional)" if patient else "Note", "textarea"),
+        Field("note", "Describe it" if patient else "Note", "textarea"),
     )
 
 
@@ -253,7 +253,7 @@ def prescription_fields(knowledge: Knowledge) -> tuple[Field, ...]:
         Field("phase", "Phase", "select", required=True, choices=PHASES),
         Field("interval_days", "Interval (days)", "int", required=True, step="1", width="short"),
         Field("start", "Start", "date", required=True),
-        Field("end", "End (optional)", "date"),
+        Field("end", "End", "date"),
         Field("note", "Reason for the change", "textarea"),
     )
 

@@ -82,6 +82,12 @@ from b12plan.web.views import (
 )
 
 STAFF = ("clinician", "admin")
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",  # pages hold patient data: never kept by a shared cache
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
 PATIENT = ("patient",)
 Calendar = Callable[[Assessment, str], bytes]
 """Makes the .ics of an assessment (``assessment_calendar(assessment, patient_id)``)."""
@@ -179,7 +185,7 @@ class _Web:
             nav=nav,
             **context,
         )
-        return HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
+        return HTMLResponse(html, status_code=status, headers=PAGE_HEADERS)
 
     def error(
         self, request: Request, who: Principal | None, status: int, heading: str, message: str
@@ -856,7 +862,7 @@ def make_router(
         history = diary_rules.latest_by_code(
             (r.data.code, r.data.date, r.data.status, r.data.note) for r in stored
         )
-        entries = diary_rules.diary_entries(scores, history, probe.date, rules)
+        entries = diary_rules.diary_entries(scores, history, probe.date, rules, knowledge)
         if not entries:
             message = (
                 "Nothing to record: choose a score for at least one symptom (a 0 is recorded "

@@ -33,6 +33,7 @@
         var source = document.getElementById(holder.getAttribute("data-chart"));
         if (!source) { return; }
         var figure = JSON.parse(source.textContent);
+        holder.textContent = "";  /* drop the "needs JavaScript" fallback */
         var narrow = window.matchMedia("(max-width: 40rem)").matches;
         if (narrow) {
           figure.layout.height = 640;
