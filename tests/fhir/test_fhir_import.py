@@ -7,6 +7,8 @@ from datetime import date
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from b12plan.fhir import (
     BundleError,
@@ -111,17 +113,19 @@ def ehr_bundle() -> dict[str, Any]:
         },
         {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"}},
     ]
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "entry": [
-            {
-                "fullUrl": f"https://ehr.example/fhir/{r['resourceType']}/{r.get('id', n)}",
-                "resource": r,
-            }
-            for n, r in enumerate(resources)
-        ],
-    }
+    return copy.deepcopy(  # shared dicts (SUBJECT) must not leak edits between tests
+        {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [
+                {
+                    "fullUrl": f"https://ehr.example/fhir/{r['resourceType']}/{r.get('id', n)}",
+                    "resource": r,
+                }
+                for n, r in enumerate(resources)
+            ],
+        }
+    )
 
 
 def _read(bundle: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -481,3 +485,73 @@ def test_draft_orders_read_b12_and_listed_medications_only() -> None:
     assert [d.entry for d in found] == [0, 1]
     assert found[0].prescription is not None and found[0].prescription["start"] == "2026-03-01"
     assert found[1].medication == {"code": "folic_acid", "start": "2026-03-01"}
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=False),
+    st.text(max_size=5),
+    st.sampled_from(
+        [
+            "2026-01-01",
+            "2026",
+            "2026-01-01T10:00:00Z",
+            "mo",
+            "h",
+            "wk",
+            "Patient/x",
+            "#m1",
+            "urn:uuid:x",
+            "http://loinc.org",
+            "mg",
+            "ug",
+            "µg",
+            "draft",
+            "entered-in-error",
+        ]
+    ),
+    st.just({}),
+    st.just([]),
+)
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    items: Any = (
+        value.items()
+        if isinstance(value, dict)
+        else (enumerate(value) if isinstance(value, list) else [])
+    )
+    out: list[tuple[Any, ...]] = []
+    for key, child in items:
+        out.append((*prefix, key))
+        out.extend(_paths(child, (*prefix, key)))
+    return out
+
+
+@st.composite
+def _mutated_bundles(draw: st.DrawFn) -> dict[str, Any]:
+    """An EHR record with a few random edits: dropped elements, wrong types, odd codes."""
+    doc = ehr_bundle()
+    for _ in range(draw(st.integers(1, 3))):
+        path = draw(st.sampled_from(_paths(doc)))
+        parent: Any = doc
+        for key in path[:-1]:
+            parent = parent[key]
+        if draw(st.booleans()):
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = draw(_VALUES)
+    return doc
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_mutated_bundles())
+def test_whatever_arrives_the_answer_is_a_case_or_a_bundle_error(bundle: dict[str, Any]) -> None:
+    try:
+        case = bundle_to_case_dict(bundle, as_of=AS_OF)
+    except BundleError as exc:
+        assert exc.errors and all(set(e) == {"loc", "msg", "type"} for e in exc.errors)
+    else:
+        assert case["schema_version"] == 1
