@@ -189,7 +189,10 @@ def test_an_unreadable_record_is_a_card_naming_the_problem() -> None:
     )
     assert card["indicator"] == "warning"
     assert "could not check this patient's record" in card["summary"]
-    assert "valueQuantity.unit: unknown unit 'pmol'" in card["detail"]
+    assert (
+        "prefetch.observations.entry[0].resource.valueQuantity.unit: unknown unit 'pmol'"
+        in card["detail"]
+    )
 
 
 def test_records_of_another_patient_are_refused_not_shown() -> None:
@@ -293,3 +296,18 @@ def test_an_overdue_next_dose_says_so() -> None:
         f"overdue since {assessment.next_dose.overdue_after.isoformat()}"
         f" (was due {assessment.next_dose.due.isoformat()})"
     )
+
+
+def test_a_bad_record_from_the_fhir_server_names_the_query_it_came_from() -> None:
+    case = scenario_case("adherence-gap")
+    server = FhirServer(case, PID)
+    lab = next(
+        r for r in server.resources if r["resourceType"] == "Observation" and "valueQuantity" in r
+    )
+    lab["valueQuantity"] = {"value": 98, "unit": "pmol"}
+    hooks = Hooks(_as_of(case), fhir_client_factory=server.client_factory())
+    (card,) = hooks.cards(
+        SERVICE, hook_request("patient-view", PID, fhirServer=SERVER, fhirAuthorization=AUTH)
+    )
+    assert f"{SERVER}/Observation?patient={PID}&code=http://loinc.org|" in card["detail"]
+    assert "].resource.valueQuantity.unit: unknown unit 'pmol'" in card["detail"]

@@ -546,7 +546,7 @@ def _mutated_bundles(draw: st.DrawFn) -> dict[str, Any]:
     return doc
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_mutated_bundles())
 def test_whatever_arrives_the_answer_is_a_case_or_a_bundle_error(bundle: dict[str, Any]) -> None:
     try:

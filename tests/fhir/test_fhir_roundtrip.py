@@ -67,7 +67,7 @@ def test_exported_bundles_validate_as_r4(path: Path) -> None:
 
 
 @settings(
-    max_examples=60,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

@@ -37,9 +37,9 @@ class DataUnavailable(Exception):
 class PatientRecord:
     """Either FHIR entries (from prefetch and/or the FHIR server) or a store case."""
 
-    entries: tuple[Json, ...] = ()
+    entries: tuple[Any, ...] = ()
+    sources: tuple[str, ...] = ()  # where each entry came from, to name it in errors
     case: Json | None = None
-    origin: str = ""
 
 
 def default_fhir_client(server: str, access_token: str | None) -> httpx.Client:
@@ -49,33 +49,45 @@ def default_fhir_client(server: str, access_token: str | None) -> httpx.Client:
     return httpx.Client(base_url=server, headers=headers, timeout=FETCH_TIMEOUT_SECONDS)
 
 
-def _entries(value: Json | None) -> list[Json]:
-    """A prefetch value or a read result as Bundle entries."""
+def _entries(value: Json | None, source: str) -> list[tuple[str, Any]]:
+    """A prefetch value or a read result as (source, Bundle entry) pairs.
+
+    Nothing is dropped here: a malformed entry is kept, so that validation names it.
+    """
     if value is None:
         return []
-    if value.get("resourceType") == "Bundle":
-        return [e for e in value.get("entry", []) if isinstance(e, dict) and "resource" in e]
-    return [{"resource": value}]
+    if value.get("resourceType") != "Bundle":
+        return [(source, {"resource": value})]
+    entries = value.get("entry", [])
+    if not isinstance(entries, list):
+        return [(f"{source}.entry", entries)]
+    return [(f"{source}.entry[{n}]", e) for n, e in enumerate(entries)]
 
 
-def _unique(entries: Iterable[Json]) -> tuple[Json, ...]:
+def _unique(pairs: Iterable[tuple[str, Any]]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
     """The same resource from two queries counts once."""
     seen: set[tuple[str, str]] = set()
-    out = []
-    for entry in entries:
-        r = entry["resource"]
-        key = (str(r.get("resourceType")), str(r.get("id"))) if "id" in r else None
-        if key is not None:
+    sources, entries = [], []
+    for source, entry in pairs:
+        r = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(r, dict) and "id" in r:
+            key = (str(r.get("resourceType")), str(r["id"]))
             if key in seen:
                 continue
             seen.add(key)
-        out.append(entry)
-    return tuple(out)
+        sources.append(source)
+        entries.append(entry)
+    return tuple(sources), tuple(entries)
 
 
-def _fetch(client: httpx.Client, server: str, query: str) -> list[Json]:
+def _record(pairs: Iterable[tuple[str, Any]]) -> PatientRecord:
+    sources, entries = _unique(pairs)
+    return PatientRecord(entries=entries, sources=sources)
+
+
+def _fetch(client: httpx.Client, server: str, query: str) -> list[tuple[str, Any]]:
     """One prefetch query against the server, following ``next`` pages on the same server."""
-    entries: list[Json] = []
+    entries: list[tuple[str, Any]] = []
     url: str | None = query
     for _ in range(MAX_PAGES):
         assert url is not None
@@ -91,7 +103,7 @@ def _fetch(client: httpx.Client, server: str, query: str) -> list[Json]:
             raise DataUnavailable(f"{query}: the FHIR server answered with no JSON") from None
         if not isinstance(body, dict):
             raise DataUnavailable(f"{query}: the FHIR server answered with no FHIR resource")
-        entries.extend(_entries(body))
+        entries.extend(_entries(body, f"{server}/{url}" if url == query else url))
         url = next(
             (link.get("url") for link in body.get("link", []) if link.get("relation") == "next"),
             None,
@@ -114,23 +126,28 @@ def gather(
     """The patient's record for this call, or ``DataUnavailable`` saying why not."""
     prefetch = call.prefetch or {}
     missing = [key for key in templates if key not in prefetch]
-    given = [e for key in templates if key in prefetch for e in _entries(prefetch[key])]
+    given = [
+        pair
+        for key in templates
+        if key in prefetch
+        for pair in _entries(prefetch[key], f"prefetch.{key}")
+    ]
     if not missing:
-        return PatientRecord(entries=_unique(given), origin="prefetch")
+        return _record(given)
     if call.fhir_server is not None:
         server = call.fhir_server
         if fhir_servers is not None and server not in fhir_servers:
             raise DataUnavailable(f"FHIR server {server} is not one this service may query")
-        fetched: list[Json] = []
+        fetched: list[tuple[str, Any]] = []
         with fhir_client_factory(server, call.access_token) as client:
             for key in missing:
                 query = templates[key].replace(PATIENT_TOKEN, quote(call.patient_id, safe=""))
                 fetched.extend(_fetch(client, server, query))
-        return PatientRecord(entries=_unique(given + fetched), origin="fhirServer")
+        return _record(given + fetched)
     case = load_case(call.patient_id)
     if case is None:
         lacking = "no prefetch" if not prefetch else f"prefetch lacks {', '.join(missing)}"
         raise DataUnavailable(
             f"{lacking}, no fhirServer, and b12plan holds no record for patient {call.patient_id!r}"
         )
-    return PatientRecord(case=case, origin="b12plan")
+    return PatientRecord(case=case)

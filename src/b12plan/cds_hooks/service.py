@@ -94,13 +94,17 @@ class CdsServices:
         )
 
     def _case(self, record: PatientRecord, call: HookCall, as_of: date) -> Json:
-        """The contract case; ``BundleError`` when the record cannot be read."""
+        """The contract case; ``BundleError`` (naming prefetch keys or queries) when the record
+        cannot be read."""
         if record.case is not None:
             return {**record.case, "as_of": as_of.isoformat()}
         bundle = {"resourceType": "Bundle", "type": "collection", "entry": list(record.entries)}
-        return bundle_to_case_dict(
-            bundle, as_of=as_of, knowledge=self.knowledge, patient_id=call.patient_id
-        )
+        try:
+            return bundle_to_case_dict(
+                bundle, as_of=as_of, knowledge=self.knowledge, patient_id=call.patient_id
+            )
+        except BundleError as exc:
+            raise BundleError([_at_source(e, record.sources) for e in exc.errors]) from None
 
     def _assess(self, case: Json, as_of: date) -> Assessment:
         return evaluate(parse_case(case, self.knowledge), self.knowledge, as_of=as_of)
@@ -305,6 +309,16 @@ class CdsServices:
 
 def _number(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
+
+
+def _at_source(e: dict[str, str], sources: tuple[str, ...]) -> dict[str, str]:
+    """``entry[7].resource.x`` of the merged record as ``prefetch.observations.entry[2]...``."""
+    loc = e["loc"]
+    if loc.startswith("entry["):
+        index, _, rest = loc[len("entry[") :].partition("]")
+        if index.isdigit() and int(index) < len(sources):
+            return {**e, "loc": sources[int(index)] + rest}
+    return e
 
 
 def _in_drafts(errors: list[dict[str, str]]) -> list[dict[str, str]]:
