@@ -29,5 +29,5 @@ fi
 echo "ensure-chromium: installing Debian chromium (apt-get update, then apt-get install chromium)"
 export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update
-"${SUDO[@]}" apt-get install -y --no-install-recommends chromium fonts-liberation
+"${SUDO[@]}" apt-get install -y --no-install-recommends chromium
 "$CHROMIUM" --version

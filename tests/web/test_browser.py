@@ -33,7 +33,7 @@ from tests.web.conftest import CLINICIAN, OVERDUE_ID, PATIENT, TODAY, copy_db
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("B12PLAN_CHROMIUM", "/usr/bin/chromium"))  # Debian's package
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -47,20 +47,25 @@ DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
-def _missing(reason: str) -> None:
+def _missing(config: pytest.Config, reason: str) -> None:
     """Fail in CI; elsewhere skip, and say so where nobody can miss it."""
     if os.environ.get("CI"):
         pytest.fail(f"browser tests cannot run in CI: {reason}", pytrace=False)
     banner = "!" * 78
-    stream = sys.__stderr__ or sys.stderr  # not captured: the skip must be seen
-    stream.write(f"\n{banner}\nSKIPPING BROWSER TESTS: {reason}\n{banner}\n")
+    message = f"\n{banner}\nSKIPPING THE BROWSER TESTS: {reason}\n{banner}\n"
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if capture is not None:
+        with capture.global_and_fixture_disabled():  # print past pytest's output capture
+            sys.stderr.write(message)
+    else:
+        sys.stderr.write(message)
     pytest.skip(f"browser tests skipped: {reason}")
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+def browser(pytestconfig: pytest.Config) -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        _missing(f"{CHROMIUM} is missing; install it with scripts/ensure-chromium.sh")
+        _missing(pytestconfig, f"{CHROMIUM} is missing; install it with scripts/ensure-chromium.sh")
     with sync_playwright() as p:
         launched = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield launched

@@ -21,6 +21,7 @@ from typing import Any, ParamSpec
 from urllib.parse import urlencode, urlsplit
 
 import jinja2
+import plotly
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
@@ -51,7 +52,7 @@ from b12plan.service.schemas import (
     WorklistQuery,
 )
 from b12plan.web import diary as diary_rules
-from b12plan.web.chart import timeline_figure, timeline_rows
+from b12plan.web.chart import TimelineRow, timeline_figure, timeline_rows
 from b12plan.web.forms import (
     Field,
     Form,
@@ -82,18 +83,17 @@ from b12plan.web.views import (
 )
 
 STAFF = ("clinician", "admin")
+PATIENT = ("patient",)
 PAGE_HEADERS = {
     "Cache-Control": "no-store",  # pages hold patient data: never kept by a shared cache
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
 }
-PATIENT = ("patient",)
 Calendar = Callable[[Assessment, str], bytes]
 """Makes the .ics of an assessment (``assessment_calendar(assessment, patient_id)``)."""
 
 _STATIC = resources.files(__package__).joinpath("static")
-_VENDOR_LICENCES = {"htmx.min.js": "htmx.org 2.0.11, 0BSD (static/vendor/htmx.LICENSE)"}
 _WORKLIST_LIMIT = 200
 _LOOKAHEAD_DAYS = 366  # ask the service for everyone with anything due within a year, then
 # keep what needs doing today (loading courses have no warning of their own)
@@ -108,16 +108,14 @@ class _Stop(Exception):
 
 
 def _static_files() -> dict[str, Path]:
-    """The files the static route may serve: ours, the vendored htmx, and Plotly's bundle."""
-    import plotly
-
+    """The files the static route may serve (an allow-list: nothing outside it is reachable):
+    ours, the vendored htmx, and the ``plotly.min.js`` bundled in the ``plotly`` package."""
     root = Path(str(_STATIC))
-    files = {
-        str(p.relative_to(root)): p for p in root.rglob("*") if p.is_file() and p.suffix != ".py"
-    }
+    files = {str(p.relative_to(root)): p for p in root.rglob("*") if p.is_file()}
     plotly_js = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-    if plotly_js.is_file():
-        files["vendor/plotly.min.js"] = plotly_js
+    if not plotly_js.is_file():
+        raise RuntimeError(f"plotly.min.js is missing from the plotly package ({plotly_js})")
+    files["vendor/plotly.min.js"] = plotly_js
     return files
 
 
@@ -134,9 +132,9 @@ _MEDIA = {
 async def _form_data(request: Request) -> dict[str, str]:
     """The posted form as text, after a same-origin check (cookie sessions need one)."""
     origin = request.headers.get("origin")
-    host = request.headers.get("host", "")
+    hosts = {request.headers.get("host", ""), request.headers.get("x-forwarded-host", "")}
     if request.headers.get("sec-fetch-site") == "cross-site" or (
-        origin and origin != "null" and urlsplit(origin).netloc != host
+        origin and origin != "null" and urlsplit(origin).netloc not in hosts
     ):
         raise HTTPException(status_code=403, detail="cross-site form posts are refused")
     form = await request.form()
@@ -161,7 +159,6 @@ class _Web:
 
     def render(
         self,
-        request: Request,
         name: str,
         who: Principal | None,
         *,
@@ -192,7 +189,6 @@ class _Web:
     ) -> HTMLResponse:
         home = "/me" if who is not None and who.role in PATIENT else "/clinic"
         return self.render(
-            request,
             "error.html",
             who,
             status=status,
@@ -254,6 +250,9 @@ class _Web:
                     "This record needs attention",
                     f"{exc.detail}. {detail}",
                 )
+            except ServiceError as exc:  # e.g. a record that cannot be assessed on this date
+                status = 422 if isinstance(exc, InvalidInput) else 400
+                return self.error(request, self.principal(request), status, exc.title, exc.detail)
 
         return wrapper
 
@@ -269,7 +268,7 @@ class _Web:
                 [{"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in exc.errors],
             ) from None
 
-    def chart(self, case: Case, assessment: Assessment) -> tuple[str, list[Any]]:
+    def chart(self, case: Case, assessment: Assessment) -> tuple[str, list[TimelineRow]]:
         figure = timeline_figure(case, assessment, self.knowledge)
         text = json.dumps(figure, separators=(",", ":"), ensure_ascii=False)
         # Inside <script>: "</" would end the element; "<\/" means the same to JSON.
@@ -376,7 +375,6 @@ class _Web:
             else "none"
         )
         return self.render(
-            request,
             template,
             who,
             status=422 if failed is not None else 200,
@@ -461,7 +459,6 @@ class _Web:
             }
         rules = diary_rules.load_diary_rules()
         return self.render(
-            request,
             "me/log.html",
             who,
             status=422 if failed is not None else 200,
@@ -594,7 +591,6 @@ def make_router(
     def login_page(request: Request, next: str | None = None) -> Response:
         form = Form("login", "Sign in", "/login", "Sign in", ())
         return web.render(
-            request,
             "login.html",
             None,
             title="Sign in",
@@ -621,7 +617,6 @@ def make_router(
                 errors={"username": "Wrong username or password."},
             )
             return web.render(
-                request,
                 "login.html",
                 None,
                 status=422,
@@ -688,7 +683,6 @@ def make_router(
             if any(e.group == key for e in entries)
         ]
         return web.render(
-            request,
             "clinic/worklist.html",
             who,
             title="Worklist",
@@ -710,7 +704,6 @@ def make_router(
         who = web.require(request, STAFF)
         found = records.list_patients(who, limit=200)
         return web.render(
-            request,
             "clinic/patients.html",
             who,
             title="Patients",
@@ -794,7 +787,6 @@ def make_router(
         case = web.case(who, pid, today)
         figure_json, rows = web.chart(case, assessment)
         return web.render(
-            request,
             "me/home.html",
             who,
             title="My schedule",
@@ -913,7 +905,6 @@ def make_router(
         pid = _own(who)
         assessment = records.assess_patient(who, pid, as_of=clock.today())
         return web.render(
-            request,
             "me/questions.html",
             who,
             title="Questions and answers",
