@@ -12,7 +12,7 @@ from datetime import date, timedelta
 
 from b12plan.core.assessment import Finding
 from b12plan.core.context import Context
-from b12plan.core.course import not_for_deficiency_use
+from b12plan.core.course import injections, not_for_deficiency_use
 from b12plan.core.facts import DIAGNOSTIC, Result, is_anaemic, latest
 from b12plan.core.model import Administration, Prescription
 
@@ -387,18 +387,27 @@ def _describe_admin(a: Administration | Prescription) -> str:
 
 def check_product_strength_mismatch(ctx: Context) -> tuple[Finding, ...]:
     """Different products or strengths are not interchangeable (Seed, BNF): an administration
-    during the current prescription must match its product and amount."""
+    during the current prescription must match its product and amount, and a new order that
+    switches from the last injection is flagged until a dose is given under it."""
     rx = ctx.case.prescription
     if rx is None:
         return NONE
     formulary = ctx.knowledge.formulary
     wanted = formulary.to_mcg(rx.dose, rx.unit)
-    differing = []
-    for a in ctx.case.administrations:
-        if a.date < rx.start or (rx.end is not None and a.date > rx.end):
-            continue
-        if a.product != rx.product or formulary.to_mcg(a.dose, a.unit) != wanted:
-            differing.append(f"{a.date}: {_describe_admin(a)}")
+
+    def differs(a: Administration) -> bool:
+        return a.product != rx.product or formulary.to_mcg(a.dose, a.unit) != wanted
+
+    during = [
+        a
+        for a in ctx.case.administrations
+        if a.date >= rx.start and (rx.end is None or a.date <= rx.end)
+    ]
+    differing = [f"{a.date}: {_describe_admin(a)}" for a in during if differs(a)]
+    before = [a for a in injections(ctx.case, ctx.knowledge) if a.date < rx.start]
+    if not during and before and differs(before[-1]):
+        # A new order that switches product or strength: flag it until a dose is given under it.
+        differing.append(f"{before[-1].date} (before this order): {_describe_admin(before[-1])}")
     if not differing:
         return NONE
     return (
