@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from b12plan.app import Services
 from b12plan.service import KINDS, Principal
+from b12plan.service.schemas import NewPatient
 from tests.web.conftest import (
     ADMIN,
     CLINICIAN,
@@ -420,3 +421,24 @@ def test_pages_load_nothing_from_other_sites(viewing_patient: TestClient) -> Non
     for path in ("/me", "/me/log", "/me/questions"):
         html = viewing_patient.get(path).text
         assert not re.search(r'(src|href)="(https?:)?//(?!www\.nice|bnf|cks|doi|dailymed)', html)
+
+
+@pytest.mark.parametrize("patient_id", [f"demo-0{i}" for i in range(1, 7)])
+def test_every_demo_patient_page_and_summary_render(visitor: TestClient, patient_id: str) -> None:
+    sign_in(visitor, ADMIN)
+    page = visitor.get(f"/clinic/patients/{patient_id}")
+    assert page.status_code == 200
+    assert 'id="next-dose-due"' in page.text
+    assert visitor.get(f"/clinic/patients/{patient_id}/print").status_code == 200
+
+
+def test_a_new_patient_with_no_records_has_a_page(
+    clinician: TestClient, services: Services
+) -> None:
+    who = Principal.system("test")
+    services.records.create_patient(
+        who, NewPatient(display_name="Empty record", clinic_id="demo-clinic"), patient_id="new-1"
+    )
+    html = clinician.get("/clinic/patients/new-1").text
+    assert text_of(html, "next-dose-due") == "No dose planned"
+    assert "INSUFFICIENT_DATA" in html

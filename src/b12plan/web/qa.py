@@ -183,8 +183,8 @@ def _once_a_month(a: Assessment, k: Knowledge, p: Protocol | None) -> _Draft:
 def _feel_better(a: Assessment, k: Knowledge, p: Protocol | None) -> _Draft:
     d = _Draft("feel-better")
     d.say(
-        "Blood counts usually respond first, within days to weeks; tiredness and other symptoms "
-        "take longer, and nerve symptoms longest."
+        "The blood count is checked first, because it responds first; how you feel is reviewed "
+        "later. The guidance your clinic follows times the checks like this:"
     )
     for item in ("fbc_reticulocytes", "fbc", "symptom_review"):
         spec = k.monitoring_spec(item)
@@ -262,7 +262,8 @@ def _monitoring(a: Assessment, k: Knowledge) -> _Draft:
         d.mine(
             "Checks planned for you: "
             + "; ".join(
-                f"{monitoring_label(m.item)} due {_day(m.due)} ({m.reason})" for m in a.monitoring
+                f"{monitoring_label(m.item)} due {_day(m.due)} ({m.reason.rstrip('.')})"
+                for m in a.monitoring
             ),
         )
         for m in a.monitoring:
