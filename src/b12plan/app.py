@@ -12,6 +12,8 @@ Environment:
 - ``B12PLAN_TODAY``: pin "today" (``YYYY-MM-DD``) for reproducible demos; default: the clock.
 - ``B12PLAN_TOKEN_TTL_HOURS``: lifetime of sign-in tokens and sessions (default 12).
 - ``B12PLAN_COOKIE_SECURE``: ``1`` to mark the session cookie Secure (behind HTTPS).
+- ``B12PLAN_CDS_FHIR_SERVERS``: comma-separated FHIR server URLs the CDS Hooks services may
+  query for missing prefetch (default: none; they use prefetch or the store).
 """
 
 from __future__ import annotations
@@ -34,11 +36,22 @@ from b12plan.api import (
     make_records_router,
 )
 from b12plan.caseio import parse_iso_date
+from b12plan.cds_hooks.api import make_router as make_cds_router
+from b12plan.cds_hooks.api import new_uuid as cds_card_id
 from b12plan.cli.ics import assessment_calendar
 from b12plan.core.assessment import Assessment
 from b12plan.core.knowledge import Knowledge
+from b12plan.fhir.api import make_router as make_fhir_router
 from b12plan.knowledge import load_knowledge
-from b12plan.service import AuthService, Clock, PinnedDayClock, RecordsService, SystemClock
+from b12plan.service import (
+    AuthService,
+    Clock,
+    NotFound,
+    PinnedDayClock,
+    Principal,
+    RecordsService,
+    SystemClock,
+)
 from b12plan.service.records import new_uuid
 from b12plan.store import DEFAULT_URL, Database, current_revision, head_revision
 from b12plan.web import make_router as make_web_router
@@ -54,6 +67,7 @@ class Settings:
     today: dt.date | None = None
     token_ttl_hours: float = 12.0
     cookie_secure: bool = False
+    cds_fhir_servers: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -76,11 +90,18 @@ class Settings:
         secure = env.get("B12PLAN_COOKIE_SECURE", "0").strip().lower()
         if secure not in ("0", "1", "true", "false", "yes", "no", ""):
             raise SettingsError("B12PLAN_COOKIE_SECURE: expected 1 or 0")
+        servers = tuple(
+            s.strip() for s in env.get("B12PLAN_CDS_FHIR_SERVERS", "").split(",") if s.strip()
+        )
+        for server in servers:
+            if not server.startswith(("https://", "http://")):
+                raise SettingsError(f"B12PLAN_CDS_FHIR_SERVERS: not an http(s) URL: {server!r}")
         return cls(
             database_url=env.get("B12PLAN_DATABASE_URL") or DEFAULT_URL,
             today=today,
             token_ttl_hours=ttl,
             cookie_secure=secure in ("1", "true", "yes"),
+            cds_fhir_servers=servers,
         )
 
 
@@ -151,6 +172,25 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         make_assess_router(services.records, current_user, lambda: _health(services))
     )
     app.include_router(
+        make_fhir_router(
+            _load_case_as(services.records),
+            _import_case_as(services.records),
+            clock=services.clock.today,
+            knowledge=services.knowledge,
+            principal=current_user,
+        )
+    )
+    app.include_router(
+        make_cds_router(
+            _load_case_as(services.records),
+            knowledge=services.knowledge,
+            clock=services.clock.today,
+            id_factory=cds_card_id,
+            fhir_servers=services.settings.cds_fhir_servers,
+            principal=current_user,
+        )
+    )
+    app.include_router(
         make_web_router(
             records=services.records,
             auth=services.auth,
@@ -166,6 +206,27 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 def app_from_env() -> FastAPI:
     """For ``uvicorn --factory b12plan.app:app_from_env``."""
     return create_app(Settings.from_env())
+
+
+def _load_case_as(
+    records: RecordsService,
+) -> Callable[[str, Principal], dict[str, Any] | None]:
+    """The store as the FHIR and CDS Hooks routers read it: as the signed-in user sees it."""
+
+    def load(patient_id: str, who: Principal) -> dict[str, Any] | None:
+        try:
+            return records.case_document(who, patient_id)
+        except NotFound:
+            return None
+
+    return load
+
+
+def _import_case_as(records: RecordsService) -> Callable[[dict[str, Any], Principal], str]:
+    def store(case: dict[str, Any], who: Principal) -> str:
+        return records.import_case(who, case)
+
+    return store
 
 
 def _version() -> str:

@@ -58,11 +58,10 @@ def make_access_router(
     def open_session(username: Username, password: Password, response: Response) -> SessionOut:
         """Sign in for a browser: sets the HttpOnly ``b12plan_session`` cookie."""
         issued = auth.login(username, password, kind="cookie")
-        max_age = int((issued.expires_at - dt.datetime.now(dt.UTC)).total_seconds())
         response.set_cookie(
             SESSION_COOKIE,
             issued.access_token,
-            max_age=max(max_age, 0),
+            max_age=int(auth.token_ttl.total_seconds()),
             httponly=True,
             secure=cookie_secure,
             samesite="lax",

@@ -15,7 +15,16 @@ from b12plan.api.records import ASSESSMENT_RESPONSE
 from b12plan.caseio import CaseError, load_json
 from b12plan.service.errors import FieldError, InvalidInput
 from b12plan.service.records import RecordsService
-from b12plan.service.schemas import Code, Page, Principal, Slug, SortKey, WorklistQuery, WorklistRow
+from b12plan.service.schemas import (
+    MAX_OFFSET,
+    Code,
+    Page,
+    Principal,
+    Slug,
+    SortKey,
+    WorklistQuery,
+    WorklistRow,
+)
 
 CASE_EXAMPLE: dict[str, Any] = {
     "schema_version": 1,
@@ -96,7 +105,7 @@ def make_assess_router(
             "urgency"
         ),
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
         monitoring_within_days: Annotated[
             int, Query(ge=0, le=366, description="Monitoring due up to this many days ahead.")
         ] = 0,

@@ -20,6 +20,7 @@ from b12plan.api.problems import problem_responses
 from b12plan.service.records import RecordsService
 from b12plan.service.schemas import (
     KINDS,
+    MAX_OFFSET,
     AuditOut,
     NewPatient,
     Page,
@@ -73,7 +74,7 @@ def make_records_router(
         who: Principal = me,
         clinic: Annotated[Slug | None, Query(description="Only this clinic.")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> Page[PatientOut]:
         """Patients you may see, by name (a patient sees only themselves)."""
         return records.list_patients(who, clinic=clinic, limit=limit, offset=offset)
@@ -159,7 +160,7 @@ def make_records_router(
         who: Principal = me,
         patient_id: PatientId,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> Page[AuditOut]:
         """Every change to this patient's record, newest first."""
         return records.audit_trail(who, patient_id, limit=limit, offset=offset)

@@ -42,6 +42,7 @@ from b12plan.service.errors import (
 from b12plan.service.schemas import (
     KIND_OF_INPUT,
     KINDS,
+    MAX_OFFSET,
     AuditOut,
     CauseIn,
     MonitoringDue,
@@ -269,6 +270,7 @@ class RecordsService:
         self, who: Principal, *, clinic: str | None = None, limit: int = 50, offset: int = 0
     ) -> Page[PatientOut]:
         """Patients the caller may see, by display name."""
+        _check_page(limit, offset)
         demo = models.Demographics
         query = (
             select(models.Patient, demo)
@@ -412,6 +414,7 @@ class RecordsService:
         self, who: Principal, patient_id: str, *, limit: int = 100, offset: int = 0
     ) -> Page[AuditOut]:
         """Every change to one patient's record, newest first."""
+        _check_page(limit, offset, max_limit=500)
         entry = models.AuditEntry
         with self.db.reading() as session:
             self._visible_patient(session, who, patient_id)
@@ -593,6 +596,8 @@ class RecordsService:
         return query.where(models.Patient.id == who.patient_id)
 
     def _visible_patient(self, session: Session, who: Principal, patient_id: str) -> models.Patient:
+        if not PATIENT_ID.fullmatch(patient_id):  # not an id at all (and never sent to SQL)
+            raise NotFound(f"no patient {patient_id[:64]!r}")
         patient = session.get(models.Patient, patient_id)
         if patient is None or not may_see(who, patient):
             raise NotFound(f"no patient {patient_id!r}")
@@ -718,6 +723,16 @@ class RecordsService:
 
 
 T = TypeVar("T")
+
+
+def _check_page(limit: int, offset: int, *, max_limit: int = 200) -> None:
+    problems = []
+    if not 1 <= limit <= max_limit:
+        problems.append(field_error("limit", f"must be from 1 to {max_limit}", "range"))
+    if not 0 <= offset <= MAX_OFFSET:
+        problems.append(field_error("offset", f"must be from 0 to {MAX_OFFSET}", "range"))
+    if problems:
+        raise InvalidInput(problems)
 
 
 def _kind_of(data: R) -> RecordKind[R]:

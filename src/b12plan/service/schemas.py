@@ -53,7 +53,7 @@ def _no_nul(value: str) -> str:
 
 IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
 Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
-WholeNumber = Annotated[int, Strict()]
+WholeNumber = Annotated[int, Strict(), Field(ge=-(2**31), le=2**31 - 1)]  # a database INTEGER
 Code = Annotated[
     str, Strict(), StringConstraints(min_length=1, max_length=60), AfterValidator(_no_nul)
 ]
@@ -114,6 +114,8 @@ class RecordIn(_In):
 
 
 class CauseIn(RecordIn):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"code": "pernicious_anaemia"}]})
+
     code: Code
 
     def case_entry(self) -> str:
@@ -121,6 +123,12 @@ class CauseIn(RecordIn):
 
 
 class SymptomIn(RecordIn):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"code": "paraesthesia", "date": "2026-01-02", "status": "present"}]
+        }
+    )
+
     code: Code
     date: IsoDate
     status: Code
@@ -143,6 +151,12 @@ class SymptomIn(RecordIn):
 
 class ObservationIn(RecordIn):
     """A laboratory result: ``code`` or ``loinc`` (or both, if they agree)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"code": "b12_total", "date": "2025-12-20", "value": 98, "unit": "pmol/L"}]
+        }
+    )
 
     code: Code | None = None
     loinc: Code | None = None
@@ -171,6 +185,23 @@ class ObservationIn(RecordIn):
 
 class AdministrationIn(RecordIn):
     """A dose given: by the clinic, or by the patient or a carer (``lot`` is the batch number)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "date": "2026-01-05",
+                    "product": "hydroxocobalamin",
+                    "dose": 1,
+                    "unit": "mg",
+                    "route": "IM",
+                    "given_by": "clinic",
+                    "site": "left deltoid",
+                    "lot": "HX1234",
+                }
+            ]
+        }
+    )
 
     date: IsoDate
     product: Code
@@ -208,6 +239,22 @@ class AdministrationIn(RecordIn):
 class PrescriptionIn(RecordIn):
     """An order. The case uses the one with the latest ``start`` on or before ``as_of``."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "product": "hydroxocobalamin",
+                    "dose": 1,
+                    "unit": "mg",
+                    "route": "IM",
+                    "phase": "loading",
+                    "interval_days": 2,
+                    "start": "2026-01-05",
+                }
+            ]
+        }
+    )
+
     product: Code
     brand: Text | None = None
     dose: Number
@@ -235,6 +282,10 @@ class PrescriptionIn(RecordIn):
 
 
 class MedicationIn(RecordIn):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"code": "folic_acid", "start": "2026-01-05"}]}
+    )
+
     code: Code
     start: IsoDate
     end: IsoDate | None = None
@@ -244,6 +295,10 @@ class MedicationIn(RecordIn):
 
 
 class AdverseEventIn(RecordIn):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"code": "injection_site_pain", "date": "2026-01-07"}]}
+    )
+
     code: Code
     date: IsoDate
 
@@ -439,6 +494,8 @@ class AuditOut(BaseModel):
 # --- worklist -----------------------------------------------------------------------------------
 
 SortKey = Literal["urgency", "name", "next_dose_due", "patient_id"]
+MAX_OFFSET = 1_000_000
+"""Paging offsets stop here: far beyond any list, and inside every database's integer range."""
 
 
 class WorklistQuery(_In):
@@ -449,7 +506,7 @@ class WorklistQuery(_In):
     codes: tuple[Code, ...] = ()
     sort: SortKey = "urgency"
     limit: Annotated[int, Field(ge=1, le=200)] = 50
-    offset: Annotated[int, Field(ge=0)] = 0
+    offset: Annotated[int, Field(ge=0, le=MAX_OFFSET)] = 0
     monitoring_within_days: Annotated[int, Field(ge=0, le=366)] = 0
 
 

@@ -1,0 +1,152 @@
+"""The records commands: db upgrade, clinics/users add, seed-demo, import and export.
+
+Run in-process through Typer's runner; ``b12plan serve`` runs as a real process in
+``test_crash_durability``. Bad input exits 2 and names the field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from b12plan.caseio import parse_case
+from b12plan.cli import app
+from b12plan.knowledge import load_knowledge
+
+DAY = "2026-06-01"
+
+
+Run = Callable[..., Any]  # run("db", "upgrade", stdin=None) -> the runner's result
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Run:
+    """``b12plan ARGS`` on this test's own SQLite file, with today pinned."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    runner = CliRunner()
+
+    def invoke(*args: str, stdin: str | None = None) -> Any:
+        return runner.invoke(
+            app,
+            list(args),
+            input=stdin,
+            env={"B12PLAN_DATABASE_URL": url, "B12PLAN_TODAY": DAY},
+        )
+
+    return invoke
+
+
+def test_a_fresh_database_is_refused_until_upgraded(run: Run) -> None:
+    refused = run("clinics", "add", "north", "North clinic")
+    assert refused.exit_code == 2
+    assert "b12plan db upgrade" in refused.output
+    upgraded = run("db", "upgrade")
+    assert upgraded.exit_code == 0 and "revision 0001 (head)" in upgraded.output
+    assert "current: 0001  head: 0001" in run("db", "current").output
+
+
+def test_users_are_added_with_their_clinic_and_bad_input_names_the_field(run: Run) -> None:
+    run("db", "upgrade")
+    assert run("clinics", "add", "north", "North clinic").exit_code == 0
+    added = run(
+        "users",
+        "add",
+        "dr.north",
+        "--clinic",
+        "north",
+        "--password-stdin",
+        stdin="a long password\n",
+    )
+    assert added.exit_code == 0, added.output
+    assert "user dr.north added (clinician, clinic north)" in added.output
+
+    bad_name = run(
+        "users",
+        "add",
+        "Dr North",
+        "--clinic",
+        "north",
+        "--password-stdin",
+        stdin="a long password\n",
+    )
+    assert bad_name.exit_code == 2 and bad_name.output.startswith("USERNAME:")
+    nowhere = run(
+        "users",
+        "add",
+        "dr.south",
+        "--clinic",
+        "south",
+        "--password-stdin",
+        stdin="a long password\n",
+    )
+    assert nowhere.exit_code == 2 and "clinic_id: unknown clinic 'south'" in nowhere.output
+    short = run("users", "add", "dr.west", "--clinic", "north", "--password-stdin", stdin="short\n")
+    assert short.exit_code == 2 and "password" in short.output
+    bad_clinic = run("clinics", "add", "no spaces", "X")
+    assert bad_clinic.exit_code == 2 and bad_clinic.output.startswith("CLINIC_ID:")
+
+
+def test_seed_demo_prints_the_sign_ins_and_can_run_twice(run: Run) -> None:
+    first = run("seed-demo")
+    assert first.exit_code == 0, first.output
+    for line in (
+        "dr.demo       password demo-clinician",
+        "pat.demo      password demo-patient",
+        "admin.demo    password demo-admin",
+    ):
+        assert line in first.output
+    assert "patient demo-01" in first.output
+    assert f"demo data as of {DAY}" in first.output
+    again = run("seed-demo")
+    assert again.exit_code == 0 and "added" not in again.output
+
+
+def test_export_and_import_round_trip_through_fhir(run: Run, tmp_path: Path) -> None:
+    run("seed-demo")
+    bundle_file = tmp_path / "demo-03.json"
+    exported = run("export", "demo-03", "-o", str(bundle_file))
+    assert exported.exit_code == 0, exported.output
+    bundle = json.loads(bundle_file.read_text())
+    assert bundle["resourceType"] == "Bundle"
+
+    imported = run("import", str(bundle_file), "--clinic", "demo-clinic", "--patient-id", "copy-03")
+    assert imported.exit_code == 0, imported.output
+    assert "imported patient copy-03" in imported.output
+    original = json.loads(run("export", "demo-03", "--format", "case").output)
+    copy = json.loads(run("export", "copy-03", "--format", "case").output)
+    knowledge = load_knowledge()
+    assert original["patient"].pop("id") == "demo-03"
+    assert copy["patient"].pop("id") == "copy-03"
+    assert parse_case(copy, knowledge) == parse_case(original, knowledge)
+
+    again = run("import", str(bundle_file), "--clinic", "demo-clinic", "--patient-id", "copy-03")
+    assert again.exit_code == 2 and "already exists" in again.output
+
+
+def test_import_and_export_refuse_bad_input_by_name(run: Run, tmp_path: Path) -> None:
+    run("seed-demo")
+    case = {
+        "schema_version": 1,
+        "as_of": DAY,
+        "observations": [{"code": "b12_total", "date": DAY, "value": 98, "unit": "pmol"}],
+    }
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(case))
+    refused = run("import", str(bad), "--clinic", "demo-clinic")
+    assert refused.exit_code == 2
+    assert refused.output.startswith("observations[0].unit: unknown unit 'pmol'")
+    assert run("import", str(bad)).output.startswith("--clinic: required")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    assert run("import", str(broken), "--clinic", "demo-clinic").exit_code == 2
+    missing = run("export", "nobody")
+    assert missing.exit_code == 2 and "no patient 'nobody'" in missing.output
+    assert run("export", "demo-01", "--as-of", "01/06/2026").output.startswith("--as-of:")
+    assert run("export", "demo-01", "--format", "xml").output.startswith("--format:")
+    wrong_url = run("db", "upgrade", "--database-url", "mysql://somewhere/db")
+    assert wrong_url.exit_code == 2 and wrong_url.output.startswith("database_url:")
