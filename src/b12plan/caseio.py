@@ -321,8 +321,8 @@ class AdministrationIn(_Model):
 
 
 class PrescriptionIn(_Model):
-    """The current order. ``given_by``/``site`` are accepted ("as an administration") but the
-    core prescription does not carry them."""
+    """The current order: an administration's fields ("as an administration") plus the phase,
+    interval and dates."""
 
     product: ProductCode
     brand: Text | None = None
@@ -532,6 +532,8 @@ def _to_core(doc: CaseIn, vocabulary: _Vocabulary) -> Case:
             start=rx.start,
             end=rx.end,
             brand=rx.brand,
+            given_by=rx.given_by,
+            site=rx.site,
         ),
         medications=tuple(
             Medication(start=m.start, code=m.code, end=m.end) for m in doc.medications
@@ -727,6 +729,8 @@ def case_to_dict(case: Case) -> dict[str, Any]:
                 "interval_days": rx.interval_days,
                 "start": rx.start.isoformat(),
                 "end": _iso(rx.end),
+                "given_by": rx.given_by,
+                "site": rx.site,
             }
         )
     out["medications"] = [

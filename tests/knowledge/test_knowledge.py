@@ -54,7 +54,7 @@ def test_the_cyanide_antidote_is_flagged_not_for_deficiency() -> None:
         ("protocols", 'routes = ["IM"]', 'routes = ["IV"]', "outside the formulary range"),
         ("rules", "timing = [", "timings = [", "unknown key"),
         ("vocabulary", 'version = "2026.11.0"', 'version = "2099.1.0"', "differs"),
-        ("formulary", "implausible_factor = 10", "implausible_factor = 'ten'", "valid number"),
+        ("formulary", "implausible_factor = 10", "implausible_factor = 'ten'", "expected float"),
     ],
 )
 def test_a_bad_edit_fails_at_load_naming_the_entry(

@@ -76,6 +76,8 @@ class Prescription:
     start: date
     end: date | None = None
     brand: str | None = None
+    given_by: str | None = None  # who is to give it: clinic | self | carer
+    site: str | None = None
 
 
 @dataclass(frozen=True, order=True)

@@ -12,12 +12,11 @@ import dataclasses
 import tomllib
 import types
 import typing
+from datetime import date, datetime
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-from pydantic import TypeAdapter, ValidationError
 
 from b12plan.core.knowledge import Knowledge, KnowledgeError
 
@@ -104,37 +103,65 @@ def parse_knowledge(texts: dict[str, str]) -> Knowledge:
         "findings": docs["findings"].get("finding", []),
         "monitoring": docs["monitoring"].get("item", []),
     }
-    _reject_unknown_keys(Knowledge, raw, "knowledge")
-    try:
-        return _ADAPTER.validate_python(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise KnowledgeError(f"{where}: {first['msg']}") from exc
+    knowledge: Knowledge = build(Knowledge, raw, "knowledge")
+    return knowledge
 
 
-_ADAPTER: TypeAdapter[Knowledge] = TypeAdapter(Knowledge)
+def build(cls: Any, value: Any, path: str) -> Any:
+    """Construct ``cls`` (a frozen dataclass tree) from TOML data, checking every key and type.
 
-
-def _reject_unknown_keys(cls: Any, value: Any, path: str) -> None:
-    """Pydantic ignores extra keys on plain dataclasses; a typo in clinical data must not pass."""
-    if dataclasses.is_dataclass(cls) and isinstance(value, dict):
+    Standard library only, so loading the knowledge base costs milliseconds; an error names the
+    path of the offending entry. ``__post_init__`` checks run as each dataclass is built.
+    """
+    origin, args = typing.get_origin(cls), typing.get_args(cls)
+    if dataclasses.is_dataclass(cls) and isinstance(cls, type):
+        if not isinstance(value, dict):
+            raise KnowledgeError(f"{path}: expected a table, got {type(value).__name__}")
         hints = typing.get_type_hints(cls)
-        names = {f.name for f in dataclasses.fields(cls)}
+        fields = {f.name: f for f in dataclasses.fields(cls)}
         for key in value:
-            if key not in names:
+            if key not in fields:
                 raise KnowledgeError(f"{path}: unknown key {key!r}")
-            _reject_unknown_keys(hints[key], value[key], f"{path}.{key}")
-        return
-    origin = typing.get_origin(cls)
-    args = typing.get_args(cls)
+        kwargs = {}
+        for name, f in fields.items():
+            if name in value:
+                kwargs[name] = build(hints[name], value[name], f"{path}.{name}")
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise KnowledgeError(f"{path}: missing {name!r}")
+        try:
+            return cls(**kwargs)
+        except KnowledgeError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise KnowledgeError(f"{path}: {exc}") from exc
     if origin in (typing.Union, types.UnionType):
-        for arg in args:
-            if dataclasses.is_dataclass(arg):
-                _reject_unknown_keys(arg, value, path)
-    elif origin is tuple and args and isinstance(value, list):
-        for i, item in enumerate(value):
-            _reject_unknown_keys(args[0], item, f"{path}[{i}]")
+        if value is None and type(None) in args:
+            return None
+        kinds = [a for a in args if a is not type(None)]
+        return build(kinds[0], value, path)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise KnowledgeError(f"{path}: expected a list, got {type(value).__name__}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(build(args[0], v, f"{path}[{i}]") for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise KnowledgeError(f"{path}: expected {len(args)} items, got {len(value)}")
+        return tuple(
+            build(a, v, f"{path}[{i}]") for i, (a, v) in enumerate(zip(args, value, strict=True))
+        )
+    return _scalar(cls, value, path)
+
+
+def _scalar(cls: Any, value: Any, path: str) -> Any:
+    if cls is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if cls is date and isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if cls in (str, int, bool) and type(value) is cls:
+        return value
+    raise KnowledgeError(
+        f"{path}: expected {getattr(cls, '__name__', cls)}, got {type(value).__name__} {value!r}"
+    )
 
 
 __all__ = [
