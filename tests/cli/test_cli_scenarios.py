@@ -1,6 +1,6 @@
 """Clinical scenarios through ``b12plan assess - --json`` as a real process.
 
-Every scenario also runs through the CLI in-process (``test_cli_assess.py``); here a set that
+Every scenario also runs through the CLI in-process (``test_cli_commands.py``); here a set that
 covers each phase, both jurisdictions, the unit conversions and a critical finding starts a real
 process each, as a user's shell would.
 """
