@@ -168,8 +168,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         )
     )
     app.include_router(make_records_router(services.records, current_user, _calendar))
+    head = head_revision()
     app.include_router(
-        make_assess_router(services.records, current_user, lambda: _health(services))
+        make_assess_router(services.records, current_user, lambda: _health(services, head))
     )
     app.include_router(
         make_fhir_router(
@@ -240,12 +241,12 @@ def _calendar(assessment: Assessment, patient_id: str) -> bytes:
     return assessment_calendar(assessment, patient_id=patient_id)
 
 
-def _health(services: Services) -> dict[str, Any]:
+def _health(services: Services, head: str | None) -> dict[str, Any]:
     return {
         "status": "ok",
         "database": services.db.engine.dialect.name,
         "schema_revision": current_revision(services.db.engine),
-        "schema_head": head_revision(),
+        "schema_head": head,
         "knowledge_version": services.knowledge.version,
         "today": services.clock.today().isoformat(),
     }

@@ -8,6 +8,7 @@ imports (SQLAlchemy, FastAPI, uvicorn) happen inside the commands.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -139,6 +140,9 @@ def serve(
         bool, typer.Option(help="Bring the schema up to date before serving.")
     ] = True,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Server processes (each opens its own pool).")
+    ] = 1,
 ) -> None:
     """Run the REST API (OpenAPI at /docs) with uvicorn."""
     import uvicorn
@@ -149,11 +153,24 @@ def serve(
     if migrate:
         _migrate(settings)
     with _services(settings) as services:
-        app = create_app(services=services)
         typer.echo(f"b12plan API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
         typer.echo(f"database: {services.db.engine.url.render_as_string(hide_password=True)}")
         sys.stdout.flush()
-        uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info")
+        if workers == 1:
+            app = create_app(services=services)
+            uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info")
+            return
+    # Several processes: each builds its own app from the environment (one composition root).
+    os.environ["B12PLAN_DATABASE_URL"] = settings.database_url
+    uvicorn.run(
+        "b12plan.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        log_level="info",
+    )
 
 
 @db_app.command("upgrade")

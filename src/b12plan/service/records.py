@@ -15,13 +15,16 @@ nothing.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import re
+import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -242,11 +245,15 @@ class RecordsService:
         clock: Clock,
         knowledge: Knowledge,
         new_id: Callable[[], str] = new_uuid,
+        cache_size: int = 1024,
     ) -> None:
         self.db = db
         self.clock = clock
         self.knowledge = knowledge
         self.new_id = new_id
+        self._records: _Lru[tuple[str, int], PatientRecord] = _Lru(cache_size)
+        self._assessments: _Lru[tuple[str, int, dt.date], Assessment] = _Lru(cache_size)
+        self._documents: _Lru[tuple[str, int, dt.date], dict[str, Any]] = _Lru(cache_size)
 
     # --- patients -----------------------------------------------------------------------------
 
@@ -434,9 +441,13 @@ class RecordsService:
         """The stored record as a contract v1 case document (for export and CDS services)."""
         day = as_of or self.clock.today()
         with self.db.reading() as session:
-            self._visible_patient(session, who, patient_id)
-            record = load_records(session, [patient_id])[patient_id]
-        return build_case(record, day).document
+            record, stamp = self._current_record(session, who, patient_id)
+        key = (patient_id, stamp, day)
+        document = self._documents.get(key)
+        if document is None:
+            document = build_case(record, day).document
+            self._documents.put(key, document)
+        return copy.deepcopy(document)  # the caller's to change; the cached one stays as built
 
     def assess_patient(
         self, who: Principal, patient_id: str, *, as_of: dt.date | None = None
@@ -444,9 +455,13 @@ class RecordsService:
         """Evaluate the stored record on ``as_of`` (default: today), ignoring entered-in-error."""
         day = as_of or self.clock.today()
         with self.db.reading() as session:
-            self._visible_patient(session, who, patient_id)
-            record = load_records(session, [patient_id])[patient_id]
-        return self._evaluate(record, day)
+            record, stamp = self._current_record(session, who, patient_id)
+        key = (patient_id, stamp, day)
+        cached = self._assessments.get(key)
+        if cached is None:
+            cached = self._evaluate(record, day)
+            self._assessments.put(key, cached)
+        return cached
 
     def assess_document(self, document: object) -> Assessment:
         """Stateless: a contract case in, its assessment out (``InvalidInput`` names the field)."""
@@ -578,6 +593,36 @@ class RecordsService:
         )
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _current_record(
+        self, session: Session, who: Principal, patient_id: str
+    ) -> tuple[PatientRecord, int]:
+        """The current record of a patient ``who`` may see, cached while nothing has changed.
+
+        The key is the number of audit entries about the patient: every committed change adds
+        one (in the same transaction), and none is ever removed, so a new count means new data.
+        The count is read with the access check, before the rows, so cached rows are never
+        older than their key.
+        """
+        if not PATIENT_ID.fullmatch(patient_id):
+            raise NotFound(f"no patient {patient_id[:64]!r}")
+        count = (
+            select(func.count())
+            .select_from(models.AuditEntry)
+            .where(models.AuditEntry.patient_id == patient_id)
+            .scalar_subquery()
+        )
+        found = session.execute(
+            select(models.Patient, count).where(models.Patient.id == patient_id)
+        ).first()
+        if found is None or not may_see(who, found[0]):
+            raise NotFound(f"no patient {patient_id!r}")
+        stamp = int(found[1] or 0)
+        record = self._records.get((patient_id, stamp))
+        if record is None:
+            record = load_records(session, [patient_id])[patient_id]
+            self._records.put((patient_id, stamp), record)
+        return record, stamp
 
     def _repo(self, session: Session, who: Principal) -> Repository:
         return Repository(
@@ -723,6 +768,33 @@ class RecordsService:
 
 
 T = TypeVar("T")
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Lru(Generic[K, V]):
+    """A small thread-safe least-recently-used map (values are immutable or never mutated)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        if self._size <= 0:
+            return
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
 
 
 def _check_page(limit: int, offset: int, *, max_limit: int = 200) -> None:
