@@ -196,7 +196,7 @@ def schedule(
 
         _emit(schedule_view(assessment, patient_id=case.patient.id))
         return
-    from b12plan.cli.ics import assessment_calendar
+    from b12plan.calendar import assessment_calendar
 
     data = assessment_calendar(assessment, patient_id=case.patient.id)
     if str(ics) == "-":
