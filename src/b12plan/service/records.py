@@ -903,7 +903,7 @@ def _worklist_row(
         ],
         next_dose_due=None if window is None else window.due,
         overdue_after=None if window is None else window.overdue_after,
-        days_overdue=(day - window.due).days if overdue and window is not None else None,
+        days_overdue=(day - window.overdue_after).days if overdue and window else None,
         monitoring_due=[
             MonitoringDue(item=m.item, due=m.due, reason=m.reason)
             for m in assessment.monitoring

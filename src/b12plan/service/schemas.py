@@ -532,7 +532,9 @@ class WorklistRow(BaseModel):
     findings: list[WorklistFinding]
     next_dose_due: dt.date | None
     overdue_after: dt.date | None
-    days_overdue: int | None
+    days_overdue: int | None = Field(
+        description="Days since the next dose became overdue (as INJECTION_OVERDUE counts)."
+    )
     monitoring_due: list[MonitoringDue]
 
 
