@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa  # type: ignore[import-untyped]
+import pyarrow.compute as pc  # type: ignore[import-untyped]
 import pyarrow.csv as pacsv  # type: ignore[import-untyped]
 import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
@@ -41,6 +42,11 @@ class Engine(Protocol):
 def normalise(table: pa.Table) -> pa.Table:
     """The worklist schema, rows sorted by patient and code (ties by evidence)."""
     table = table.select(WORKLIST_SCHEMA.names).cast(WORKLIST_SCHEMA)
+    # evidence values to 3 decimals: engines may print the last binary digit differently
+    rounded = pc.round(table["evidence_value"], 3)
+    table = table.set_column(
+        WORKLIST_SCHEMA.get_field_index("evidence_value"), "evidence_value", rounded
+    )
     return table.sort_by(
         [
             ("patient_id", "ascending"),
@@ -75,7 +81,7 @@ def _check_columns(name: str, schema: pa.Schema) -> None:
 
 # -- DuckDB ---------------------------------------------------------------------------------------
 class DuckDBEngine:
-    """Embedded: views over the Parquet files, temporary tables for shared steps."""
+    """Embedded: views over the Parquet files, the plan as one query."""
 
     dialect = "duckdb"
 
@@ -95,13 +101,11 @@ class DuckDBEngine:
             self.con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet([{listing}])")
 
     def run(self, plan: Plan, on_step: StepHook | None = None) -> pa.Table:
+        """One statement: DuckDB materialises the shared steps itself and runs them in parallel."""
         _same_dialect(plan, self.dialect)
-        for step in plan.steps:
-            kind = "TABLE" if step.materialize else "VIEW"
-            self.con.execute(f"CREATE OR REPLACE TEMP {kind} {step.name} AS {step.sql}")
-            if on_step:
-                on_step(step.name)
-        table = self.con.sql(plan.worklist_sql).to_arrow_table()
+        table = self.con.sql(plan.query).to_arrow_table()
+        if on_step:
+            on_step("worklist")
         return normalise(table)
 
     def close(self) -> None:
@@ -307,8 +311,10 @@ class SparkEngine:
         return normalise(table)
 
     def _uncache(self) -> None:
-        for name in self._cached:
+        # later steps read earlier ones: release them newest first, then drop the views
+        for name in reversed(self._cached):
             self.spark.sql(f"UNCACHE TABLE IF EXISTS {name}")
+        for name in reversed(self._cached):
             self.spark.catalog.dropTempView(name)
         self._cached = []
 

@@ -376,7 +376,9 @@ class _Sql:
             SELECT n, patient_id, {self.end} + 1 + CAST(floor({u(64)} * 30) AS INTEGER),
                 'b12_total', {b12.normal_above} * (1 + {u(65)})
             FROM pt WHERE {u(66)} < {self.share("monitoring", "recorded_after_end")}
-        );
+        )
+        -- a laboratory reports one value per analyte and day
+        QUALIFY ROW_NUMBER() OVER (PARTITION BY n, code, event_date ORDER BY true_value) = 1;
         """
 
     def _raised(self, code: str) -> float:

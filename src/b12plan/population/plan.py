@@ -10,6 +10,7 @@ literals and writes the PostgreSQL or Spark SQL text, so the three engines run t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -50,12 +51,18 @@ class Step:
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything an engine runs for one ``as_of``: steps in order, then the worklist query."""
+    """Everything an engine runs for one ``as_of``.
+
+    Two equivalent forms: ``steps`` then ``worklist_sql`` (each step created as a relation, for
+    engines that plan better over stored intermediate results), or ``query``, one statement with
+    every step as a common table expression (for engines that plan better seeing it all).
+    """
 
     dialect: str
     as_of: date
     steps: tuple[Step, ...]
     worklist_sql: str
+    query: str
     codes: tuple[str, ...]
 
 
@@ -91,22 +98,24 @@ def build_plan(
     if unknown:
         raise ValueError(f"no SQL rule for {', '.join(unknown)}")
     params = parameters(knowledge, as_of)
-    steps: list[Step] = [
-        Step(name, transpile(sql, dialect, params), False)
-        for name, sql in knowledge_steps(knowledge).items()
+    sources: list[tuple[str, str, bool]] = [
+        (name, sql, False) for name, sql in knowledge_steps(knowledge).items()
     ]
-    for name, materialize in FACT_STEPS:
-        steps.append(Step(name, transpile(_read(f"{name}.sql"), dialect, params), materialize))
-    for code in chosen:
-        steps.append(
-            Step(
-                f"rule_{code.lower()}",
-                transpile(_read("rules", f"{code.lower()}.sql"), dialect, params),
-                False,
-            )
-        )
+    sources += [(name, _read(f"{name}.sql"), mat) for name, mat in FACT_STEPS]
+    sources += [
+        (f"rule_{code.lower()}", _read("rules", f"{code.lower()}.sql"), False) for code in chosen
+    ]
+    steps = tuple(Step(n, transpile(sql, dialect, params), m) for n, sql, m in sources)
+    worklist = transpile(_worklist_sql(chosen), dialect, params)
+    # "WITH name AS (...), ... SELECT" reads the same in the three dialects, nested WITH included
+    ctes = ",\n".join(f"{step.name} AS (\n{step.sql}\n)" for step in steps)
     return Plan(
-        dialect, as_of, tuple(steps), transpile(_worklist_sql(chosen), dialect, params), chosen
+        dialect=dialect,
+        as_of=as_of,
+        steps=steps,
+        worklist_sql=worklist,
+        query=f"WITH {ctes}\n{worklist}",
+        codes=chosen,
     )
 
 
@@ -135,7 +144,7 @@ def _worklist_sql(codes: Iterable[str]) -> str:
     SELECT CAST(f.patient_id AS {types["patient_id"]}) AS patient_id,
         CAST(p.clinic_id AS {types["clinic_id"]}) AS clinic_id,
         f.code, kf.severity, CAST(:as_of AS DATE) AS as_of,
-        f.evidence_date, f.evidence_days, ROUND(f.evidence_value, 3) AS evidence_value,
+        f.evidence_date, f.evidence_days, f.evidence_value,
         f.evidence_note
     FROM ({union}) AS f
     JOIN kb_finding kf ON kf.code = f.code
@@ -299,15 +308,30 @@ def _literal_expr(value: Any) -> exp.Expression:
     raise TypeError(f"no SQL literal for {type(value).__name__}")
 
 
-def transpile(sql: str, dialect: str, params: dict[str, Any]) -> str:
-    """Fill ``:name`` placeholders with literals and write ``sql`` (DuckDB) in ``dialect``."""
+_TOKEN = "b12plan-param:"
+_TOKEN_RE = re.compile(r"'b12plan-param:(\w+)'")
+
+
+@cache
+def _template(sql: str, dialect: str) -> str:
+    """``sql`` in ``dialect`` with each ``:name`` as a marked string, transpiled once and kept."""
     tree = sqlglot.parse_one(sql, read="duckdb")
+    for node in list(tree.find_all(exp.Placeholder)):
+        node.replace(exp.Literal.string(_TOKEN + node.name))
+    return tree.sql(dialect=dialect, copy=False)
 
-    def fill(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Placeholder) and node.name:
-            if node.name not in params:
-                raise KeyError(f"SQL names unknown parameter :{node.name}")
-            return _literal_expr(params[node.name])
-        return node
 
-    return tree.transform(fill).sql(dialect=dialect)
+def transpile(sql: str, dialect: str, params: dict[str, Any]) -> str:
+    """Fill ``:name`` placeholders with typed literals and write ``sql`` (DuckDB) in ``dialect``.
+
+    Parsing and generating are slow, so each text is transpiled once per dialect with its
+    placeholders marked; filling them is a substitution of literals written for that dialect.
+    """
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in params:
+            raise KeyError(f"SQL names unknown parameter :{name}")
+        return str(_literal_expr(params[name]).sql(dialect=dialect))
+
+    return _TOKEN_RE.sub(fill, _template(sql, dialect))

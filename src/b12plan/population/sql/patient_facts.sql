@@ -67,8 +67,11 @@ WITH cause_flags AS (
     FROM (
         SELECT
             r.*,
+            -- two results on one day: the worse counts (lower haemoglobin, higher MCV)
             ROW_NUMBER() OVER (
-                PARTITION BY r.patient_id, r.code ORDER BY r.event_date DESC, r.value DESC
+                PARTITION BY r.patient_id, r.code
+                ORDER BY r.event_date DESC,
+                    CASE WHEN r.code = 'mcv' THEN -r.value ELSE r.value END
             ) AS rn
         FROM results AS r
         LEFT JOIN course AS c ON c.patient_id = r.patient_id

@@ -20,16 +20,17 @@ WITH maintained AS (
     SELECT
         events.*,
         MAX(dose_date) OVER (
-            PARTITION BY patient_id ORDER BY event_date, kind, value
+            PARTITION BY patient_id ORDER BY event_date, kind
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
         ) AS dose_before
     FROM events
 ), troughs AS (
     SELECT
         patient_id, event_date, value, category,
-        ROW_NUMBER() OVER (PARTITION BY patient_id ORDER BY event_date DESC, value DESC)
+        -- two samples on one day: the lower one counts as the later (it is not masked)
+        ROW_NUMBER() OVER (PARTITION BY patient_id ORDER BY event_date DESC, value ASC)
             AS from_last,
-        LEAD(value) OVER (PARTITION BY patient_id ORDER BY event_date DESC, value DESC)
+        LEAD(value) OVER (PARTITION BY patient_id ORDER BY event_date DESC, value ASC)
             AS previous_value
     FROM preceded
     WHERE kind = 0 AND dose_before IS NOT NULL

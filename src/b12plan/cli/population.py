@@ -1,0 +1,315 @@
+"""``b12plan population``: generate cohorts, load PostgreSQL, run the monitoring rules, summarise.
+
+Thin: options are checked here (a bad one exits 2 naming it), the work is done by
+``b12plan.population``. duckdb, pyarrow, psycopg and pyspark are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TypeVar
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from b12plan.population.worklist import Summary
+
+population_app = typer.Typer(
+    name="population",
+    help="Monitor every patient at once: cohorts, SQL rules on DuckDB, PostgreSQL, Spark.",
+    no_args_is_help=True,
+)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+EXIT_INVALID = 2
+
+
+def _bad(option: str, message: str) -> typer.BadParameter:
+    return typer.BadParameter(message, param_hint=f"'{option}'")
+
+
+def _guarded(command: Callable[P, R]) -> Callable[P, R]:
+    """Input problems found while working exit 2 with the option named; others exit 1, briefly."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        from b12plan.population.engines import InputError
+        from b12plan.population.worklist import WorklistError
+
+        try:
+            return command(*args, **kwargs)
+        except (InputError, WorklistError) as exc:
+            sys.stderr.write(f"b12plan population: {exc}\n")
+            raise typer.Exit(EXIT_INVALID) from None
+        except (typer.Exit, typer.Abort, typer.BadParameter, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            sys.stderr.write(f"b12plan population: failed ({type(exc).__name__}): {exc}\n")
+            raise typer.Exit(1) from None
+
+    return run
+
+
+def _date(value: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise _bad(option, f"{value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=False, highlight=False)
+
+
+@population_app.command()
+@_guarded
+def generate(
+    patients: Annotated[int, typer.Option("--patients", help="How many patients.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the Parquet tables.")],
+    seed: Annotated[int, typer.Option("--seed", help="Same seed, same cohort.")] = 0,
+    end: Annotated[
+        str, typer.Option("--end", help="Histories run up to this date (YYYY-MM-DD).")
+    ] = "2026-03-01",
+    chunk_size: Annotated[
+        int, typer.Option("--chunk-size", help="Patients generated per chunk.")
+    ] = 100_000,
+) -> None:
+    """Write a synthetic cohort (one Parquet file per table) of realistic B12 histories."""
+    from rich.progress import Progress
+
+    from b12plan.knowledge import load_knowledge
+    from b12plan.population.generate import generate as run_generate
+
+    if patients < 1:
+        raise _bad("--patients", "must be at least 1")
+    if chunk_size < 1:
+        raise _bad("--chunk-size", "must be at least 1")
+    if out.exists() and not out.is_dir():
+        raise _bad("--out", f"{out} exists and is not a folder")
+    end_date = _date(end, "--end")
+    console = _console()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("generating", total=patients)
+        stats = run_generate(
+            patients,
+            out,
+            load_knowledge(),
+            seed=seed,
+            end=end_date,
+            chunk_size=chunk_size,
+            progress=lambda done: progress.update(task, completed=done),
+        )
+    from rich.table import Table
+
+    table = Table(title=f"{stats.patients:,} patients in {out} ({stats.seconds:.1f} s)")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, rows in stats.rows.items():
+        table.add_row(name, f"{rows:,}")
+    table.add_row("total", f"{sum(stats.rows.values()):,}", style="bold")
+    console.print(table)
+    console.print(f"{stats.bytes_on_disk / 1e6:.1f} MB on disk")
+
+
+@population_app.command()
+@_guarded
+def load(
+    input_dir: Annotated[Path, typer.Option("--input", help="Folder of Parquet tables.")],
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", help="PostgreSQL URL.", envvar="B12PLAN_DATABASE_URL"),
+    ] = None,
+    schema: Annotated[str, typer.Option("--schema", help="Schema to (re)create tables in.")] = (
+        "b12plan_population"
+    ),
+) -> None:
+    """Copy a folder of Parquet tables into PostgreSQL (tables in one schema, replaced)."""
+    from rich.progress import Progress
+
+    from b12plan.population.engines import load_postgres
+    from b12plan.population.tables import TABLES
+
+    if database_url is None:
+        raise _bad("--database-url", "needed (or set B12PLAN_DATABASE_URL)")
+    console = _console()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"loading into {schema}", total=len(TABLES))
+        counts = load_postgres(
+            input_dir, database_url, schema, on_table=lambda _: progress.advance(task)
+        )
+    console.print(f"loaded {sum(counts.values()):,} rows into {len(counts)} tables in {schema}")
+
+
+@population_app.command()
+@_guarded
+def run(
+    as_of: Annotated[str, typer.Option("--as-of", help="Evaluation date (YYYY-MM-DD).")],
+    out: Annotated[Path, typer.Option("--out", help="worklist.parquet or worklist.csv")],
+    engine: Annotated[
+        str, typer.Option("--engine", help="duckdb (default), postgres or spark.")
+    ] = "duckdb",
+    input_dir: Annotated[
+        Path | None, typer.Option("--input", help="Folder of Parquet tables (duckdb, spark).")
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url", help="PostgreSQL URL (postgres).", envvar="B12PLAN_DATABASE_URL"
+        ),
+    ] = None,
+    schema: Annotated[str, typer.Option("--schema", help="PostgreSQL schema.")] = (
+        "b12plan_population"
+    ),
+    spark_master: Annotated[
+        str, typer.Option("--spark-master", help="local[*] or a cluster URL.")
+    ] = "local[*]",
+    codes: Annotated[
+        str | None, typer.Option("--codes", help="Comma-separated finding codes (default all).")
+    ] = None,
+    show: Annotated[int, typer.Option("--show", help="Worklist rows to print.")] = 20,
+) -> None:
+    """Run the monitoring rules for every patient and write the worklist."""
+    from rich.progress import Progress
+
+    from b12plan.knowledge import load_knowledge
+    from b12plan.population.engines import ENGINES, open_engine
+    from b12plan.population.plan import build_plan, rule_codes
+    from b12plan.population.worklist import FORMATS, summarise, write_worklist
+
+    when = _date(as_of, "--as-of")
+    if engine not in ENGINES:
+        raise _bad("--engine", f"expected one of {', '.join(ENGINES)}, not {engine!r}")
+    if out.suffix.lower() not in FORMATS:
+        raise _bad("--out", f"{out} must end in .parquet or .csv")
+    if engine in ("duckdb", "spark") and input_dir is None:
+        raise _bad("--input", f"the {engine} engine reads a folder of Parquet tables")
+    if engine == "postgres" and database_url is None:
+        raise _bad("--database-url", "the postgres engine needs a database URL")
+    chosen = None
+    if codes is not None:
+        chosen = [c.strip().upper() for c in codes.split(",") if c.strip()]
+        unknown = sorted(set(chosen) - set(rule_codes()))
+        if unknown or not chosen:
+            raise _bad("--codes", f"no SQL rule for {', '.join(unknown) or '(none given)'}")
+    if show < 0:
+        raise _bad("--show", "must be 0 or more")
+    plan = build_plan(load_knowledge(), when, engine, chosen)
+    console = _console()
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"{engine}: starting", total=None)
+
+        def step_done(name: str) -> None:
+            progress.update(task, description=f"{engine}: {name} done")
+
+        with open_engine(
+            engine,
+            input_dir=input_dir,
+            database_url=database_url,
+            schema=schema,
+            spark_master=spark_master,
+        ) as runner:
+            worklist = runner.run(plan, on_step=step_done)
+        progress.update(task, description="writing the worklist")
+        write_worklist(worklist, out)
+    _render_summary(console, summarise(worklist), f"worklist as of {when} ({engine})")
+    if show:
+        _render_rows(console, worklist.slice(0, show).to_pylist())
+    console.print(f"wrote {worklist.num_rows:,} rows to {out}")
+
+
+@population_app.command()
+@_guarded
+def summary(
+    worklist: Annotated[Path, typer.Argument(help="worklist.parquet or worklist.csv")],
+    top: Annotated[int, typer.Option("--top", help="Clinics to list.")] = 15,
+) -> None:
+    """Counts per finding code and per clinic."""
+    from b12plan.population.worklist import read_worklist, summarise
+
+    if top < 0:
+        raise _bad("--top", "must be 0 or more")
+    table = read_worklist(worklist)
+    _render_summary(_console(), summarise(table), str(worklist), top=top)
+
+
+@population_app.command("sql")
+@_guarded
+def show_sql(
+    as_of: Annotated[str, typer.Option("--as-of", help="Evaluation date (YYYY-MM-DD).")],
+    dialect: Annotated[
+        str, typer.Option("--dialect", help="duckdb, postgres or spark.")
+    ] = "duckdb",
+) -> None:
+    """Print the rules as the chosen engine runs them (parameters filled in)."""
+    from b12plan.knowledge import load_knowledge
+    from b12plan.population.plan import DIALECTS, build_plan
+
+    if dialect not in DIALECTS:
+        raise _bad("--dialect", f"expected one of {', '.join(DIALECTS)}, not {dialect!r}")
+    plan = build_plan(load_knowledge(), _date(as_of, "--as-of"), dialect)
+    for step in plan.steps:
+        sys.stdout.write(f"-- {step.name}\n{step.sql};\n\n")
+    sys.stdout.write(f"-- worklist\n{plan.worklist_sql.strip()};\n")
+
+
+_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
+
+
+def _render_summary(console: Console, s: Summary, title: str, *, top: int = 10) -> None:
+    from rich.table import Table
+
+    codes = Table(title=f"{title}: {s.findings:,} findings for {s.patients:,} patients")
+    codes.add_column("code")
+    codes.add_column("severity")
+    codes.add_column("patients", justify="right")
+    for c in s.codes:
+        codes.add_row(c.code, c.severity, f"{c.patients:,}", style=_STYLE.get(c.severity, ""))
+    console.print(codes)
+    if top and s.clinics:
+        shown = s.clinics[:top]
+        clinics = Table(title=f"clinics ({len(shown)} of {len(s.clinics):,}, most critical first)")
+        for name in ("clinic", "patients", "critical", "warning", "info"):
+            clinics.add_column(name, justify="left" if name == "clinic" else "right")
+        for k in shown:
+            clinics.add_row(
+                k.clinic_id, f"{k.patients:,}", f"{k.critical:,}", f"{k.warning:,}", f"{k.info:,}"
+            )
+        console.print(clinics)
+
+
+def _render_rows(console: Console, rows: list[dict[str, object]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"first {len(rows)} rows")
+    for name in ("patient", "clinic", "code", "severity", "date", "days", "value", "note"):
+        table.add_column(name)
+    for r in rows:
+        table.add_row(
+            *(
+                "" if r[k] is None else str(r[k])
+                for k in (
+                    "patient_id",
+                    "clinic_id",
+                    "code",
+                    "severity",
+                    "evidence_date",
+                    "evidence_days",
+                    "evidence_value",
+                    "evidence_note",
+                )
+            ),
+            style=_STYLE.get(str(r["severity"]), ""),
+        )
+    console.print(table)
+
+
+__all__ = ["population_app"]

@@ -1,0 +1,1 @@
+"""Population monitoring tests: SQL rules on DuckDB, PostgreSQL and Spark against core."""

@@ -1,0 +1,133 @@
+"""``b12plan population``: generate, run, summarise; bad options exit 2 and name the option."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from b12plan.cli import app
+from b12plan.population.worklist import read_worklist
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "cohort"
+    result = runner.invoke(
+        app, ["population", "generate", "--patients", "400", "--out", str(out), "--seed", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "400 patients" in result.output
+    return out
+
+
+def test_run_writes_the_worklist_and_summary_counts_it(cohort: Path, tmp_path: Path) -> None:
+    out = tmp_path / "worklist.parquet"
+    result = runner.invoke(
+        app,
+        ["population", "run", "--input", str(cohort), "--as-of", "2026-03-01", "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out)
+    assert table.num_rows > 0
+    assert set(table["as_of"].to_pylist()) == {__import__("datetime").date(2026, 3, 1)}
+    assert "NO_PRETREATMENT_TEST" in result.output
+
+    summary = runner.invoke(app, ["population", "summary", str(out)])
+    assert summary.exit_code == 0, summary.output
+    assert "clinics" in summary.output
+
+    csv = tmp_path / "worklist.csv"
+    again = runner.invoke(
+        app,
+        [
+            "population",
+            "run",
+            "--input",
+            str(cohort),
+            "--as-of",
+            "2026-03-01",
+            "--out",
+            str(csv),
+            "--codes",
+            "injection_overdue,NO_PRETREATMENT_TEST",
+            "--show",
+            "0",
+        ],
+    )
+    assert again.exit_code == 0, again.output
+    picked = read_worklist(csv)
+    assert set(picked["code"].to_pylist()) == {"INJECTION_OVERDUE", "NO_PRETREATMENT_TEST"}
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["run", "--as-of", "2026-03-01", "--out", "w.parquet"], "--input"),
+        (["run", "--input", "{cohort}", "--as-of", "1 March", "--out", "w.parquet"], "--as-of"),
+        (["run", "--input", "{cohort}", "--as-of", "2026-03-01", "--out", "w.txt"], "--out"),
+        (
+            [
+                "run",
+                "--input",
+                "{cohort}",
+                "--as-of",
+                "2026-03-01",
+                "--out",
+                "w.parquet",
+                "--engine",
+                "oracle",
+            ],
+            "--engine",
+        ),
+        (
+            [
+                "run",
+                "--input",
+                "{cohort}",
+                "--as-of",
+                "2026-03-01",
+                "--out",
+                "w.parquet",
+                "--codes",
+                "NOT_A_CODE",
+            ],
+            "--codes",
+        ),
+        (
+            ["run", "--engine", "postgres", "--as-of", "2026-03-01", "--out", "w.parquet"],
+            "--database-url",
+        ),
+        (["run", "--input", "{empty}", "--as-of", "2026-03-01", "--out", "w.parquet"], "--input"),
+        (["run", "--input", "{missing}", "--as-of", "2026-03-01", "--out", "w.parquet"], "--input"),
+        (["generate", "--patients", "0", "--out", "{empty}"], "--patients"),
+        (["summary", "{missing}"], "WORKLIST"),
+        (["sql", "--as-of", "2026-03-01", "--dialect", "oracle"], "--dialect"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_option(
+    args: list[str], option: str, cohort: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "empty").mkdir()
+    filled = [
+        a.format(cohort=cohort, empty=tmp_path / "empty", missing=tmp_path / "nope.parquet")
+        for a in args
+    ]
+    filled = [str(tmp_path / a) if a in ("w.parquet", "w.txt") else a for a in filled]
+    result = runner.invoke(app, ["population", *filled])
+    assert result.exit_code == 2, result.output
+    assert option in result.output
+    assert "Traceback" not in result.output
+
+
+def test_sql_prints_the_rules_for_postgres() -> None:
+    result = runner.invoke(
+        app, ["population", "sql", "--as-of", "2026-03-01", "--dialect", "postgres"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "-- rule_injection_overdue" in result.output
+    assert "CAST('2026-03-01' AS DATE)" in result.output
