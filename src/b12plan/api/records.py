@@ -249,6 +249,7 @@ def _add_kind_routes(
         )
 
     label = kind.label
+    a = f"an {label}" if label[0] in "aeiou" else f"a {label}"
     router.add_api_route(
         path,
         list_records,
@@ -267,7 +268,7 @@ def _add_kind_routes(
         tags=tags,
         status_code=status.HTTP_201_CREATED,
         responses=write_errors,
-        summary=f"Record a {label}",
+        summary=f"Record {a}",
     )
     router.add_api_route(
         f"{path}/{{record_id}}",
@@ -276,7 +277,7 @@ def _add_kind_routes(
         response_model=Output,
         tags=tags,
         responses=read_errors,
-        summary=f"Read a {label}",
+        summary=f"Read {a}",
         description="The newest version; `status` says whether it was entered in error.",
     )
     router.add_api_route(
@@ -286,7 +287,7 @@ def _add_kind_routes(
         response_model=list[Output],
         tags=tags,
         responses=read_errors,
-        summary=f"Every version of a {label}",
+        summary=f"Every version of {a}",
     )
     router.add_api_route(
         f"{path}/{{record_id}}",
@@ -295,7 +296,7 @@ def _add_kind_routes(
         response_model=Output,
         tags=tags,
         responses=write_errors,
-        summary=f"Correct a {label}",
+        summary=f"Correct {a}",
         description=(
             "Writes a new version. Send If-Match with the version you edited; if it is no"
             " longer current the answer is 409 and nothing is written."
@@ -308,6 +309,6 @@ def _add_kind_routes(
         response_model=Output,
         tags=tags,
         responses=write_errors,
-        summary=f"Mark a {label} entered-in-error",
+        summary=f"Mark {a} entered-in-error",
         description="Nothing is deleted: the record is kept, marked entered-in-error.",
     )
