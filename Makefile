@@ -2,10 +2,12 @@
 PYTHON ?= python3
 UV_VERSION := 0.13.9
 UV := .tools/bin/uv
+B12 := .venv/bin/b12plan
+TODAY := $(shell date +%F)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo demo-data test lint typecheck unit chromium bench bench-all clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -15,17 +17,33 @@ $(UV):
 	$(UV) sync --frozen --quiet
 	touch $@
 
-demo: .venv/.synced
-	.venv/bin/b12plan demo
+# The main job on the embedded defaults (SQLite + DuckDB, demo data), then the web app.
+demo: demo-data
+	@echo
+	@echo "Web app and API: http://127.0.0.1:8000/   (API docs at /docs; Ctrl-C to stop)"
+	@echo "Sign in as dr.demo / demo-clinician (clinician) or pat.demo / demo-patient (patient)."
+	$(B12) serve --host 127.0.0.1 --port 8000
+
+demo-data: .venv/.synced
+	$(B12) demo
+	$(B12) db upgrade
+	$(B12) seed-demo
+	$(B12) population generate --patients 5000 --seed 12 --out out/cohort
+	$(B12) population run --engine duckdb --input out/cohort --as-of $(TODAY) --out out/worklist.parquet --show 10
+	$(B12) population summary out/worklist.parquet
 
 lint: .venv/.synced
-	.venv/bin/ruff check src tests benchmarks
-	.venv/bin/ruff format --check src tests benchmarks
+	.venv/bin/ruff check src tests benchmarks scripts
+	.venv/bin/ruff format --check src tests benchmarks scripts
 
 typecheck: .venv/.synced
 	.venv/bin/mypy src
 
-unit: .venv/.synced
+# Debian's chromium for the browser tests; outside CI a machine without it skips them loudly.
+chromium:
+	scripts/ensure-chromium.sh || [ -z "$$CI" ]
+
+unit: .venv/.synced chromium
 	.venv/bin/lint-imports
 	.venv/bin/pytest
 
@@ -33,6 +51,11 @@ test: lint typecheck unit
 
 bench: .venv/.synced
 	.venv/bin/python benchmarks/core_speed.py
+	.venv/bin/python benchmarks/cli_startup.py
+
+bench-all: bench
+	.venv/bin/python benchmarks/api_latency.py
+	.venv/bin/python benchmarks/population.py
 
 clean:
-	rm -rf .venv .tools .mypy_cache .pytest_cache .ruff_cache
+	rm -rf .venv .tools .mypy_cache .pytest_cache .ruff_cache out
