@@ -327,3 +327,16 @@ def test_the_api_runs_on_postgresql_too(pg_api: Api) -> None:
     assert_problem(pg_api.client.put(url, headers={**second, "If-Match": '"1"'}, json=changed), 409)
     got = pg_api.client.get("/api/v1/patients/demo-02/assessment", headers=second)
     assert got.status_code == 200 and got.json()["as_of"] == TODAY.isoformat()
+
+
+def test_the_openapi_document_describes_every_route_and_its_problems(api: Api) -> None:
+    assert api.client.get("/docs").status_code == 200
+    spec = api.client.get("/openapi.json").json()
+    paths = spec["paths"]
+    for kind in SAMPLES:
+        assert f"/api/v1/patients/{{patient_id}}/{kind}/{{record_id}}" in paths
+    put = paths["/api/v1/patients/{patient_id}/observations/{record_id}"]["put"]
+    assert {"409", "422", "428"} <= set(put["responses"])
+    assert "application/problem+json" in put["responses"]["409"]["content"]
+    schemes = spec["components"]["securitySchemes"]
+    assert {"bearer", "session-cookie"} <= set(schemes)

@@ -21,7 +21,7 @@ from b12plan.service.schemas import (
     WorklistQuery,
 )
 from b12plan.store.models import RECORD_MODELS, AuditEntry
-from tests.store.support import TODAY, World
+from tests.store.support import TODAY, World, make_services
 
 D = dt.date
 LOW_B12 = ObservationIn(code="b12_total", date=D(2026, 3, 1), value=98, unit="pmol/L")
@@ -340,3 +340,19 @@ def test_every_write_is_audited_with_who_and_when(world: World) -> None:
     assert (entry.action, entry.entity_type, entry.entity_id) == ("create", "symptoms", stored.id)
     assert entry.after_version_id == stored.version_id
     assert entry.at == world.services.clock.now()
+
+
+def test_a_cached_assessment_follows_writes_made_elsewhere(world: World) -> None:
+    """Two server processes have two caches; each sees the other's writes at once."""
+    here = world.services.records
+    elsewhere = make_services(world.services.settings.database_url)
+    try:
+        assert "ALLERGIC_REACTION" not in codes(world, world.clinician, world.patient_id)
+        elsewhere.records.add_record(
+            world.colleague, world.patient_id, AdverseEventIn(code="anaphylaxis", date=TODAY)
+        )
+        assert "ALLERGIC_REACTION" in codes(world, world.clinician, world.patient_id)
+        case = here.case_document(world.clinician, world.patient_id)
+        assert [e["code"] for e in case["adverse_events"]] == ["anaphylaxis"]
+    finally:
+        elsewhere.db.dispose()
