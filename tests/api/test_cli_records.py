@@ -7,6 +7,7 @@ Run in-process through Typer's runner; ``b12plan serve`` runs as a real process 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,9 @@ DAY = "2026-06-01"
 Run = Callable[..., Any]  # run("db", "upgrade", stdin=None) -> the runner's result
 
 
-@pytest.fixture
-def run(tmp_path: Path) -> Run:
-    """``b12plan ARGS`` on this test's own SQLite file, with today pinned."""
-    url = f"sqlite:///{tmp_path / 'cli.db'}"
+def runner_on(path: Path) -> Run:
+    """``b12plan ARGS`` on one SQLite file, with today pinned."""
+    url = f"sqlite:///{path}"
     runner = CliRunner()
 
     def invoke(*args: str, stdin: str | None = None) -> Any:
@@ -39,6 +39,32 @@ def run(tmp_path: Path) -> Run:
         )
 
     return invoke
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Run:
+    """The CLI on this test's own, empty database."""
+    return runner_on(tmp_path / "cli.db")
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """One ``b12plan seed-demo`` run (its file and its result), shared by the module."""
+    path = tmp_path_factory.mktemp("cli-seeded") / "cli.db"
+    return path, runner_on(path)("seed-demo")
+
+
+@pytest.fixture
+def run_seeded(seeded: tuple[Path, Any], tmp_path: Path) -> Run:
+    """The CLI on this test's own copy of the seeded database."""
+    source, _ = seeded
+    copy = tmp_path / "cli.db"
+    for suffix in ("", "-wal", "-shm"):
+        if source.with_name(source.name + suffix).exists():
+            shutil.copyfile(
+                source.with_name(source.name + suffix), copy.with_name(copy.name + suffix)
+            )
+    return runner_on(copy)
 
 
 def test_a_fresh_database_is_refused_until_upgraded(run: Run) -> None:
@@ -91,8 +117,10 @@ def test_users_are_added_with_their_clinic_and_bad_input_names_the_field(run: Ru
     assert bad_clinic.exit_code == 2 and bad_clinic.output.startswith("CLINIC_ID:")
 
 
-def test_seed_demo_prints_the_sign_ins_and_can_run_twice(run: Run) -> None:
-    first = run("seed-demo")
+def test_seed_demo_prints_the_sign_ins_and_can_run_twice(
+    seeded: tuple[Path, Any], run_seeded: Run
+) -> None:
+    _, first = seeded
     assert first.exit_code == 0, first.output
     for line in (
         "dr.demo       password demo-clinician",
@@ -102,12 +130,12 @@ def test_seed_demo_prints_the_sign_ins_and_can_run_twice(run: Run) -> None:
         assert line in first.output
     assert "patient demo-01" in first.output
     assert f"demo data as of {DAY}" in first.output
-    again = run("seed-demo")
+    again = run_seeded("seed-demo")
     assert again.exit_code == 0 and "added" not in again.output
 
 
-def test_export_and_import_round_trip_through_fhir(run: Run, tmp_path: Path) -> None:
-    run("seed-demo")
+def test_export_and_import_round_trip_through_fhir(run_seeded: Run, tmp_path: Path) -> None:
+    run = run_seeded
     bundle_file = tmp_path / "demo-03.json"
     exported = run("export", "demo-03", "-o", str(bundle_file))
     assert exported.exit_code == 0, exported.output
@@ -128,8 +156,8 @@ def test_export_and_import_round_trip_through_fhir(run: Run, tmp_path: Path) -> 
     assert again.exit_code == 2 and "already exists" in again.output
 
 
-def test_import_and_export_refuse_bad_input_by_name(run: Run, tmp_path: Path) -> None:
-    run("seed-demo")
+def test_import_and_export_refuse_bad_input_by_name(run_seeded: Run, tmp_path: Path) -> None:
+    run = run_seeded
     case = {
         "schema_version": 1,
         "as_of": DAY,
