@@ -340,3 +340,8 @@ def test_the_openapi_document_describes_every_route_and_its_problems(api: Api) -
     assert "application/problem+json" in put["responses"]["409"]["content"]
     schemes = spec["components"]["securitySchemes"]
     assert {"bearer", "session-cookie"} <= set(schemes)
+
+
+def test_an_oversized_case_is_refused_before_parsing(api: Api) -> None:
+    big = b'{"schema_version": 1, "as_of": "2026-01-01", "x": "' + b"a" * 1_000_001 + b'"}'
+    assert_problem(api.client.post("/api/v1/assess", headers=api.clinician(), content=big), 413)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from b12plan.api.params import AsOf
+from b12plan.api.params import AsOf, PayloadTooLarge
 from b12plan.api.problems import problem_responses
 from b12plan.api.records import ASSESSMENT_RESPONSE
 from b12plan.caseio import CaseError, load_json
@@ -25,6 +25,9 @@ from b12plan.service.schemas import (
     WorklistQuery,
     WorklistRow,
 )
+
+MAX_CASE_BYTES = 1_000_000  # a year of daily records is far smaller
+
 
 CASE_EXAMPLE: dict[str, Any] = {
     "schema_version": 1,
@@ -57,7 +60,7 @@ def make_assess_router(
     @router.post(
         "/assess",
         tags=["assessment"],
-        responses={**ASSESSMENT_RESPONSE, **problem_responses(401, 422)},
+        responses={**ASSESSMENT_RESPONSE, **problem_responses(401, 413, 422)},
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -75,6 +78,10 @@ def make_assess_router(
         (``observations[2].unit``). Any signed-in user may call it.
         """
         body = await request.body()
+        if len(body) > MAX_CASE_BYTES:
+            raise PayloadTooLarge(
+                f"a case document may be at most {MAX_CASE_BYTES} bytes; this one is {len(body)}"
+            )
         try:
             text = body.decode("utf-8")
             document = load_json(text)

@@ -33,6 +33,11 @@ class PreconditionRequired(ServiceError):
     title = "If-Match required"
 
 
+class PayloadTooLarge(ServiceError):
+    type = "payload-too-large"
+    title = "Request body too large"
+
+
 def expected_version(if_match: str | None) -> int:
     """The version an edit is based on, from ``If-Match: "3"`` (or ``W/"3"``, or ``3``)."""
     if if_match is None:

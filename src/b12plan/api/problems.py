@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from b12plan.api.params import PreconditionRequired
+from b12plan.api.params import PayloadTooLarge, PreconditionRequired
 from b12plan.service.errors import (
     Conflict,
     FieldError,
@@ -44,6 +44,7 @@ STATUS = {
     Conflict: 409,
     StoredRecordInvalid: 409,
     PreconditionRequired: 428,
+    PayloadTooLarge: 413,
 }
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -89,6 +90,7 @@ _DESCRIPTIONS = {
     403: "Not allowed for this user",
     404: "Not found (or not visible to this user)",
     409: "Version conflict: someone changed the record since you read it",
+    413: "Request body too large",
     422: "Invalid input; `errors` names each field",
     428: "If-Match header required",
 }
