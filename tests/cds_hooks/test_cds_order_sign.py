@@ -108,8 +108,20 @@ def test_a_mg_for_mcg_slip_is_critical() -> None:
     cards = _sign(
         case, b12_draft(PID, dose=1000, unit="mg", route_snomed=IM, every=2, period_unit="d")
     )
-    assert codes(cards) == ["DOSE_UNIT_SUSPECT"]
+    # 1000 mg is also a different strength from the 1 mg injections already given.
+    assert codes(cards) == ["DOSE_UNIT_SUSPECT", "PRODUCT_STRENGTH_MISMATCH"]
     assert cards[0]["indicator"] == "critical"
+
+
+def test_a_switch_of_product_against_earlier_injections_is_flagged() -> None:
+    case = scenario_case("gb-non-neuro-loading-midway")
+    cards = _sign(
+        case,
+        b12_draft(
+            PID, dose=1000, unit="ug", route_snomed=IM, every=2, period_unit="d", atc="B03BA01"
+        ),
+    )
+    assert "PRODUCT_STRENGTH_MISMATCH" in codes(cards)
 
 
 def test_an_interval_longer_than_the_protocol_on_maintenance() -> None:
