@@ -69,6 +69,15 @@ class Result:
         )
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used, from /proc (0 where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -109,7 +118,7 @@ def seed(url: str) -> None:
 
 
 @contextlib.contextmanager
-def server(url: str, workers: int = 1) -> Iterator[str]:
+def server(url: str, workers: int = 1) -> Iterator[tuple[str, int]]:
     port = free_port()
     process = subprocess.Popen(
         [
@@ -140,7 +149,7 @@ def server(url: str, workers: int = 1) -> Iterator[str]:
             time.sleep(0.2)
         else:
             raise SystemExit("the server did not start")
-        yield base
+        yield base, process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -258,7 +267,7 @@ def run_backend(
 ) -> list[Result]:
     seed(url)
     results = []
-    with server(url, workers) as base:
+    with server(url, workers) as (base, pid):
         token = httpx.post(
             f"{base}/api/v1/auth/token",
             data={"username": CLINICIAN[0], "password": CLINICIAN[1]},
@@ -271,10 +280,16 @@ def run_backend(
             took = time.monotonic() - started
             label = f"{endpoint} (one at a time)"
             print(Result(backend, label, len(serial), 0, took, serial).row(), flush=True)
-            load = os.getloadavg()[0]
+            load, cpu = os.getloadavg()[0], cpu_seconds(pid)
             sent, errors, latencies = asyncio.run(open_loop(base, headers, endpoint, rate, seconds))
             result = Result(backend, endpoint, sent, errors, seconds, latencies)
-            print(f"{result.row()} load {load:.1f}→{os.getloadavg()[0]:.1f}", flush=True)
+            used = cpu_seconds(pid) - cpu
+            per_request = (
+                f"; server CPU {used / sent * 1000:.1f} ms/request" if workers == 1 else ""
+            )
+            print(
+                f"{result.row()} load {load:.1f}→{os.getloadavg()[0]:.1f}{per_request}", flush=True
+            )
             results.append(result)
     return results
 
