@@ -281,7 +281,12 @@ def spark_session(
 
 
 class SparkEngine:
-    """PySpark over the same Parquet files; shared steps are cached views."""
+    """PySpark over the same Parquet files, step by step.
+
+    Shared steps are checkpointed (``localCheckpoint``): later steps then read a stored relation
+    instead of re-deriving it. Catalyst inlines common table expressions and does not match
+    cached views whose SQL holds CTEs, so without this the plan grows with every reference.
+    """
 
     dialect = "spark"
 
@@ -291,35 +296,30 @@ class SparkEngine:
         paths = table_paths(directory)
         self.spark = session if session is not None else spark_session(master)
         self._owns_session = session is None
-        self._cached: list[str] = []
         for name, files in paths.items():
             self.spark.read.parquet(*[str(f) for f in files]).createOrReplaceTempView(name)
 
     def run(self, plan: Plan, on_step: StepHook | None = None) -> pa.Table:
         _same_dialect(plan, self.dialect)
-        self._uncache()
-        for step in plan.steps:
-            if step.materialize:
-                self.spark.sql(f"CACHE TABLE {step.name} AS {step.sql}")
-                self._cached.append(step.name)
-            else:
-                self.spark.sql(step.sql).createOrReplaceTempView(step.name)
-            if on_step:
-                on_step(step.name)
-        table = self.spark.sql(plan.worklist_sql).toArrow()
-        self._uncache()
+        stored = []
+        try:
+            for step in plan.steps:
+                frame = self.spark.sql(step.sql)
+                if step.materialize:
+                    frame = frame.localCheckpoint(eager=True)
+                    stored.append(frame)
+                frame.createOrReplaceTempView(step.name)
+                if on_step:
+                    on_step(step.name)
+            table = self.spark.sql(plan.worklist_sql).toArrow()
+        finally:
+            for frame in stored:
+                frame.unpersist()
+            for step in plan.steps:
+                self.spark.catalog.dropTempView(step.name)
         return normalise(table)
 
-    def _uncache(self) -> None:
-        # later steps read earlier ones: release them newest first, then drop the views
-        for name in reversed(self._cached):
-            self.spark.sql(f"UNCACHE TABLE IF EXISTS {name}")
-        for name in reversed(self._cached):
-            self.spark.catalog.dropTempView(name)
-        self._cached = []
-
     def close(self) -> None:
-        self._uncache()
         if self._owns_session:
             self.spark.stop()
 

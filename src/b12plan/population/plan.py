@@ -154,10 +154,12 @@ def _worklist_sql(codes: Iterable[str]) -> str:
 
 
 def parameters(knowledge: Knowledge, as_of: date) -> dict[str, Any]:
-    """The scalar parameters the SQL may name: ``as_of``, every timing, the anaemia cut-offs."""
+    """The scalar parameters the SQL may name: ``as_of``, every timing, the anaemia cut-offs and
+    the formulary's implausible-dose factor."""
     params: dict[str, Any] = {"as_of": as_of}
     params.update({t.name: t.value for t in knowledge.timings})
     params.update({f"anaemia_{a.group}_below": a.hb_below_g_per_l for a in knowledge.anaemia})
+    params["implausible_factor"] = knowledge.formulary.implausible_factor
     return params
 
 
@@ -229,6 +231,16 @@ def knowledge_steps(knowledge: Knowledge) -> dict[str, str]:
         "kb_adverse_event": (
             [("code", "VARCHAR"), ("kind", "VARCHAR")],
             [(e.code, e.kind) for e in knowledge.adverse_events],
+        ),
+        "kb_product": ([("product", "VARCHAR")], [(p.id,) for p in f.products]),
+        "kb_route": (
+            [
+                ("product", "VARCHAR"),
+                ("route", "VARCHAR"),
+                ("min_mcg", "DOUBLE"),
+                ("max_mcg", "DOUBLE"),
+            ],
+            [(p.id, r.route, r.min_mcg, r.max_mcg) for p in f.products for r in p.routes],
         ),
         "kb_not_for_deficiency": (
             [("product", "VARCHAR"), ("route", "VARCHAR"), ("min_mcg", "DOUBLE")],

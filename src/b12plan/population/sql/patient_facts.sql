@@ -93,6 +93,7 @@ WITH cause_flags AS (
         rx.product AS rx_product,
         rx.dose_mcg AS rx_dose_mcg,
         rx.phase AS rx_phase,
+        rx.route AS rx_route,
         rx.interval_days AS rx_interval_days,
         rx.start_date AS rx_start,
         rx.end_date AS rx_end,

@@ -5,7 +5,7 @@ WITH base AS (
     SELECT
         f.*,
         pc.protocol_id,
-        k.loading_end, k.loading_doses_minimum, k.lifelong_when_chronic,
+        k.loading_end, k.loading_doses_minimum, k.lifelong_when_chronic, k.dietary_rule,
         k.maintenance_due_days, k.maintenance_overdue_days, k.interval_max_days,
         k.first_dose_grace_days,
         CASE WHEN f.rx_phase = 'maintenance' THEN f.rx_interval_days END AS requested_days,

@@ -1,0 +1,11 @@
+-- CAUSE_UNKNOWN (NG239): deficiency confirmed or possible and no cause recorded (or only
+-- "unknown"): the cause decides whether treatment is lifelong
+-- (b12plan.core.rules.check_cause_unknown).
+SELECT
+    patient_id,
+    CAST(NULL AS DATE) AS evidence_date,
+    CAST(NULL AS BIGINT) AS evidence_days,
+    CAST(NULL AS DOUBLE) AS evidence_value,
+    deficiency AS evidence_note
+FROM patient_state
+WHERE deficiency IN ('confirmed', 'possible') AND NOT known_cause

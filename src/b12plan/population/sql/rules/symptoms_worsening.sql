@@ -1,0 +1,28 @@
+-- SYMPTOMS_WORSENING (Seed): a symptom's latest status is "worsening" :worsening_after_days or
+-- more after the first injection: re-evaluate schedule and diagnosis
+-- (b12plan.core.rules.check_symptoms_worsening). Evidence: the latest such report.
+WITH latest AS (
+    SELECT
+        s.patient_id, s.code, s.event_date, s.status, c.first_dose,
+        ROW_NUMBER() OVER (
+            PARTITION BY s.patient_id, s.code ORDER BY s.event_date DESC, s.status DESC
+        ) AS rn
+    FROM symptoms AS s
+    JOIN course AS c ON c.patient_id = s.patient_id
+    WHERE s.event_date <= :as_of
+), worse AS (
+    SELECT
+        patient_id, code, event_date, first_dose,
+        ROW_NUMBER() OVER (PARTITION BY patient_id ORDER BY event_date DESC, code) AS pick
+    FROM latest
+    WHERE rn = 1 AND status = 'worsening'
+        AND DATE_DIFF('day', first_dose, event_date) >= :worsening_after_days
+)
+SELECT
+    patient_id,
+    event_date AS evidence_date,
+    DATE_DIFF('day', first_dose, event_date) AS evidence_days,
+    CAST(NULL AS DOUBLE) AS evidence_value,
+    code AS evidence_note
+FROM worse
+WHERE pick = 1
