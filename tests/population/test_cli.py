@@ -131,3 +131,39 @@ def test_sql_prints_the_rules_for_postgres() -> None:
     assert result.exit_code == 0, result.output
     assert "-- rule_injection_overdue" in result.output
     assert "CAST('2026-03-01' AS DATE)" in result.output
+
+
+def test_case_files_become_tables_the_engines_read(tmp_path: Path) -> None:
+    scenarios = Path(__file__).parents[1] / "scenarios"
+    out = tmp_path / "tables"
+    made = runner.invoke(
+        app, ["population", "from-cases", str(scenarios), "--out", str(out), "--clinic", "c9"]
+    )
+    assert made.exit_code == 0, made.output
+    patients = pq.read_table(out / "patients.parquet")
+    assert patients.num_rows == len(list(scenarios.glob("*.json")))
+    assert set(patients["clinic_id"].to_pylist()) == {"c9"}
+    ran = runner.invoke(
+        app,
+        [
+            "population",
+            "run",
+            "--input",
+            str(out),
+            "--as-of",
+            "2027-06-01",
+            "--out",
+            str(tmp_path / "w.parquet"),
+            "--show",
+            "0",
+        ],
+    )
+    assert ran.exit_code == 0, ran.output
+
+
+def test_an_invalid_case_file_exits_2_naming_it(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema_version": 1, "as_of": "2026-01-01", "colour": "blue"}')
+    result = runner.invoke(app, ["population", "from-cases", str(bad), "--out", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "bad.json" in result.output

@@ -120,6 +120,52 @@ def generate(
     console.print(f"{stats.bytes_on_disk / 1e6:.1f} MB on disk")
 
 
+@population_app.command("from-cases")
+@_guarded
+def from_cases(
+    cases: Annotated[
+        list[Path], typer.Argument(help="Case JSON files (contract v1), or folders of them.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the Parquet tables.")],
+    clinic: Annotated[
+        str | None, typer.Option("--clinic", help="Clinic id for these patients.")
+    ] = None,
+) -> None:
+    """Turn contract case files into the population tables (units made canonical)."""
+    import json
+
+    from b12plan.caseio import CaseError, parse_case
+    from b12plan.knowledge import load_knowledge
+    from b12plan.population.convert import CohortMember, cohort_tables, write_tables
+
+    files: list[Path] = []
+    for path in cases:
+        if path.is_dir():
+            files.extend(sorted(path.glob("*.json")))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise _bad("CASES", f"{path} does not exist")
+    if not files:
+        raise _bad("CASES", "no .json case files found")
+    k = load_knowledge()
+    members = []
+    for path in files:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            case = parse_case(data.get("case", data) if isinstance(data, dict) else data, k)
+        except (OSError, ValueError) as exc:
+            lines = exc.lines() if isinstance(exc, CaseError) else [str(exc)]
+            raise _bad("CASES", f"{path}: {'; '.join(lines)}") from None
+        members.append(CohortMember(case.patient.id or path.stem, case, clinic_id=clinic))
+    try:
+        tables = cohort_tables(members, k)
+    except ValueError as exc:
+        raise _bad("CASES", str(exc)) from None
+    write_tables(tables, out)
+    _console().print(f"wrote {len(members):,} patients to {out}")
+
+
 @population_app.command()
 @_guarded
 def load(
