@@ -89,7 +89,8 @@ def build_mixed(
         CohortMember(f"R{i:05d}", random_case(rng, k), clinic_id="random")
         for i in range(random_cases)
     ]
-    case_tables = cohort_tables(from_cases, k, shift_to=AS_OF)
+    # generated patients are keyed 0 .. generated - 1; the cases follow them
+    case_tables = cohort_tables(from_cases, k, shift_to=AS_OF, first_key=generated)
     out = directory / "tables"
     out.mkdir(parents=True)
     for name, schema in TABLES.items():

@@ -66,7 +66,10 @@ def test_every_code_and_unit_is_in_the_knowledge_base(cohort: Path, knowledge: K
 def test_the_cohort_makes_the_mistakes_seen_in_practice(cohort: Path, knowledge: Knowledge) -> None:
     """About the profile's share of treated patients had no level measured (Silverstein 2019)."""
     codes = codes_by_patient(duckdb_worklist(cohort, knowledge, DEFAULT_END))
-    treated = set(pq.read_table(cohort / "administrations.parquet")["patient_id"].to_pylist())
+    patients = pq.read_table(cohort / "patients.parquet").to_pylist()
+    ids = {p["patient_key"]: p["patient_id"] for p in patients}
+    keys = set(pq.read_table(cohort / "administrations.parquet")["patient_key"].to_pylist())
+    treated = {ids[k] for k in keys}
     untested = sum("NO_PRETREATMENT_TEST" in codes.get(p, ()) for p in treated)
     share = load_profile()["treatment"]["no_pretreatment_test"]
     assert abs(untested / len(treated) - share) < 0.04

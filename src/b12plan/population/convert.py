@@ -39,14 +39,14 @@ class CohortMember:
 
 
 def case_rows(
-    member: CohortMember, knowledge: Knowledge, *, shift_days: int = 0
+    member: CohortMember, key: int, knowledge: Knowledge, *, shift_days: int = 0
 ) -> dict[str, list[dict[str, Any]]]:
-    """The rows one case contributes to each table.
+    """The rows one case contributes to each table, under the integer ``key``.
 
     ``shift_days`` moves every date by the same amount: rules only compare dates with each other
     and with ``as_of``, so cases evaluated on different dates can share one population run.
     """
-    case, pid = member.case, member.patient_id
+    case, pid = member.case, key
 
     def d(value: date | None) -> date | None:
         return None if value is None else value + timedelta(days=shift_days)
@@ -55,23 +55,24 @@ def case_rows(
     p = case.patient
     rows["patients"].append(
         {
-            "patient_id": pid,
+            "patient_key": pid,
+            "patient_id": member.patient_id,
             "clinic_id": member.clinic_id,
             "sex": p.sex,
             "birth_date": d(p.birth_date),
             "jurisdiction": case.jurisdiction,
         }
     )
-    rows["causes"].extend({"patient_id": pid, "cause": c} for c in case.causes)
+    rows["causes"].extend({"patient_key": pid, "cause": c} for c in case.causes)
     rows["symptoms"].extend(
-        {"patient_id": pid, "event_date": d(s.date), "code": s.code, "status": s.status}
+        {"patient_key": pid, "event_date": d(s.date), "code": s.code, "status": s.status}
         for s in case.symptoms
     )
     for o in case.observations:
         analyte = knowledge.analyte(o.code)
         rows["observations"].append(
             {
-                "patient_id": pid,
+                "patient_key": pid,
                 "event_date": d(o.date),
                 "code": o.code,
                 "value": analyte.to_canonical(o.value, o.unit),
@@ -85,7 +86,7 @@ def case_rows(
     to_mcg = knowledge.formulary.to_mcg
     rows["administrations"].extend(
         {
-            "patient_id": pid,
+            "patient_key": pid,
             "event_date": d(a.date),
             "product": a.product,
             "dose_mcg": to_mcg(a.dose, a.unit),
@@ -100,7 +101,7 @@ def case_rows(
     if rx is not None:
         rows["prescriptions"].append(
             {
-                "patient_id": pid,
+                "patient_key": pid,
                 "product": rx.product,
                 "dose_mcg": to_mcg(rx.dose, rx.unit),
                 "route": rx.route,
@@ -113,31 +114,35 @@ def case_rows(
             }
         )
     rows["medications"].extend(
-        {"patient_id": pid, "code": m.code, "start_date": d(m.start), "end_date": d(m.end)}
+        {"patient_key": pid, "code": m.code, "start_date": d(m.start), "end_date": d(m.end)}
         for m in case.medications
     )
     rows["adverse_events"].extend(
-        {"patient_id": pid, "event_date": d(e.date), "code": e.code} for e in case.adverse_events
+        {"patient_key": pid, "event_date": d(e.date), "code": e.code} for e in case.adverse_events
     )
     return rows
 
 
 def cohort_tables(
-    members: Iterable[CohortMember], knowledge: Knowledge, *, shift_to: date | None = None
+    members: Iterable[CohortMember],
+    knowledge: Knowledge,
+    *,
+    shift_to: date | None = None,
+    first_key: int = 1,
 ) -> dict[str, pa.Table]:
-    """Arrow tables for a cohort of cases.
+    """Arrow tables for a cohort of cases; patients are keyed ``first_key``, ``first_key + 1``...
 
     With ``shift_to``, each case's dates move so that its own ``as_of`` lands on ``shift_to``:
     one run on ``shift_to`` then evaluates every case as of its own date.
     """
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
     seen: set[str] = set()
-    for member in members:
+    for key, member in enumerate(members, start=first_key):
         if member.patient_id in seen:
             raise ValueError(f"patient_id {member.patient_id!r} appears twice in the cohort")
         seen.add(member.patient_id)
         shift = 0 if shift_to is None else (shift_to - member.case.as_of).days
-        for name, rows in case_rows(member, knowledge, shift_days=shift).items():
+        for name, rows in case_rows(member, key, knowledge, shift_days=shift).items():
             out[name].extend(rows)
     return {name: pa.Table.from_pylist(rows, schema=TABLES[name]) for name, rows in out.items()}
 
@@ -149,14 +154,14 @@ def cases_from_tables(tables: dict[str, pa.Table], as_of: date) -> Iterator[Coho
     ``b12plan.core.evaluate`` for the full assessment. Results are given in canonical units
     (exactly the values the SQL compared); doses as reported.
     """
-    by_patient: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    by_patient: dict[int, dict[str, list[dict[str, Any]]]] = {}
     for name in TABLES:
         if name == "patients":
             continue
         for row in tables[name].to_pylist():
-            by_patient.setdefault(row["patient_id"], {}).setdefault(name, []).append(row)
+            by_patient.setdefault(row["patient_key"], {}).setdefault(name, []).append(row)
     for p in tables["patients"].to_pylist():
-        rec = by_patient.get(p["patient_id"], {})
+        rec = by_patient.get(p["patient_key"], {})
         rxs = sorted(rec.get("prescriptions", []), key=lambda r: r["start_date"])
         rx = rxs[-1] if rxs else None
         yield CohortMember(

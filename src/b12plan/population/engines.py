@@ -92,6 +92,7 @@ class DuckDBEngine:
 
         paths = table_paths(directory)
         self.con = duckdb.connect()
+        self.con.execute("SET preserve_insertion_order = false")  # results are sorted later
         if threads is not None:
             self.con.execute(f"SET threads = {int(threads)}")
         if memory_limit is not None:
@@ -164,7 +165,7 @@ def load_postgres(
                         )
                         copy.write(_strip_header_after_first(buf.getvalue(), counts[name]))
                         counts[name] += batch.num_rows
-            conn.execute(f"CREATE INDEX ON {schema}.{name} (patient_id)")
+            conn.execute(f"CREATE INDEX ON {schema}.{name} (patient_key)")
             conn.execute(f"ANALYZE {schema}.{name}")
             if on_table:
                 on_table(name)

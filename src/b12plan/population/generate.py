@@ -411,14 +411,14 @@ class _Sql:
         u, p = self.u, self.p
         end = self.end
         if name == "patients":
-            return """SELECT patient_id, clinic_id, sex, birth_date, jurisdiction
-                       FROM pt ORDER BY patient_id"""
+            return """SELECT n AS patient_key, patient_id, clinic_id, sex, birth_date,
+                       jurisdiction FROM pt ORDER BY n"""
         if name == "causes":
-            return """SELECT patient_id, cause FROM (
-                        SELECT patient_id, cause1 AS cause FROM pt WHERE cause1 IS NOT NULL
-                        UNION SELECT patient_id, cause2 FROM pt WHERE cause2 IS NOT NULL
-                        UNION SELECT patient_id, 'pregnancy' FROM pt WHERE pregnant)
-                      ORDER BY patient_id, cause"""
+            return """SELECT n AS patient_key, cause FROM (
+                        SELECT n, cause1 AS cause FROM pt WHERE cause1 IS NOT NULL
+                        UNION SELECT n, cause2 FROM pt WHERE cause2 IS NOT NULL
+                        UNION SELECT n, 'pregnancy' FROM pt WHERE pregnant)
+                      ORDER BY n, cause"""
         if name == "observations":
             gb_ng = self.share("units", "gb_b12_ng_per_l")
             us_pmol = self.share("units", "us_b12_pmol_per_l")
@@ -447,15 +447,15 @@ class _Sql:
                        ku.factor
                 FROM o JOIN kb_unit ku ON ku.code = o.code AND ku.unit = o.reported_unit
             )
-            SELECT r.patient_id, r.event_date, r.code, r.reported_value * r.factor AS value,
+            SELECT r.n AS patient_key, r.event_date, r.code, r.reported_value * r.factor AS value,
                    canon.unit, CAST(NULL AS DOUBLE) AS reference_low,
                    CAST(NULL AS DOUBLE) AS reference_high, r.reported_value, r.reported_unit
             FROM r JOIN kb_unit canon ON canon.code = r.code AND canon.factor = 1
                 AND canon.unit = {self._canonical_case("r.code")}
-            ORDER BY r.patient_id, r.event_date, r.code, r.reported_value"""
+            ORDER BY r.n, r.event_date, r.code, r.reported_value"""
         if name == "administrations":
             return f"""
-            SELECT adm.patient_id, adm.event_date, pt.product,
+            SELECT adm.n AS patient_key, adm.event_date, pt.product,
                 pt.dose_mcg,
                 CASE WHEN pt.jurisdiction = 'US' AND {u(32, "adm.k")} < {
                 self.share("treatment", "sc_route")
@@ -472,11 +472,11 @@ class _Sql:
                      ELSE 'clinic' END AS given_by,
                 {self._reported_dose("pt")}
             FROM adm JOIN pt USING (n)
-            ORDER BY adm.patient_id, adm.event_date"""
+            ORDER BY adm.n, adm.event_date"""
         if name == "prescriptions":
             ended = self.share("treatment", "stopped_with_end_date")
             return f"""
-            SELECT pt.patient_id, pt.product, pt.dose_mcg, pt.route,
+            SELECT pt.n AS patient_key, pt.product, pt.dose_mcg, pt.route,
                 CASE WHEN course.first_maintenance IS NOT NULL OR pt.loading_n = 1
                      THEN 'maintenance' ELSE 'loading' END AS phase,
                 CASE WHEN course.first_maintenance IS NOT NULL OR pt.loading_n = 1
@@ -486,52 +486,52 @@ class _Sql:
                      THEN course.last_dose + 1 END AS end_date,
                 {self._reported_dose("pt")}
             FROM pt JOIN course USING (patient_id)
-            ORDER BY pt.patient_id"""
+            ORDER BY pt.n"""
         if name == "symptoms":
             neuro_codes = [s.code for s in self.k.symptoms if s.neurological]
             other_codes = [s.code for s in self.k.symptoms if not s.neurological]
             review = self.share("monitoring", "symptom_review")
             return f"""
             SELECT * FROM (
-                SELECT patient_id, start_date - 5 AS event_date,
+                SELECT n AS patient_key, start_date - 5 AS event_date,
                     CASE WHEN neuro THEN {self._pick(neuro_codes, u(80))}
                          ELSE {self._pick(other_codes, u(80))} END AS code,
                     'present' AS status
                 FROM pt WHERE neuro OR {u(81)} < 0.7
                 UNION ALL
-                SELECT pt.patient_id, pt.start_date + 14, {self._pick(neuro_codes, u(80))},
+                SELECT pt.n, pt.start_date + 14, {self._pick(neuro_codes, u(80))},
                        'improving'
                 FROM pt WHERE neuro AND treated AND loading_n > 7
                 UNION ALL
-                SELECT pt.patient_id, pt.last_loading,
+                SELECT pt.n, pt.last_loading,
                     {self._pick(neuro_codes, u(80))},
                     CASE WHEN loading_pattern = 'loading_full' THEN 'stable' ELSE 'improving' END
                 FROM pt WHERE neuro AND treated AND loading_n > 1
                 UNION ALL
-                SELECT patient_id, start_date + 80 + CAST(floor({u(82)} * 20) AS INTEGER),
+                SELECT n, start_date + 80 + CAST(floor({u(82)} * 20) AS INTEGER),
                     CASE WHEN neuro THEN {self._pick(neuro_codes, u(80))}
                          ELSE {self._pick(other_codes, u(80))} END,
                     CASE WHEN {u(83)} < 0.6 THEN 'resolved' ELSE 'improving' END
                 FROM pt WHERE treated AND (neuro OR {u(81)} < 0.7) AND {u(84)} < {review}
             ) WHERE event_date <= {end}
-            ORDER BY patient_id, event_date, code, status"""
+            ORDER BY patient_key, event_date, code, status"""
         if name == "medications":
             return f"""
             SELECT * FROM (
-                SELECT patient_id, 'folic_acid' AS code,
+                SELECT n AS patient_key, 'folic_acid' AS code,
                     CASE WHEN treated THEN start_date + 10 ELSE test_date + 5 END AS start_date,
                     CAST(NULL AS DATE) AS end_date
                 FROM pt WHERE CASE WHEN treated
                     THEN {u(90)} < {self.share("treatment", "folic_acid_treated")}
                     ELSE {u(90)} < {self.share("treatment", "folic_acid_untreated")} END
                 UNION ALL
-                SELECT patient_id, cause1, start_date - 400, NULL FROM pt
+                SELECT n, cause1, start_date - 400, NULL FROM pt
                 WHERE cause1 IN ('metformin', 'ppi')
                 UNION ALL
-                SELECT patient_id, cause2, start_date - 300, NULL FROM pt
+                SELECT n, cause2, start_date - 300, NULL FROM pt
                 WHERE cause2 IS NOT NULL AND cause2 IS DISTINCT FROM cause1
             ) WHERE start_date <= {end}
-            ORDER BY patient_id, code"""
+            ORDER BY patient_key, code"""
         if name == "adverse_events":
             ae = p["adverse_events"]
             picks = " ".join(
@@ -540,11 +540,11 @@ class _Sql:
             )
             return f"""
             SELECT * FROM (
-                SELECT patient_id, start_date + 1 + CAST(floor({u(93)} * 30) AS INTEGER)
+                SELECT n AS patient_key, start_date + 1 + CAST(floor({u(93)} * 30) AS INTEGER)
                     AS event_date, CASE {picks} END AS code
                 FROM pt WHERE treated
             ) WHERE code IS NOT NULL AND event_date <= {end}
-            ORDER BY patient_id, event_date"""
+            ORDER BY patient_key, event_date"""
         raise KeyError(name)
 
     def _reported_dose(self, alias: str) -> str:

@@ -35,6 +35,7 @@ FACT_STEPS: tuple[tuple[str, bool], ...] = (
     ("patient_facts", True),
     ("protocol_choice", False),
     ("patient_state", True),
+    ("order_checks", True),
 )
 
 Row = tuple[Any, ...]
@@ -120,10 +121,10 @@ def build_plan(
 
 
 def _worklist_sql(codes: Iterable[str]) -> str:
-    """All rules' rows, with clinic, severity and as_of, in the worklist's column types."""
+    """All rules' rows, with patient id, clinic, severity and as_of, in the worklist's types."""
     types = {f.name: sql_type(f) for f in WORKLIST_SCHEMA}
     parts = [
-        f"""SELECT patient_id, '{code}' AS code, CAST(evidence_date AS DATE) AS evidence_date,
+        f"""SELECT patient_key, '{code}' AS code, CAST(evidence_date AS DATE) AS evidence_date,
                 CAST(evidence_days AS BIGINT) AS evidence_days,
                 CAST(evidence_value AS DOUBLE) AS evidence_value,
                 CAST(evidence_note AS VARCHAR) AS evidence_note
@@ -134,22 +135,21 @@ def _worklist_sql(codes: Iterable[str]) -> str:
         "\nUNION ALL\n".join(parts)
         if parts
         else (
-            "SELECT CAST(NULL AS VARCHAR) AS patient_id, CAST(NULL AS VARCHAR) AS code,"
+            "SELECT CAST(NULL AS BIGINT) AS patient_key, CAST(NULL AS VARCHAR) AS code,"
             " CAST(NULL AS DATE) AS evidence_date, CAST(NULL AS BIGINT) AS evidence_days,"
             " CAST(NULL AS DOUBLE) AS evidence_value, CAST(NULL AS VARCHAR) AS evidence_note"
             " FROM kb_finding WHERE 1 = 0"
         )
     )
     return f"""
-    SELECT CAST(f.patient_id AS {types["patient_id"]}) AS patient_id,
+    SELECT CAST(p.patient_id AS {types["patient_id"]}) AS patient_id,
         CAST(p.clinic_id AS {types["clinic_id"]}) AS clinic_id,
         f.code, kf.severity, CAST(:as_of AS DATE) AS as_of,
         f.evidence_date, f.evidence_days, f.evidence_value,
         f.evidence_note
     FROM ({union}) AS f
     JOIN kb_finding kf ON kf.code = f.code
-    LEFT JOIN patients p ON p.patient_id = f.patient_id
-    ORDER BY f.patient_id, f.code
+    JOIN patients p ON p.patient_key = f.patient_key
     """
 
 

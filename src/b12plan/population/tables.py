@@ -1,6 +1,8 @@
 """The table contract: the normalised tables every engine reads, and the worklist it writes.
 
-One row per record, one table per record kind, keyed by ``patient_id``. Values are already in the
+One row per record, one table per record kind, keyed by ``patient_key``: an integer surrogate (a
+database's primary key, or a row number), because engines join and sort integers several times
+faster than text; ``patients`` maps it to the ``patient_id`` people use. Values are already in the
 knowledge base's canonical units (``value``/``unit`` for results, ``dose_mcg`` for doses); the
 figures as reported are kept beside them for provenance. Anything that can supply these columns
 (Parquet files, PostgreSQL tables, or later views over ``b12plan.store``) can be monitored: the
@@ -14,6 +16,7 @@ import pyarrow as pa  # type: ignore[import-untyped]
 TABLES: dict[str, pa.Schema] = {
     "patients": pa.schema(
         [
+            ("patient_key", pa.int64()),
             ("patient_id", pa.string()),
             ("clinic_id", pa.string()),
             ("sex", pa.string()),
@@ -21,10 +24,10 @@ TABLES: dict[str, pa.Schema] = {
             ("jurisdiction", pa.string()),
         ]
     ),
-    "causes": pa.schema([("patient_id", pa.string()), ("cause", pa.string())]),
+    "causes": pa.schema([("patient_key", pa.int64()), ("cause", pa.string())]),
     "symptoms": pa.schema(
         [
-            ("patient_id", pa.string()),
+            ("patient_key", pa.int64()),
             ("event_date", pa.date32()),
             ("code", pa.string()),
             ("status", pa.string()),
@@ -32,7 +35,7 @@ TABLES: dict[str, pa.Schema] = {
     ),
     "observations": pa.schema(
         [
-            ("patient_id", pa.string()),
+            ("patient_key", pa.int64()),
             ("event_date", pa.date32()),
             ("code", pa.string()),
             ("value", pa.float64()),
@@ -45,7 +48,7 @@ TABLES: dict[str, pa.Schema] = {
     ),
     "administrations": pa.schema(
         [
-            ("patient_id", pa.string()),
+            ("patient_key", pa.int64()),
             ("event_date", pa.date32()),
             ("product", pa.string()),
             ("dose_mcg", pa.float64()),
@@ -57,7 +60,7 @@ TABLES: dict[str, pa.Schema] = {
     ),
     "prescriptions": pa.schema(
         [
-            ("patient_id", pa.string()),
+            ("patient_key", pa.int64()),
             ("product", pa.string()),
             ("dose_mcg", pa.float64()),
             ("route", pa.string()),
@@ -71,7 +74,7 @@ TABLES: dict[str, pa.Schema] = {
     ),
     "medications": pa.schema(
         [
-            ("patient_id", pa.string()),
+            ("patient_key", pa.int64()),
             ("code", pa.string()),
             ("start_date", pa.date32()),
             ("end_date", pa.date32()),
@@ -79,7 +82,7 @@ TABLES: dict[str, pa.Schema] = {
     ),
     "adverse_events": pa.schema(
         [
-            ("patient_id", pa.string()),
+            ("patient_key", pa.int64()),
             ("event_date", pa.date32()),
             ("code", pa.string()),
         ]

@@ -1,15 +1,19 @@
--- One row per treated patient: the course's first and last dose, the loading run, the last
--- loading and first maintenance dose, and the product and dose of the latest injection
--- (b12plan.core.course.Course).
+-- One row per treated patient (b12plan.core.course.Course): first and last dose, the loading run
+-- (doses before the first gap of :maintenance_gap_days or more), the last loading dose and the
+-- first maintenance dose.
 SELECT
-    patient_id,
-    MAX(doses) AS doses,
-    MAX(loading_run) AS loading_run,
+    patient_key,
+    COUNT(*) AS doses,
+    COALESCE(MIN(CASE WHEN gap_days >= :maintenance_gap_days THEN dose_no END) - 1, COUNT(*))
+        AS loading_run,
     MIN(event_date) AS first_dose,
     MAX(event_date) AS last_dose,
-    MAX(CASE WHEN dose_no = loading_run THEN event_date END) AS last_loading_dose,
-    MAX(CASE WHEN dose_no = loading_run + 1 THEN event_date END) AS first_maintenance_dose,
-    MAX(CASE WHEN dose_no = doses THEN product END) AS last_product,
-    MAX(CASE WHEN dose_no = doses THEN dose_mcg END) AS last_dose_mcg
+    COALESCE(
+        MIN(CASE WHEN gap_days >= :maintenance_gap_days
+                 THEN event_date - CAST(gap_days AS INTEGER) END),
+        MAX(event_date)
+    ) AS last_loading_dose,
+    MIN(CASE WHEN gap_days >= :maintenance_gap_days THEN event_date END)
+        AS first_maintenance_dose
 FROM course_dose
-GROUP BY patient_id
+GROUP BY patient_key

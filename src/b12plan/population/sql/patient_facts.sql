@@ -4,7 +4,7 @@
 -- before the first injection, and haemoglobin and MCV at the start.
 WITH cause_flags AS (
     SELECT
-        c.patient_id,
+        c.patient_key,
         MAX(CASE WHEN k.chronic THEN 1 ELSE 0 END) AS chronic,
         MAX(CASE WHEN c.cause = 'dietary' THEN 1 ELSE 0 END) AS dietary,
         -- dietary_only: pregnancy and "unknown" are not absorption-related causes
@@ -14,9 +14,9 @@ WITH cause_flags AS (
         MAX(CASE WHEN c.cause <> 'unknown' THEN 1 ELSE 0 END) AS known_cause
     FROM causes AS c
     LEFT JOIN kb_cause AS k ON k.code = c.cause
-    GROUP BY c.patient_id
+    GROUP BY c.patient_key
 ), neuro AS (
-    SELECT DISTINCT s.patient_id
+    SELECT DISTINCT s.patient_key
     FROM symptoms AS s
     JOIN kb_symptom AS k ON k.code = s.code
     WHERE k.neurological AND s.event_date <= :as_of
@@ -26,7 +26,7 @@ WITH cause_flags AS (
         SELECT
             p.*,
             ROW_NUMBER() OVER (
-                PARTITION BY p.patient_id ORDER BY p.start_date DESC, p.end_date DESC
+                PARTITION BY p.patient_key ORDER BY p.start_date DESC, p.end_date DESC
             ) AS rn
         FROM prescriptions AS p
         WHERE p.start_date <= :as_of
@@ -34,20 +34,20 @@ WITH cause_flags AS (
     WHERE rn = 1
 ), basis AS (
     SELECT
-        r.patient_id, r.code, r.event_date, r.category,
-        MAX(r.event_date) OVER (PARTITION BY r.patient_id, r.code) AS last_date
+        r.patient_key, r.code, r.event_date, r.category,
+        MAX(r.event_date) OVER (PARTITION BY r.patient_key, r.code) AS last_date
     FROM results AS r
-    LEFT JOIN course AS c ON c.patient_id = r.patient_id
+    LEFT JOIN course AS c ON c.patient_key = r.patient_key
     WHERE r.code IN ('b12_total', 'b12_active', 'mma', 'homocysteine')
         AND (c.first_dose IS NULL OR r.event_date <= c.first_dose)
 ), latest_basis AS (
-    SELECT patient_id, code, MIN(category) AS category, COUNT(DISTINCT category) AS categories
+    SELECT patient_key, code, MIN(category) AS category, COUNT(DISTINCT category) AS categories
     FROM basis
     WHERE event_date = last_date
-    GROUP BY patient_id, code
+    GROUP BY patient_key, code
 ), deficiency AS (
     SELECT
-        patient_id,
+        patient_key,
         MAX(categories) AS categories,
         MAX(CASE WHEN code IN ('b12_total', 'b12_active') AND category = 'deficient'
                  THEN 1 ELSE 0 END) AS b12_deficient,
@@ -57,10 +57,10 @@ WITH cause_flags AS (
         MAX(CASE WHEN code = 'mma' THEN category END) AS mma,
         MAX(CASE WHEN code = 'homocysteine' THEN category END) AS homocysteine
     FROM latest_basis
-    GROUP BY patient_id
+    GROUP BY patient_key
 ), start_blood AS (
     SELECT
-        patient_id,
+        patient_key,
         MAX(CASE WHEN code = 'haemoglobin' THEN value END) AS hb,
         MAX(CASE WHEN code = 'haemoglobin' THEN reference_low END) AS hb_reference_low,
         MAX(CASE WHEN code = 'mcv' THEN category END) AS mcv_category
@@ -69,27 +69,59 @@ WITH cause_flags AS (
             r.*,
             -- two results on one day: the worse counts (lower haemoglobin, higher MCV)
             ROW_NUMBER() OVER (
-                PARTITION BY r.patient_id, r.code
+                PARTITION BY r.patient_key, r.code
                 ORDER BY r.event_date DESC,
                     CASE WHEN r.code = 'mcv' THEN -r.value ELSE r.value END
             ) AS rn
         FROM results AS r
-        LEFT JOIN course AS c ON c.patient_id = r.patient_id
+        LEFT JOIN course AS c ON c.patient_key = r.patient_key
         WHERE r.code IN ('haemoglobin', 'mcv')
             AND (c.first_dose IS NULL OR r.event_date <= c.first_dose)
     ) AS ranked
     WHERE rn = 1
-    GROUP BY patient_id
+    GROUP BY patient_key
+), without_order AS (
+    SELECT c.patient_key, c.last_dose
+    FROM course AS c
+    LEFT JOIN rx ON rx.patient_key = c.patient_key
+    WHERE rx.patient_key IS NULL
+), last_injection AS (
+    -- without an order, the product and dose of the latest injection are the ones in use;
+    -- on a day with several, the greatest product, then dose, as core's ordering keeps last
+    SELECT patient_key, product, dose_mcg
+    FROM (
+        SELECT
+            a.patient_key, a.product, a.dose_mcg,
+            ROW_NUMBER() OVER (
+                PARTITION BY a.patient_key ORDER BY a.product DESC, a.dose_mcg DESC
+            ) AS rn
+        FROM without_order AS w
+        JOIN administrations AS a
+            ON a.patient_key = w.patient_key AND a.event_date = w.last_dose
+        LEFT JOIN kb_not_for_deficiency AS n
+            ON n.product = a.product AND n.route = a.route AND a.dose_mcg >= n.min_mcg
+        WHERE a.route <> 'oral' AND n.product IS NULL
+    ) AS ranked
+    WHERE rn = 1
+), last_result AS (
+    SELECT patient_key, MAX(event_date) AS last_result_date
+    FROM results
+    GROUP BY patient_key
+), last_symptom AS (
+    SELECT patient_key, MAX(event_date) AS last_symptom_date
+    FROM symptoms
+    WHERE event_date <= :as_of
+    GROUP BY patient_key
 ), facts AS (
     SELECT
-        p.patient_id,
+        p.patient_key,
         p.jurisdiction,
         p.sex,
         COALESCE(cf.chronic, 0) = 1 AS chronic,
         COALESCE(cf.dietary, 0) = 1 AND COALESCE(cf.other_cause, 0) = 0 AS dietary_only,
         COALESCE(cf.pregnant, 0) = 1 AS pregnant,
         COALESCE(cf.known_cause, 0) = 1 AS known_cause,
-        n.patient_id IS NOT NULL AS neurological,
+        n.patient_key IS NOT NULL AS neurological,
         rx.product AS rx_product,
         rx.dose_mcg AS rx_dose_mcg,
         rx.phase AS rx_phase,
@@ -103,11 +135,13 @@ WITH cause_flags AS (
         c.last_dose,
         c.last_loading_dose,
         c.first_maintenance_dose,
-        COALESCE(rx.product, c.last_product) AS product_in_use,
-        CASE WHEN rx.patient_id IS NOT NULL THEN rx.dose_mcg ELSE c.last_dose_mcg END
+        COALESCE(rx.product, li.product) AS product_in_use,
+        CASE WHEN rx.patient_key IS NOT NULL THEN rx.dose_mcg ELSE li.dose_mcg END
             AS dose_in_use_mcg,
+        lr.last_result_date,
+        ls.last_symptom_date,
         CASE
-            WHEN d.patient_id IS NULL OR d.categories > 1 THEN 'unknown'
+            WHEN d.patient_key IS NULL OR d.categories > 1 THEN 'unknown'
             WHEN d.b12_deficient = 1 THEN 'confirmed'
             WHEN d.b12_indeterminate = 1 THEN
                 CASE d.mma WHEN 'raised' THEN 'confirmed' WHEN 'normal' THEN 'unlikely'
@@ -120,12 +154,15 @@ WITH cause_flags AS (
         sb.hb_reference_low,
         sb.mcv_category = 'raised' AS macrocytic_at_start
     FROM patients AS p
-    LEFT JOIN cause_flags AS cf ON cf.patient_id = p.patient_id
-    LEFT JOIN neuro AS n ON n.patient_id = p.patient_id
-    LEFT JOIN rx ON rx.patient_id = p.patient_id
-    LEFT JOIN course AS c ON c.patient_id = p.patient_id
-    LEFT JOIN deficiency AS d ON d.patient_id = p.patient_id
-    LEFT JOIN start_blood AS sb ON sb.patient_id = p.patient_id
+    LEFT JOIN cause_flags AS cf ON cf.patient_key = p.patient_key
+    LEFT JOIN neuro AS n ON n.patient_key = p.patient_key
+    LEFT JOIN rx ON rx.patient_key = p.patient_key
+    LEFT JOIN course AS c ON c.patient_key = p.patient_key
+    LEFT JOIN deficiency AS d ON d.patient_key = p.patient_key
+    LEFT JOIN start_blood AS sb ON sb.patient_key = p.patient_key
+    LEFT JOIN last_injection AS li ON li.patient_key = p.patient_key
+    LEFT JOIN last_result AS lr ON lr.patient_key = p.patient_key
+    LEFT JOIN last_symptom AS ls ON ls.patient_key = p.patient_key
 )
 SELECT
     facts.*,

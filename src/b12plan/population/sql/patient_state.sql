@@ -11,26 +11,26 @@ WITH base AS (
         CASE WHEN f.rx_phase = 'maintenance' THEN f.rx_interval_days END AS requested_days,
         COALESCE(f.first_maintenance_dose, :as_of) AS judged_on
     FROM patient_facts AS f
-    LEFT JOIN protocol_choice AS pc ON pc.patient_id = f.patient_id
+    LEFT JOIN protocol_choice AS pc ON pc.patient_key = f.patient_key
     LEFT JOIN kb_protocol AS k ON k.protocol_id = pc.protocol_id
 ), neuro_status AS (
     -- open-ended (neurological) loading: each neurological symptom's latest status on the day
     -- loading is judged (the switch to longer intervals, else :as_of)
     SELECT
-        s.patient_id, s.code, s.event_date, s.status, b.judged_on, b.first_dose,
+        s.patient_key, s.code, s.event_date, s.status, b.judged_on, b.first_dose,
         ROW_NUMBER() OVER (
-            PARTITION BY s.patient_id, s.code
+            PARTITION BY s.patient_key, s.code
             ORDER BY CASE WHEN s.event_date <= b.judged_on THEN 0 ELSE 1 END,
                 s.event_date DESC, s.status DESC
         ) AS rn
     FROM symptoms AS s
     JOIN kb_symptom AS k ON k.code = s.code
-    JOIN base AS b ON b.patient_id = s.patient_id
+    JOIN base AS b ON b.patient_key = s.patient_key
     WHERE k.neurological AND s.event_date <= :as_of
         AND b.loading_end = 'symptoms_stop_improving' AND b.first_dose IS NOT NULL
 ), settled AS (
     SELECT
-        patient_id,
+        patient_key,
         MIN(CASE WHEN rn = 1 THEN
                 CASE WHEN event_date <= judged_on AND status IN ('stable', 'resolved')
                      THEN 1 ELSE 0 END
@@ -38,7 +38,7 @@ WITH base AS (
         AND MAX(CASE WHEN event_date > first_dose AND event_date <= judged_on THEN 1 ELSE 0 END)
             = 1 AS symptoms_settled
     FROM neuro_status
-    GROUP BY patient_id
+    GROUP BY patient_key
 ), interval_chosen AS (
     SELECT
         b.*,
@@ -53,7 +53,7 @@ WITH base AS (
         CAST(FLOOR(CAST(b.requested_days AS DOUBLE) * b.maintenance_overdue_days
                    / b.maintenance_due_days) AS BIGINT) AS scaled_q
     FROM base AS b
-    LEFT JOIN settled AS s ON s.patient_id = b.patient_id
+    LEFT JOIN settled AS s ON s.patient_key = b.patient_key
 ), windowed AS (
     SELECT
         i.*,

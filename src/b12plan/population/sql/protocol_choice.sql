@@ -2,26 +2,36 @@
 -- product in use picks the family (the jurisdiction's own protocols first), else the
 -- jurisdiction does; neurological involvement and a dietary-only cause select within it; a dose
 -- range breaks a remaining tie, then the jurisdiction default, then the knowledge base's order.
-WITH f AS (
-    SELECT patient_id, jurisdiction, product_in_use, dose_in_use_mcg, neurological, dietary_only
+-- The choice depends only on those facts, so it is made once per distinct combination.
+WITH facts AS (
+    SELECT
+        patient_key, jurisdiction, neurological, dietary_only,
+        product_in_use IS NULL AS no_product, COALESCE(product_in_use, '') AS product,
+        dose_in_use_mcg IS NULL AS no_dose, COALESCE(dose_in_use_mcg, 0) AS dose_mcg
     FROM patient_facts
     WHERE indicated
+), combos AS (
+    SELECT DISTINCT
+        jurisdiction, neurological, dietary_only, no_product, product, no_dose, dose_mcg
+    FROM facts
 ), family AS (
     SELECT
         f.*,
         k.protocol_id, k.ordinal, k.jurisdiction AS protocol_jurisdiction,
         k.neurological_rule, k.dietary_rule, k.jurisdiction_default,
         k.dose_min_mcg, k.dose_max_mcg,
-        MAX(CASE WHEN k.jurisdiction = f.jurisdiction THEN 1 ELSE 0 END)
-            OVER (PARTITION BY f.patient_id) AS has_local
-    FROM f
+        MAX(CASE WHEN k.jurisdiction = f.jurisdiction THEN 1 ELSE 0 END) OVER (
+            PARTITION BY f.jurisdiction, f.neurological, f.dietary_only, f.no_product,
+                f.product, f.no_dose, f.dose_mcg
+        ) AS has_local
+    FROM combos AS f
     JOIN kb_protocol AS k
-        ON (f.product_in_use IS NOT NULL AND k.product = f.product_in_use)
-        OR (f.product_in_use IS NULL AND k.jurisdiction = f.jurisdiction)
+        ON (NOT f.no_product AND k.product = f.product)
+        OR (f.no_product AND k.jurisdiction = f.jurisdiction)
 ), fitting AS (
     SELECT
         family.*,
-        COALESCE(dose_in_use_mcg >= dose_min_mcg AND dose_in_use_mcg <= dose_max_mcg, FALSE)
+        NOT no_dose AND COALESCE(dose_mcg >= dose_min_mcg AND dose_mcg <= dose_max_mcg, FALSE)
             AS dose_fits
     FROM family
     WHERE (has_local = 0 OR protocol_jurisdiction = jurisdiction)
@@ -30,19 +40,30 @@ WITH f AS (
 ), by_dose AS (
     SELECT
         fitting.*,
-        MAX(CASE WHEN dose_fits THEN 1 ELSE 0 END) OVER (PARTITION BY patient_id)
-            AS any_dose_fits
+        MAX(CASE WHEN dose_fits THEN 1 ELSE 0 END) OVER (
+            PARTITION BY jurisdiction, neurological, dietary_only, no_product, product, no_dose,
+                dose_mcg
+        ) AS any_dose_fits
     FROM fitting
 ), ranked AS (
     SELECT
-        patient_id, protocol_id,
+        by_dose.*,
         ROW_NUMBER() OVER (
-            PARTITION BY patient_id
+            PARTITION BY jurisdiction, neurological, dietary_only, no_product, product, no_dose,
+                dose_mcg
             ORDER BY CASE WHEN jurisdiction_default THEN 0 ELSE 1 END, ordinal
         ) AS pick
     FROM by_dose
     WHERE any_dose_fits = 0 OR dose_fits
 )
-SELECT patient_id, protocol_id
-FROM ranked
-WHERE pick = 1
+SELECT f.patient_key, r.protocol_id
+FROM facts AS f
+JOIN ranked AS r
+    ON r.pick = 1
+    AND r.jurisdiction = f.jurisdiction
+    AND r.neurological = f.neurological
+    AND r.dietary_only = f.dietary_only
+    AND r.no_product = f.no_product
+    AND r.product = f.product
+    AND r.no_dose = f.no_dose
+    AND r.dose_mcg = f.dose_mcg

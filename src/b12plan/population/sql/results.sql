@@ -4,7 +4,7 @@
 -- reference_high replaces a marker's upper limit.
 WITH o AS (
     SELECT
-        o.patient_id, o.event_date, o.code, o.value, o.reference_low,
+        o.patient_key, o.event_date, o.code, o.value, o.reference_low,
         CASE WHEN a.deficient_below IS NOT NULL AND o.reference_low IS NOT NULL
              THEN o.reference_low ELSE a.deficient_below END AS low,
         CASE WHEN a.deficient_below IS NOT NULL AND o.reference_low IS NOT NULL
@@ -17,7 +17,7 @@ WITH o AS (
     WHERE o.event_date <= :as_of
 )
 SELECT
-    patient_id, event_date, code, value, reference_low,
+    patient_key, event_date, code, value, reference_low,
     CASE
         WHEN low IS NOT NULL AND normal_above IS NOT NULL THEN
             CASE WHEN value < low THEN 'deficient'

@@ -3,20 +3,20 @@
 -- (b12plan.core.rules.check_active_deficiency_on_maintenance). Anaemia as in patient_facts.
 WITH after_loading AS (
     SELECT
-        r.patient_id, r.code, r.event_date, r.value, r.reference_low, r.category,
+        r.patient_key, r.code, r.event_date, r.value, r.reference_low, r.category,
         ROW_NUMBER() OVER (
-            PARTITION BY r.patient_id, r.code
+            PARTITION BY r.patient_key, r.code
             -- two results on one day: the worse counts
             ORDER BY r.event_date DESC,
                 CASE WHEN r.code = 'haemoglobin' THEN r.value ELSE -r.value END
         ) AS rn
     FROM results AS r
-    JOIN patient_state AS s ON s.patient_id = r.patient_id
+    JOIN patient_state AS s ON s.patient_key = r.patient_key
     WHERE s.phase = 'maintenance' AND r.event_date > s.last_loading_dose
         AND r.code IN ('mma', 'haemoglobin', 'mcv')
 ), latest AS (
     SELECT
-        patient_id,
+        patient_key,
         MAX(CASE WHEN code = 'mma' AND category = 'raised' THEN event_date END) AS mma_raised_on,
         MAX(CASE WHEN code = 'mma' AND category = 'raised' THEN value END) AS mma_value,
         MAX(CASE WHEN code = 'haemoglobin' THEN value END) AS hb,
@@ -25,7 +25,7 @@ WITH after_loading AS (
         MAX(CASE WHEN code = 'mcv' AND category = 'raised' THEN 1 ELSE 0 END) AS mcv_raised
     FROM after_loading
     WHERE rn = 1
-    GROUP BY patient_id
+    GROUP BY patient_key
 ), judged AS (
     SELECT
         l.*,
@@ -38,10 +38,10 @@ WITH after_loading AS (
             ELSE l.hb < LEAST(:anaemia_female_below, :anaemia_male_below)
         END AS anaemic
     FROM latest AS l
-    JOIN patient_state AS s ON s.patient_id = l.patient_id
+    JOIN patient_state AS s ON s.patient_key = l.patient_key
 )
 SELECT
-    patient_id,
+    patient_key,
     CASE WHEN mma_raised_on IS NOT NULL THEN mma_raised_on ELSE hb_date END AS evidence_date,
     CAST(NULL AS BIGINT) AS evidence_days,
     CASE WHEN mma_raised_on IS NOT NULL THEN mma_value ELSE hb END AS evidence_value,

@@ -3,21 +3,21 @@
 -- Evidence: the longest such gap (its end date and length) and the limit in days.
 WITH gaps AS (
     SELECT
-        d.patient_id, d.event_date, d.gap_days,
+        d.patient_key, d.event_date, d.gap_days,
         :adherence_gap_factor * s.interval_days AS limit_days,
         ROW_NUMBER() OVER (
-            PARTITION BY d.patient_id ORDER BY d.gap_days DESC, d.event_date DESC
+            PARTITION BY d.patient_key ORDER BY d.gap_days DESC, d.event_date DESC
         ) AS longest,
-        COUNT(*) OVER (PARTITION BY d.patient_id) AS gap_count
+        COUNT(*) OVER (PARTITION BY d.patient_key) AS gap_count
     FROM course_dose AS d
-    JOIN patient_state AS s ON s.patient_id = d.patient_id
+    JOIN patient_state AS s ON s.patient_key = d.patient_key
     WHERE s.interval_days IS NOT NULL
         AND s.loading_run < s.doses
         AND d.dose_no > s.loading_run
         AND d.gap_days > :adherence_gap_factor * s.interval_days
 )
 SELECT
-    patient_id,
+    patient_key,
     event_date AS evidence_date,
     gap_days AS evidence_days,
     CAST(limit_days AS DOUBLE) AS evidence_value,

@@ -2,7 +2,7 @@
 -- "unknown"): the cause decides whether treatment is lifelong
 -- (b12plan.core.rules.check_cause_unknown).
 SELECT
-    patient_id,
+    patient_key,
     CAST(NULL AS DATE) AS evidence_date,
     CAST(NULL AS BIGINT) AS evidence_days,
     CAST(NULL AS DOUBLE) AS evidence_value,

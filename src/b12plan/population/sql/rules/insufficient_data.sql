@@ -2,7 +2,7 @@
 -- or treatment is indicated but no protocol fits the product in use
 -- (b12plan.core.rules.check_insufficient_data).
 SELECT
-    patient_id,
+    patient_key,
     CAST(NULL AS DATE) AS evidence_date,
     CAST(NULL AS BIGINT) AS evidence_days,
     CAST(NULL AS DOUBLE) AS evidence_value,

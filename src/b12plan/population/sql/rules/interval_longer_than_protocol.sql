@@ -2,7 +2,7 @@
 -- longer than the protocol's range allows; the protocol's interval is used instead
 -- (b12plan.core.rules.check_interval_longer_than_protocol, plan.maintenance_interval).
 SELECT
-    patient_id,
+    patient_key,
     rx_start AS evidence_date,
     CAST(rx_interval_days AS BIGINT) AS evidence_days,
     CAST(interval_max_days AS DOUBLE) AS evidence_value,

@@ -3,7 +3,7 @@
 -- neurological protocol, before symptoms stopped improving
 -- (b12plan.core.rules.check_loading_incomplete).
 SELECT
-    patient_id,
+    patient_key,
     COALESCE(first_maintenance_dose, judged_on) AS evidence_date,
     loading_run AS evidence_days,
     CAST(loading_doses_minimum AS DOUBLE) AS evidence_value,

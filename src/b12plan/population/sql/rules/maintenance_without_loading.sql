@@ -3,7 +3,7 @@
 -- more after the first, or a maintenance order stands with at most one dose given
 -- (b12plan.core.rules.check_maintenance_without_loading).
 SELECT
-    patient_id,
+    patient_key,
     CASE WHEN doses >= 2 AND loading_run = 1 THEN first_dose ELSE rx_start END AS evidence_date,
     CASE WHEN doses >= 2 AND loading_run = 1
          THEN DATE_DIFF('day', first_dose, first_maintenance_dose)

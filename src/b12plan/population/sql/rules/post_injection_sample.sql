@@ -3,16 +3,16 @@
 -- Evidence: the latest such sample.
 WITH samples AS (
     SELECT
-        r.patient_id, r.event_date, r.value, r.code, c.first_dose,
+        r.patient_key, r.event_date, r.value, r.code, c.first_dose,
         ROW_NUMBER() OVER (
-            PARTITION BY r.patient_id ORDER BY r.event_date DESC, r.code, r.value DESC
+            PARTITION BY r.patient_key ORDER BY r.event_date DESC, r.code, r.value DESC
         ) AS latest
     FROM results AS r
-    JOIN course AS c ON c.patient_id = r.patient_id
+    JOIN course AS c ON c.patient_key = r.patient_key
     WHERE r.code IN ('b12_total', 'b12_active') AND r.event_date > c.first_dose
 )
 SELECT
-    patient_id,
+    patient_key,
     event_date AS evidence_date,
     DATE_DIFF('day', first_dose, event_date) AS evidence_days,
     value AS evidence_value,

@@ -3,41 +3,64 @@
 -- product or strength from the last injection and no dose has been given under it yet
 -- (b12plan.core.rules.check_product_strength_mismatch).
 WITH rx AS (
-    SELECT patient_id, rx_product, rx_dose_mcg, rx_start, rx_end
+    SELECT patient_key, rx_product, rx_dose_mcg, rx_start, rx_end
     FROM patient_state
     WHERE rx_start IS NOT NULL
 ), during AS (
     SELECT
-        a.patient_id,
-        COUNT(*) AS given,
+        a.patient_key,
         SUM(CASE WHEN a.product <> rx.rx_product OR a.dose_mcg <> rx.rx_dose_mcg
                  THEN 1 ELSE 0 END) AS differing,
         MAX(CASE WHEN a.product <> rx.rx_product OR a.dose_mcg <> rx.rx_dose_mcg
                  THEN a.event_date END) AS last_differing
     FROM administrations AS a
-    JOIN rx ON rx.patient_id = a.patient_id
+    JOIN rx ON rx.patient_key = a.patient_key
     WHERE a.event_date <= :as_of
         AND a.event_date >= rx.rx_start
         AND (rx.rx_end IS NULL OR a.event_date <= rx.rx_end)
-    GROUP BY a.patient_id
-), before AS (
-    SELECT
-        d.patient_id, d.event_date, d.product, d.dose_mcg,
-        ROW_NUMBER() OVER (PARTITION BY d.patient_id ORDER BY d.event_date DESC) AS rn
+    GROUP BY a.patient_key
+), not_yet_given AS (
+    SELECT rx.*
+    FROM rx
+    LEFT JOIN during AS du ON du.patient_key = rx.patient_key
+    WHERE du.patient_key IS NULL
+), last_before AS (
+    SELECT d.patient_key, MAX(d.event_date) AS event_date
     FROM course_dose AS d
-    JOIN rx ON rx.patient_id = d.patient_id
-    WHERE d.event_date < rx.rx_start
+    JOIN not_yet_given AS n ON n.patient_key = d.patient_key
+    WHERE d.event_date < n.rx_start
+    GROUP BY d.patient_key
+), last_injection AS (
+    -- on a day with several injections, the greatest product, then dose, as core keeps last
+    SELECT
+        a.patient_key, a.event_date, a.product, a.dose_mcg,
+        ROW_NUMBER() OVER (
+            PARTITION BY a.patient_key ORDER BY a.product DESC, a.dose_mcg DESC
+        ) AS rn
+    FROM administrations AS a
+    JOIN last_before AS l ON l.patient_key = a.patient_key AND l.event_date = a.event_date
+    LEFT JOIN kb_not_for_deficiency AS n
+        ON n.product = a.product AND n.route = a.route AND a.dose_mcg >= n.min_mcg
+    WHERE a.route <> 'oral' AND n.product IS NULL
+), switched AS (
+    SELECT n.patient_key, d.event_date
+    FROM not_yet_given AS n
+    JOIN last_injection AS d ON d.patient_key = n.patient_key AND d.rn = 1
+    WHERE d.product <> n.rx_product OR d.dose_mcg <> n.rx_dose_mcg
 )
 SELECT
-    rx.patient_id,
-    CASE WHEN du.differing > 0 THEN du.last_differing ELSE b.event_date END AS evidence_date,
-    CAST(COALESCE(du.differing, 0) AS BIGINT) AS evidence_days,
+    patient_key,
+    last_differing AS evidence_date,
+    CAST(differing AS BIGINT) AS evidence_days,
     CAST(NULL AS DOUBLE) AS evidence_value,
-    CASE WHEN du.differing > 0 THEN 'dose differs from the order'
-         ELSE 'order switches from the last injection' END AS evidence_note
-FROM rx
-LEFT JOIN during AS du ON du.patient_id = rx.patient_id
-LEFT JOIN before AS b ON b.patient_id = rx.patient_id AND b.rn = 1
-WHERE du.differing > 0
-    OR (du.patient_id IS NULL AND b.patient_id IS NOT NULL
-        AND (b.product <> rx.rx_product OR b.dose_mcg <> rx.rx_dose_mcg))
+    'dose differs from the order' AS evidence_note
+FROM during
+WHERE differing > 0
+UNION ALL
+SELECT
+    patient_key,
+    event_date AS evidence_date,
+    CAST(0 AS BIGINT) AS evidence_days,
+    CAST(NULL AS DOUBLE) AS evidence_value,
+    'order switches from the last injection' AS evidence_note
+FROM switched

@@ -2,7 +2,7 @@
 -- followed yet: the next dose is at the maintenance interval
 -- (b12plan.core.rules.check_ready_for_maintenance).
 SELECT
-    patient_id,
+    patient_key,
     last_dose AS evidence_date,
     CAST(loading_run AS BIGINT) AS evidence_days,
     CAST(interval_days AS DOUBLE) AS evidence_value,

@@ -2,7 +2,7 @@
 -- has ended, or no injection for more than :stopped_factor maintenance intervals
 -- (b12plan.core.rules.check_stopped_lifelong_therapy, b12plan.core.evaluate._phase).
 SELECT
-    patient_id,
+    patient_key,
     last_dose AS evidence_date,
     DATE_DIFF('day', last_dose, :as_of) AS evidence_days,
     CAST(NULL AS DOUBLE) AS evidence_value,

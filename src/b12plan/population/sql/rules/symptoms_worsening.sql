@@ -3,23 +3,23 @@
 -- (b12plan.core.rules.check_symptoms_worsening). Evidence: the latest such report.
 WITH latest AS (
     SELECT
-        s.patient_id, s.code, s.event_date, s.status, c.first_dose,
+        s.patient_key, s.code, s.event_date, s.status, c.first_dose,
         ROW_NUMBER() OVER (
-            PARTITION BY s.patient_id, s.code ORDER BY s.event_date DESC, s.status DESC
+            PARTITION BY s.patient_key, s.code ORDER BY s.event_date DESC, s.status DESC
         ) AS rn
     FROM symptoms AS s
-    JOIN course AS c ON c.patient_id = s.patient_id
+    JOIN course AS c ON c.patient_key = s.patient_key
     WHERE s.event_date <= :as_of
 ), worse AS (
     SELECT
-        patient_id, code, event_date, first_dose,
-        ROW_NUMBER() OVER (PARTITION BY patient_id ORDER BY event_date DESC, code) AS pick
+        patient_key, code, event_date, first_dose,
+        ROW_NUMBER() OVER (PARTITION BY patient_key ORDER BY event_date DESC, code) AS pick
     FROM latest
     WHERE rn = 1 AND status = 'worsening'
         AND DATE_DIFF('day', first_dose, event_date) >= :worsening_after_days
 )
 SELECT
-    patient_id,
+    patient_key,
     event_date AS evidence_date,
     DATE_DIFF('day', first_dose, event_date) AS evidence_days,
     CAST(NULL AS DOUBLE) AS evidence_value,

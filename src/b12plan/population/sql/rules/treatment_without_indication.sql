@@ -2,7 +2,7 @@
 -- results make deficiency unlikely, with no neurological symptom, no chronic cause and no
 -- macrocytic anaemia at the start (b12plan.core.rules.check_treatment_without_indication).
 SELECT
-    patient_id,
+    patient_key,
     first_dose AS evidence_date,
     CAST(NULL AS BIGINT) AS evidence_days,
     CAST(NULL AS DOUBLE) AS evidence_value,
