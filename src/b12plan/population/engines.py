@@ -277,6 +277,9 @@ def spark_session(
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.adaptive.enabled", "true")
+        # Broadcast only the knowledge-base tables: at 1,000,000 patients Spark's size estimates
+        # let per-patient steps under the 10 MB default and the driver ran out of memory.
+        .config("spark.sql.autoBroadcastJoinThreshold", "1MB")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
