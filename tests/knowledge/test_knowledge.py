@@ -50,10 +50,12 @@ def test_the_cyanide_antidote_is_flagged_not_for_deficiency() -> None:
         ("protocols", "doses = 6\n", "doses = -6\n", "doses must be >= 1"),
         ("protocols", "min_interval_days = 70", "min_interval_days = 90", "dose window"),
         ("analytes", "deficient_below = 133", "deficient_below = 999", "deficient_below"),
+        ("analytes", 'worse = "low"', 'worse = "high"', "worse contradicts its cut-offs"),
+        ("analytes", 'worse = "high"', 'worse = "up"', "worse must be 'low' or 'high'"),
         ("findings", 'severity = "critical"', 'severity = "urgent"', "unknown severity"),
         ("protocols", 'routes = ["IM"]', 'routes = ["IV"]', "outside the formulary range"),
         ("rules", "timing = [", "timings = [", "unknown key"),
-        ("vocabulary", 'version = "2026.11.0"', 'version = "2099.1.0"', "differs"),
+        ("vocabulary", 'version = "2026.11.1"', 'version = "2099.1.0"', "differs"),
         ("formulary", "implausible_factor = 10", "implausible_factor = 'ten'", "expected float"),
     ],
 )

@@ -2,8 +2,8 @@
 
 Values are drawn around the knowledge base's own cut-offs (some exactly on them), doses include
 the cyanide antidote, oral and mis-scaled ones, prescriptions take intervals inside and outside
-each protocol's range, and records may fall after ``as_of``. Same-day results of one analyte are
-left out on purpose: core orders those by the text of their value (see docs/population.md).
+each protocol's range, and records may fall after ``as_of``. One analyte may have several results
+on one day (the worse counts, in core and SQL alike), but never two of the same value.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def random_case(rng: random.Random, k: Knowledge) -> Case:
         admins.append(Administration(day(), other, d, u, rng.choice(ROUTES)))
 
     observations: list[Observation] = []
-    used: set[tuple[str, date]] = set()
+    used: set[tuple[str, date, float]] = set()
     for _ in range(rng.randint(0, 9)):
         analyte = rng.choice(k.analytes)
         unit_entry = rng.choice(analyte.units)
@@ -81,9 +81,9 @@ def random_case(rng: random.Random, k: Knowledge) -> Case:
             if analyte.code in ("b12_total", "b12_active") and rng.random() < 0.2:
                 canonical = analyte.normal_above or canonical
         when = rng.choice([day(), start - timedelta(days=rng.randint(0, 30)), start])
-        if (analyte.code, when) in used:
+        if (analyte.code, when, canonical) in used:
             continue
-        used.add((analyte.code, when))
+        used.add((analyte.code, when, canonical))
         low = high = None
         if rng.random() < 0.1 and analyte.deficient_below is not None:
             low = round(analyte.deficient_below * rng.choice([0.8, 1.2]) / unit_entry.factor, 2)

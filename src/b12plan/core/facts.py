@@ -28,6 +28,7 @@ class Result:
     low: float | None  # deficient below (B12-type, folate, haemoglobin override)
     normal_above: float | None  # B12-type: above this deficiency is unlikely
     high: float | None  # raised above (MMA, homocysteine, MCV)
+    worse: str  # "low" | "high": the direction of clinical concern
     given: Observation
 
     @property
@@ -66,11 +67,30 @@ def to_result(obs: Observation, knowledge: Knowledge) -> Result:
             normal_above = max(normal_above, low)
     if obs.reference_high is not None and high is not None:
         high = analyte.to_canonical(obs.reference_high, obs.unit)
-    return Result(obs.date, obs.code, value, analyte.canonical_unit, low, normal_above, high, obs)
+    return Result(
+        obs.date,
+        obs.code,
+        value,
+        analyte.canonical_unit,
+        low,
+        normal_above,
+        high,
+        analyte.worse,
+        obs,
+    )
 
 
 def results(case: Case, knowledge: Knowledge) -> tuple[Result, ...]:
-    return tuple(to_result(o, knowledge) for o in case.observations)
+    """Results by date; on one day, each analyte's worse result last, so it counts as the latest.
+
+    Two samples of one analyte on one day have no order of their own: taking the worse (lower B12,
+    haemoglobin or folate, higher MMA or MCV) is the conservative reading, and the population
+    rules read them the same way.
+    """
+    found = (to_result(o, knowledge) for o in case.observations)
+    return tuple(
+        sorted(found, key=lambda r: (r.date, r.code, -r.value if r.worse == "low" else r.value))
+    )
 
 
 def latest(

@@ -222,7 +222,9 @@ class Analyte:
     """A laboratory analyte: its canonical unit, accepted units, LOINC codes and cut-offs.
 
     ``deficient_below``/``normal_above`` classify B12-type results (low is bad); ``raised_above``
-    marks functional markers (high is bad). All cut-offs are in the canonical unit.
+    marks functional markers (high is bad). All cut-offs are in the canonical unit. ``worse``
+    says which direction is the clinical concern, so that of two results on one day the worse
+    one counts as the latest.
     """
 
     code: str
@@ -231,6 +233,7 @@ class Analyte:
     units: tuple[Unit, ...]
     loinc: tuple[str, ...]
     source: str
+    worse: str  # "low" | "high"
     deficient_below: float | None = None
     normal_above: float | None = None
     raised_above: float | None = None
@@ -245,6 +248,12 @@ class Analyte:
             and self.deficient_below > self.normal_above
         ):
             raise KnowledgeError(f"analyte {self.code}: deficient_below > normal_above")
+        if self.worse not in ("low", "high"):
+            raise KnowledgeError(f"analyte {self.code}: worse must be 'low' or 'high'")
+        if (self.deficient_below is not None and self.worse != "low") or (
+            self.raised_above is not None and self.worse != "high"
+        ):
+            raise KnowledgeError(f"analyte {self.code}: worse contradicts its cut-offs")
 
     def to_canonical(self, value: float, unit: str) -> float:
         for u in self.units:

@@ -214,9 +214,17 @@ def knowledge_steps(knowledge: Knowledge) -> dict[str, str]:
                 ("deficient_below", "DOUBLE"),
                 ("normal_above", "DOUBLE"),
                 ("raised_above", "DOUBLE"),
+                ("worse", "VARCHAR"),
             ],
             [
-                (a.code, a.canonical_unit, a.deficient_below, a.normal_above, a.raised_above)
+                (
+                    a.code,
+                    a.canonical_unit,
+                    a.deficient_below,
+                    a.normal_above,
+                    a.raised_above,
+                    a.worse,
+                )
                 for a in knowledge.analytes
             ],
         ),

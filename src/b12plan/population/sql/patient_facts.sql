@@ -67,11 +67,9 @@ WITH cause_flags AS (
     FROM (
         SELECT
             r.*,
-            -- two results on one day: the worse counts (lower haemoglobin, higher MCV)
+            -- two results on one day: the worse counts
             ROW_NUMBER() OVER (
-                PARTITION BY r.patient_key, r.code
-                ORDER BY r.event_date DESC,
-                    CASE WHEN r.code = 'mcv' THEN -r.value ELSE r.value END
+                PARTITION BY r.patient_key, r.code ORDER BY r.event_date DESC, r.severity DESC
             ) AS rn
         FROM results AS r
         LEFT JOIN course AS c ON c.patient_key = r.patient_key

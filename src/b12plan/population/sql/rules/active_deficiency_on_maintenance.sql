@@ -7,8 +7,7 @@ WITH after_loading AS (
         ROW_NUMBER() OVER (
             PARTITION BY r.patient_key, r.code
             -- two results on one day: the worse counts
-            ORDER BY r.event_date DESC,
-                CASE WHEN r.code = 'haemoglobin' THEN r.value ELSE -r.value END
+            ORDER BY r.event_date DESC, r.severity DESC
         ) AS rn
     FROM results AS r
     JOIN patient_state AS s ON s.patient_key = r.patient_key

@@ -3,7 +3,7 @@
 -- or troughs fell across :falling_trough_samples successive samples
 -- (b12plan.core.rules.check_levels_falling_between_doses).
 WITH b12_samples AS (
-    SELECT r.patient_key, r.event_date, r.value, r.category
+    SELECT r.patient_key, r.event_date, r.value, r.severity, r.category
     FROM results AS r
     JOIN patient_state AS s ON s.patient_key = r.patient_key
     WHERE s.phase = 'maintenance' AND r.code = 'b12_total' AND r.event_date > s.first_dose
@@ -12,10 +12,10 @@ WITH b12_samples AS (
     -- :trough_min_days or more earlier, i.e. no dose in the days just before it
     SELECT
         patient_key, event_date, value, category,
-        -- two samples on one day: the lower one counts as the later (it is not masked)
-        ROW_NUMBER() OVER (PARTITION BY patient_key ORDER BY event_date DESC, value ASC)
+        -- two samples on one day: the worse (lower) one counts as the later
+        ROW_NUMBER() OVER (PARTITION BY patient_key ORDER BY event_date DESC, severity DESC)
             AS from_last,
-        LEAD(value) OVER (PARTITION BY patient_key ORDER BY event_date DESC, value ASC)
+        LEAD(value) OVER (PARTITION BY patient_key ORDER BY event_date DESC, severity DESC)
             AS previous_value
     FROM b12_samples AS s
     WHERE NOT EXISTS (
