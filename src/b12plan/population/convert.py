@@ -221,11 +221,47 @@ def cases_from_tables(tables: dict[str, pa.Table], as_of: date) -> Iterator[Coho
         )
 
 
+class TableWriter:
+    """Streams the contract's tables to ``<name>.parquet`` in a folder, one batch at a time.
+
+    The layout every engine reads; batches become row groups, so a cohort of any size is written
+    with the memory of one batch.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.rows = dict.fromkeys(TABLES, 0)
+        self._writers = {
+            name: pq.ParquetWriter(directory / f"{name}.parquet", schema, compression="zstd")
+            for name, schema in TABLES.items()
+        }
+
+    def write(self, tables: dict[str, pa.Table]) -> None:
+        """Append a batch to each table given (any of the contract's tables)."""
+        for name, table in tables.items():
+            cast = table.cast(TABLES[name])
+            self._writers[name].write_table(cast)
+            self.rows[name] += cast.num_rows
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+
+    def bytes_on_disk(self) -> int:
+        return sum((self.directory / f"{name}.parquet").stat().st_size for name in TABLES)
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
 def write_tables(tables: dict[str, pa.Table], directory: Path) -> None:
     """One Parquet file per table, named after it: the layout every engine reads."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, schema in TABLES.items():
-        pq.write_table(tables[name].cast(schema), directory / f"{name}.parquet")
+    with TableWriter(directory) as writer:
+        writer.write(tables)
 
 
 def _canonical(convert: Any, value: float | None, unit: str) -> float | None:

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
 from b12plan.core.knowledge import Knowledge
+from b12plan.population.convert import TableWriter
 from b12plan.population.tables import TABLES
 
 DEFAULT_END = date(2026, 3, 1)
@@ -86,27 +86,20 @@ def generate(
         con.execute(f"SET threads = {int(threads)}")
     con.execute("SET preserve_insertion_order = true")
     con.execute(sql.setup())
-    writers = {
-        name: pq.ParquetWriter(out / f"{name}.parquet", schema, compression="zstd")
-        for name, schema in TABLES.items()
-    }
-    rows = dict.fromkeys(TABLES, 0)
     try:
-        for lo in range(0, patients, chunk_size):
-            hi = min(lo + chunk_size, patients)
-            con.execute(sql.chunk(lo, hi))
-            for name, schema in TABLES.items():
-                table = con.sql(sql.table(name)).to_arrow_table().cast(schema)
-                writers[name].write_table(table)
-                rows[name] += table.num_rows
-            if progress is not None:
-                progress(hi)
+        with TableWriter(out) as writer:
+            for lo in range(0, patients, chunk_size):
+                hi = min(lo + chunk_size, patients)
+                con.execute(sql.chunk(lo, hi))
+                for name in TABLES:  # one table at a time: memory holds one table's batch
+                    writer.write({name: con.sql(sql.table(name)).to_arrow_table()})
+                if progress is not None:
+                    progress(hi)
     finally:
-        for writer in writers.values():
-            writer.close()
         con.close()
-    size = sum((out / f"{name}.parquet").stat().st_size for name in TABLES)
-    return GenerationStats(patients, rows, size, time.perf_counter() - started)
+    return GenerationStats(
+        patients, writer.rows, writer.bytes_on_disk(), time.perf_counter() - started
+    )
 
 
 class _Sql:
