@@ -56,6 +56,7 @@ bench: .venv/.synced
 bench-all: bench
 	.venv/bin/python benchmarks/api_latency.py
 	.venv/bin/python benchmarks/population.py
+	.venv/bin/python benchmarks/store_export.py
 
 clean:
 	rm -rf .venv .tools .mypy_cache .pytest_cache .ruff_cache out

@@ -166,6 +166,62 @@ def from_cases(
     _console().print(f"wrote {len(members):,} patients to {out}")
 
 
+@population_app.command("from-store")
+@_guarded
+def from_store(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the Parquet tables.")],
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            help="The records store: sqlite:///PATH or postgresql+psycopg://... (default:"
+            " $B12PLAN_DATABASE_URL, else sqlite:///./b12plan.db)",
+            show_default=False,
+        ),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Day that chooses each order in force (default: today)."),
+    ] = None,
+    clinic: Annotated[
+        str | None, typer.Option("--clinic", help="Only this clinic's patients.")
+    ] = None,
+) -> None:
+    """The records store's patients as population tables (current records, canonical units)."""
+    from rich.progress import Progress
+
+    from b12plan.cli.records import records_services, settings_for
+    from b12plan.service.cohort import CohortExportError, UnknownClinic, export_cohort
+
+    settings = settings_for(database_url)
+    console = _console()
+    with records_services(settings) as services, Progress(console=console, transient=True) as bar:
+        day = services.clock.today() if as_of is None else _date(as_of, "--as-of")
+        task = bar.add_task("reading the store", total=None)
+        try:
+            result = export_cohort(
+                services.db,
+                services.knowledge,
+                out,
+                as_of=day,
+                clinic_id=clinic,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except UnknownClinic as exc:
+            raise _bad("--clinic", str(exc)) from None
+        except CohortExportError as exc:
+            sys.stderr.write(f"b12plan population: {exc}\n")
+            raise typer.Exit(1) from None
+    console.print(
+        f"wrote {result.patients:,} patients ({sum(result.rows.values()):,} rows) to {out}"
+        f" (orders in force on {day})"
+    )
+    if result.without_demographics:
+        console.print(
+            f"left out {result.without_demographics:,} patients without current demographics"
+        )
+
+
 @population_app.command()
 @_guarded
 def load(

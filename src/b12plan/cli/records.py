@@ -55,7 +55,7 @@ def _fail(lines: list[str] | str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _settings(database_url: str | None) -> Settings:
+def settings_for(database_url: str | None) -> Settings:
     from b12plan.app import Settings, SettingsError
 
     try:
@@ -86,7 +86,7 @@ def _migrate(settings: Settings) -> str | None:
 
 
 @contextmanager
-def _services(settings: Settings, *, migrate: bool = False) -> Iterator[Services]:
+def records_services(settings: Settings, *, migrate: bool = False) -> Iterator[Services]:
     """The service layer, refusing to run on a database that is not at the shipped schema."""
     from b12plan.app import build_services
     from b12plan.service import ServiceError
@@ -149,10 +149,10 @@ def serve(
 
     from b12plan.app import create_app
 
-    settings = _settings(database_url)
+    settings = settings_for(database_url)
     if migrate:
         _migrate(settings)
-    with _services(settings) as services:
+    with records_services(settings) as services:
         typer.echo(f"b12plan API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
         typer.echo(f"database: {services.db.engine.url.render_as_string(hide_password=True)}")
         sys.stdout.flush()
@@ -176,7 +176,7 @@ def serve(
 @db_app.command("upgrade")
 def db_upgrade(database_url: DatabaseUrl = None) -> None:
     """Apply the shipped migrations (Alembic ``upgrade head``)."""
-    revision = _migrate(_settings(database_url))
+    revision = _migrate(settings_for(database_url))
     typer.echo(f"database schema at revision {revision} (head)")
 
 
@@ -187,7 +187,7 @@ def db_current(database_url: DatabaseUrl = None) -> None:
 
     from b12plan.store import DatabaseUrlError, current_revision, head_revision
 
-    settings = _settings(database_url)
+    settings = settings_for(database_url)
     try:
         current = current_revision(settings.database_url)
     except DatabaseUrlError as exc:
@@ -212,7 +212,7 @@ def clinics_add(
         new = NewClinic(id=clinic_id, name=name)
     except ValidationError as exc:
         _fail(_pydantic_lines(exc, {"id": "CLINIC_ID", "name": "NAME"}))
-    with _services(_settings(database_url)) as services:
+    with records_services(settings_for(database_url)) as services:
         clinic = services.auth.add_clinic(Principal.system("cli"), new)
     typer.echo(f"clinic {clinic.id} added")
 
@@ -262,7 +262,7 @@ def users_add(
                 },
             )
         )
-    with _services(_settings(database_url)) as services:
+    with records_services(settings_for(database_url)) as services:
         user = services.auth.add_user(Principal.system("cli"), new)
     typer.echo(f"user {user.username} added ({user.role}, clinic {user.clinic_id or '-'})")
 
@@ -282,8 +282,8 @@ def import_record(
     from b12plan.service.schemas import Principal
 
     document = _read_json(file)
-    settings = _settings(database_url)
-    with _services(settings) as services:
+    settings = settings_for(database_url)
+    with records_services(settings) as services:
         if isinstance(document, dict) and document.get("resourceType") == "Bundle":
             document = _bundle_to_case(document, services)
         pid = services.records.import_case(
@@ -319,7 +319,7 @@ def export_record(
             day = parse_iso_date(as_of)
         except ValueError as exc:
             _fail(f"--as-of: {exc}")
-    with _services(_settings(database_url)) as services:
+    with records_services(settings_for(database_url)) as services:
         case = services.records.case_document(Principal.system("cli-export"), patient_id, as_of=day)
         document: dict[str, Any] = case
         if format == "fhir":
@@ -342,8 +342,8 @@ def seed_demo(
     """Create demo clinics, synthetic patients (as of today) and demo users; print sign-ins."""
     from b12plan.service.demo import seed_demo as seed
 
-    settings = _settings(database_url)
-    with _services(settings, migrate=True) as services:
+    settings = settings_for(database_url)
+    with records_services(settings, migrate=True) as services:
         result = seed(services.records, services.auth, today=services.clock.today())
     typer.echo(f"demo data as of {services.clock.today().isoformat()}:")
     for patient in result.patients:
