@@ -30,19 +30,6 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-MONITORING_CODES = (  # the subset the population issue names
-    "INJECTION_OVERDUE",
-    "MAINTENANCE_WITHOUT_LOADING",
-    "LOADING_INCOMPLETE",
-    "LEVELS_FALLING_BETWEEN_DOSES",
-    "STOPPED_LIFELONG_THERAPY",
-    "FOLATE_WITHOUT_B12",
-    "NO_PRETREATMENT_TEST",
-    "TREATMENT_WITHOUT_INDICATION",
-    "NO_FOLLOWUP_REVIEW",
-    "ADHERENCE_GAP",
-    "POST_INJECTION_SAMPLE",
-)
 
 
 class PeakRss:
@@ -148,7 +135,7 @@ def main() -> None:
         spark_session,
     )
     from b12plan.population.generate import DEFAULT_END, generate
-    from b12plan.population.plan import build_plan
+    from b12plan.population.plan import MONITORING_CODES, build_plan
 
     console = Console(width=150)
     k = load_knowledge()
@@ -211,7 +198,7 @@ def main() -> None:
                 peak,
                 part.num_rows,
                 compare=True,
-                note=f"the issue's {len(MONITORING_CODES)} codes",
+                note=f"the {len(MONITORING_CODES)} monitoring codes",
             )
         )
 

@@ -67,6 +67,26 @@ class Plan:
     codes: tuple[str, ...]
 
 
+MONITORING_CODES = (
+    # the questions every population screen answers: overdue and missed doses, maintenance without
+    # loading, falling levels, stopped lifelong therapy, folic acid alone, treatment without a test
+    # or an indication, no follow-up, and product, dose and allergy mistakes
+    "INJECTION_OVERDUE",
+    "MAINTENANCE_WITHOUT_LOADING",
+    "LOADING_INCOMPLETE",
+    "NO_PRETREATMENT_TEST",
+    "TREATMENT_WITHOUT_INDICATION",
+    "NO_FOLLOWUP_REVIEW",
+    "STOPPED_LIFELONG_THERAPY",
+    "ADHERENCE_GAP",
+    "LEVELS_FALLING_BETWEEN_DOSES",
+    "FOLATE_WITHOUT_B12",
+    "PRODUCT_NOT_FOR_DEFICIENCY",
+    "DOSE_UNIT_SUSPECT",
+    "ALLERGIC_REACTION",
+)
+
+
 @cache
 def rule_codes() -> tuple[str, ...]:
     """Finding codes with a SQL rule (``sql/rules/<code>.sql``), sorted."""
