@@ -1,6 +1,9 @@
 -- One row per patient: loading progress, maintenance interval, phase and the next dose's
 -- overdue date (b12plan.core.plan.loading_state / maintenance_interval / window_after and
--- b12plan.core.evaluate._phase). Windows are anchored on the last actual dose.
+-- b12plan.core.evaluate._phase). Windows are anchored on the last actual dose. Two judgements
+-- several rules share: treatment began at a maintenance interval
+-- (b12plan.core.rules._maintenance_without_loading), and loading moved to longer intervals
+-- before it was complete (b12plan.core.rules._loading_cut_short).
 WITH base AS (
     SELECT
         f.*,
@@ -93,6 +96,14 @@ WITH base AS (
 )
 SELECT
     p.*,
+    NOT (p.deficiency = 'unlikely' AND NOT p.chronic)
+        AND ((p.doses >= 2 AND p.loading_run = 1)
+            OR (p.rx_phase = 'maintenance' AND p.loading_run <= 1)) AS maintenance_without_loading,
+    p.protocol_id IS NOT NULL
+        AND p.loading_run >= 2
+        AND NOT p.loading_complete
+        AND (p.loading_run < p.doses OR p.rx_phase = 'maintenance') AS loading_cut_short,
+    st.due_days AS stage_due_days,  -- the interval of the loading stage the next dose is in
     CASE
         WHEN p.protocol_id IS NULL THEN NULL
         WHEN p.first_dose IS NULL THEN :as_of + CAST(p.first_dose_grace_days AS INTEGER)

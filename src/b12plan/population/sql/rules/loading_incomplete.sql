@@ -9,7 +9,4 @@ SELECT
     CAST(loading_doses_minimum AS DOUBLE) AS evidence_value,
     protocol_id AS evidence_note
 FROM patient_state
-WHERE protocol_id IS NOT NULL
-    AND loading_run >= 2
-    AND NOT loading_complete
-    AND (loading_run < doses OR rx_phase = 'maintenance')
+WHERE loading_cut_short

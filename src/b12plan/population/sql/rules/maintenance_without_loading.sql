@@ -12,5 +12,4 @@ SELECT
     CASE WHEN doses >= 2 AND loading_run = 1 THEN 'second dose' ELSE 'maintenance order' END
         AS evidence_note
 FROM patient_state
-WHERE NOT (deficiency = 'unlikely' AND NOT chronic)
-    AND ((doses >= 2 AND loading_run = 1) OR (rx_phase = 'maintenance' AND loading_run <= 1))
+WHERE maintenance_without_loading
