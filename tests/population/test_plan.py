@@ -7,15 +7,26 @@ from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import sqlglot
 from sqlglot import exp
 
 from b12plan.core.knowledge import Knowledge
 from b12plan.core.model import Administration, Case, Observation
+from b12plan.population import plan as plan_module
 from b12plan.population.convert import CohortMember, cohort_tables, write_tables
-from b12plan.population.plan import DIALECTS, MONITORING_CODES, build_plan, parameters, rule_codes
-from tests.population.conftest import codes_by_patient, duckdb_worklist
+from b12plan.population.engines import DuckDBEngine
+from b12plan.population.plan import (
+    DIALECTS,
+    MONITORING_CODES,
+    build_plan,
+    parameters,
+    rule_codes,
+    with_dependencies,
+)
+from tests.population.conftest import AS_OF, Cohort, codes_by_patient, duckdb_worklist
 
 SQL_DIR = Path(str(resources.files("b12plan.population").joinpath("sql")))
 SQL_FILES = sorted(SQL_DIR.rglob("*.sql"))
@@ -95,3 +106,33 @@ def test_records_after_as_of_are_left_out(tmp_path: Path, knowledge: Knowledge) 
     later = codes_by_patient(duckdb_worklist(tmp_path, knowledge, date(2026, 3, 1)))
     assert "POST_INJECTION_SAMPLE" not in earlier["p1"]
     assert "POST_INJECTION_SAMPLE" in later["p1"]
+
+
+def test_a_rule_that_reads_other_rules_runs_them_first_but_reports_only_its_own(
+    small_cohort: Cohort, small_duckdb: pa.Table, knowledge: Knowledge
+) -> None:
+    plan = build_plan(knowledge, AS_OF, "duckdb", ["MAINTENANCE_APPROPRIATE"])
+    names = [s.name for s in plan.steps]
+    own = names.index("rule_maintenance_appropriate")
+    assert names.index("rule_levels_falling_between_doses") < own
+    assert names.index("rule_adherence_gap") < own
+    assert plan.codes == ("MAINTENANCE_APPROPRIATE",)
+
+    engine = DuckDBEngine(small_cohort.directory)
+    try:
+        alone = engine.run(plan)
+    finally:
+        engine.close()
+    assert set(alone["code"].to_pylist()) == {"MAINTENANCE_APPROPRIATE"}
+    in_full = small_duckdb.filter(pc.equal(small_duckdb["code"], "MAINTENANCE_APPROPRIATE"))
+    assert alone.num_rows > 0
+    assert alone.equals(in_full)
+
+
+def test_rules_that_read_each_other_in_a_cycle_are_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    texts = {"A_RULE": "SELECT * FROM rule_b_rule", "B_RULE": "SELECT * FROM rule_a_rule"}
+    monkeypatch.setattr(plan_module, "_rule_sql", texts.__getitem__)
+    with pytest.raises(ValueError, match="cycle: A_RULE -> B_RULE"):
+        with_dependencies(["A_RULE"])

@@ -98,6 +98,30 @@ def rule_codes() -> tuple[str, ...]:
     )
 
 
+def _rule_sql(code: str) -> str:
+    return _read("rules", f"{code.lower()}.sql")
+
+
+def with_dependencies(codes: Iterable[str]) -> tuple[str, ...]:
+    """The rules to run for ``codes``: a rule may read another's rows (``rule_<code>``), which is
+    then run too, before it; only ``codes`` reach the worklist."""
+    ordered: list[str] = []
+
+    def visit(code: str, path: tuple[str, ...]) -> None:
+        if code in path:
+            raise ValueError(f"SQL rules depend on each other in a cycle: {' -> '.join(path)}")
+        if code in ordered:
+            return
+        for name in sorted(set(re.findall(r"\brule_([a-z_]+)\b", _rule_sql(code)))):
+            if name.upper() != code:
+                visit(name.upper(), (*path, code))
+        ordered.append(code)
+
+    for code in codes:
+        visit(code, ())
+    return tuple(ordered)
+
+
 def _read(*parts: str) -> str:
     node = resources.files(__package__).joinpath("sql")
     for part in parts:
@@ -124,7 +148,7 @@ def build_plan(
     ]
     sources += [(name, _read(f"{name}.sql"), mat) for name, mat in FACT_STEPS]
     sources += [
-        (f"rule_{code.lower()}", _read("rules", f"{code.lower()}.sql"), False) for code in chosen
+        (f"rule_{code.lower()}", _rule_sql(code), False) for code in with_dependencies(chosen)
     ]
     steps = tuple(Step(n, transpile(sql, dialect, params), m) for n, sql, m in sources)
     worklist = transpile(_worklist_sql(chosen), dialect, params)
