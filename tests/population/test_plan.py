@@ -117,6 +117,8 @@ def test_a_rule_that_reads_other_rules_runs_them_first_but_reports_only_its_own(
     assert names.index("rule_levels_falling_between_doses") < own
     assert names.index("rule_adherence_gap") < own
     assert plan.codes == ("MAINTENANCE_APPROPRIATE",)
+    stored = {s.name for s in plan.steps if s.materialize and s.name.startswith("rule_")}
+    assert stored == {"rule_levels_falling_between_doses", "rule_adherence_gap"}
 
     engine = DuckDBEngine(small_cohort.directory)
     try:

@@ -237,6 +237,10 @@ class PostgresEngine:
                     conn.execute(f"CREATE TEMP VIEW {step.name} AS {step.sql}")
                 if on_step:
                     on_step(step.name)
+            # Every join left is patient_key against whole tables, and row estimates after the
+            # rules' aggregates are often 1: a nested loop then re-runs a rule once per patient
+            # (at 100,000 patients MAINTENANCE_APPROPRIATE ran for minutes instead of seconds).
+            conn.execute("SET enable_nestloop = off")
             buf = io.BytesIO()
             with conn.cursor().copy(
                 f"COPY ({plan.worklist_sql}) TO STDOUT WITH (FORMAT csv, HEADER true)"

@@ -102,9 +102,15 @@ def _rule_sql(code: str) -> str:
     return _read("rules", f"{code.lower()}.sql")
 
 
+def _rule_dependencies(code: str) -> tuple[str, ...]:
+    """The rules whose rows ``code``'s rule reads (``rule_<code>`` relations), sorted."""
+    names = set(re.findall(r"\brule_([a-z_]+)\b", _rule_sql(code)))
+    return tuple(sorted(n.upper() for n in names if n.upper() != code))
+
+
 def with_dependencies(codes: Iterable[str]) -> tuple[str, ...]:
     """The rules to run for ``codes``: a rule may read another's rows (``rule_<code>``), which is
-    then run too, before it; only ``codes`` reach the worklist."""
+    then run too, before it (and stored, as a shared step); only ``codes`` reach the worklist."""
     ordered: list[str] = []
 
     def visit(code: str, path: tuple[str, ...]) -> None:
@@ -112,9 +118,8 @@ def with_dependencies(codes: Iterable[str]) -> tuple[str, ...]:
             raise ValueError(f"SQL rules depend on each other in a cycle: {' -> '.join(path)}")
         if code in ordered:
             return
-        for name in sorted(set(re.findall(r"\brule_([a-z_]+)\b", _rule_sql(code)))):
-            if name.upper() != code:
-                visit(name.upper(), (*path, code))
+        for dependency in _rule_dependencies(code):
+            visit(dependency, (*path, code))
         ordered.append(code)
 
     for code in codes:
@@ -147,9 +152,9 @@ def build_plan(
         (name, sql, False) for name, sql in knowledge_steps(knowledge).items()
     ]
     sources += [(name, _read(f"{name}.sql"), mat) for name, mat in FACT_STEPS]
-    sources += [
-        (f"rule_{code.lower()}", _rule_sql(code), False) for code in with_dependencies(chosen)
-    ]
+    rules = with_dependencies(chosen)
+    read_by_rules = {dep for code in rules for dep in _rule_dependencies(code)}
+    sources += [(f"rule_{code.lower()}", _rule_sql(code), code in read_by_rules) for code in rules]
     steps = tuple(Step(n, transpile(sql, dialect, params), m) for n, sql, m in sources)
     worklist = transpile(_worklist_sql(chosen), dialect, params)
     # "WITH name AS (...), ... SELECT" reads the same in the three dialects, nested WITH included
