@@ -30,11 +30,13 @@ DIALECTS = ("duckdb", "postgres", "spark")
 # engines store them (temporary table, cached view) instead of recomputing them.
 FACT_STEPS: tuple[tuple[str, bool], ...] = (
     ("results", True),
+    ("symptom_status", True),
     ("course_dose", True),
     ("course", True),
     ("patient_facts", True),
     ("protocol_choice", False),
     ("patient_state", True),
+    ("follow_up_results", True),
     ("order_checks", True),
 )
 

@@ -1,19 +1,7 @@
 -- ACTIVE_DEFICIENCY_ON_MAINTENANCE (Seed, CKS): in maintenance, the latest result after loading
 -- shows ongoing deficiency: MMA raised, or anaemia with MCV above its limit
 -- (b12plan.core.rules.check_active_deficiency_on_maintenance). Anaemia as in patient_facts.
-WITH after_loading AS (
-    SELECT
-        r.patient_key, r.code, r.event_date, r.value, r.reference_low, r.category,
-        ROW_NUMBER() OVER (
-            PARTITION BY r.patient_key, r.code
-            -- two results on one day: the worse counts
-            ORDER BY r.event_date DESC, r.severity DESC
-        ) AS rn
-    FROM results AS r
-    JOIN patient_state AS s ON s.patient_key = r.patient_key
-    WHERE s.phase = 'maintenance' AND r.event_date > s.last_loading_dose
-        AND r.code IN ('mma', 'haemoglobin', 'mcv')
-), latest AS (
+WITH latest AS (
     SELECT
         patient_key,
         MAX(CASE WHEN code = 'mma' AND category = 'raised' THEN event_date END) AS mma_raised_on,
@@ -22,8 +10,7 @@ WITH after_loading AS (
         MAX(CASE WHEN code = 'haemoglobin' THEN reference_low END) AS hb_reference_low,
         MAX(CASE WHEN code = 'haemoglobin' THEN event_date END) AS hb_date,
         MAX(CASE WHEN code = 'mcv' AND category = 'raised' THEN 1 ELSE 0 END) AS mcv_raised
-    FROM after_loading
-    WHERE rn = 1
+    FROM follow_up_results
     GROUP BY patient_key
 ), judged AS (
     SELECT

@@ -4,41 +4,19 @@
 -- surely not anaemic; no symptom's latest report present or worsening; troughs not falling and
 -- no adherence gap (b12plan.core.rules.check_maintenance_appropriate, _maintenance_fits).
 -- Evidence: the interval in use.
-WITH after_loading AS (
-    SELECT
-        r.patient_key, r.code, r.value, r.reference_low, r.category,
-        ROW_NUMBER() OVER (
-            PARTITION BY r.patient_key, r.code
-            -- two results on one day: the worse counts
-            ORDER BY r.event_date DESC, r.severity DESC
-        ) AS rn
-    FROM results AS r
-    JOIN patient_state AS s ON s.patient_key = r.patient_key
-    WHERE s.phase = 'maintenance' AND r.event_date > s.last_loading_dose
-        AND r.code IN ('mma', 'haemoglobin', 'mcv')
-), latest AS (
+WITH latest AS (
     SELECT
         patient_key,
         MAX(CASE WHEN code IN ('mma', 'mcv') AND category = 'raised' THEN 1 ELSE 0 END)
             AS marker_raised,
         MAX(CASE WHEN code = 'haemoglobin' THEN value END) AS hb,
         MAX(CASE WHEN code = 'haemoglobin' THEN reference_low END) AS hb_reference_low
-    FROM after_loading
-    WHERE rn = 1
+    FROM follow_up_results
     GROUP BY patient_key
-), symptom_now AS (
-    SELECT
-        s.patient_key, s.status,
-        -- two reports on one day: the one core keeps last (statuses in text order)
-        ROW_NUMBER() OVER (
-            PARTITION BY s.patient_key, s.code ORDER BY s.event_date DESC, s.status DESC
-        ) AS rn
-    FROM symptoms AS s
-    WHERE s.event_date <= :as_of
 ), symptomatic AS (
     SELECT DISTINCT patient_key
-    FROM symptom_now
-    WHERE rn = 1 AND status IN ('present', 'worsening')
+    FROM symptom_status
+    WHERE status IN ('present', 'worsening')
 )
 SELECT
     s.patient_key,

@@ -5,20 +5,11 @@
 -- wider than its stage, or a maintenance order longer than the protocol allows
 -- (b12plan.core.rules.check_neuro_undertreated, _undertreatment_reason). Evidence: the first
 -- reason that applies, in core's order.
-WITH latest_neuro AS (
-    SELECT
-        s.patient_key, s.status,
-        -- two reports on one day: the one core keeps last (statuses in text order)
-        ROW_NUMBER() OVER (
-            PARTITION BY s.patient_key, s.code ORDER BY s.event_date DESC, s.status DESC
-        ) AS rn
-    FROM symptoms AS s
+WITH unresolved AS (
+    SELECT DISTINCT s.patient_key
+    FROM symptom_status AS s
     JOIN kb_symptom AS k ON k.code = s.code
-    WHERE k.neurological AND s.event_date <= :as_of
-), unresolved AS (
-    SELECT DISTINCT patient_key
-    FROM latest_neuro
-    WHERE rn = 1 AND status <> 'resolved'
+    WHERE k.neurological AND s.status <> 'resolved'
 ), judged AS (
     SELECT
         p.patient_key, p.last_dose, p.overdue_after, p.rx_start, p.rx_interval_days,
