@@ -124,10 +124,9 @@ PHASES: tuple[Choice, ...] = (("loading", "loading"), ("maintenance", "maintenan
 # --- the forms -----------------------------------------------------------------------------------
 
 
-def injection_fields(knowledge: Knowledge, sites: Sequence[str] = ()) -> tuple[Field, ...]:
+def dose_fields(knowledge: Knowledge, *, unit_hint: str = "") -> tuple[Field, Field]:
+    """A dose and its unit, side by side: every order and injection form asks for the pair."""
     return (
-        Field("date", "Date given", "date", required=True),
-        Field("product", "Product", "select", required=True, choices=product_choices(knowledge)),
         Field("dose", "Dose", "number", required=True, width="short"),
         Field(
             "unit",
@@ -136,7 +135,16 @@ def injection_fields(knowledge: Knowledge, sites: Sequence[str] = ()) -> tuple[F
             required=True,
             choices=dose_unit_choices(knowledge),
             width="short",
+            hint=unit_hint,
         ),
+    )
+
+
+def injection_fields(knowledge: Knowledge, sites: Sequence[str] = ()) -> tuple[Field, ...]:
+    return (
+        Field("date", "Date given", "date", required=True),
+        Field("product", "Product", "select", required=True, choices=product_choices(knowledge)),
+        *dose_fields(knowledge),
         Field("route", "Route", "select", required=True, choices=route_choices(knowledge)),
         Field(
             "site",
@@ -162,16 +170,7 @@ def self_injection_fields(knowledge: Knowledge, sites: Sequence[str]) -> tuple[F
             choices=product_choices(knowledge),
             hint="As written on the box.",
         ),
-        Field("dose", "Dose", "number", required=True, width="short"),
-        Field(
-            "unit",
-            "Unit",
-            "select",
-            required=True,
-            choices=dose_unit_choices(knowledge),
-            width="short",
-            hint="mg and mcg differ a thousand-fold: check the box.",
-        ),
+        *dose_fields(knowledge, unit_hint="mg and mcg differ a thousand-fold: check the box."),
         Field(
             "route",
             "How it was given",
@@ -240,15 +239,7 @@ def prescription_fields(knowledge: Knowledge) -> tuple[Field, ...]:
     return (
         Field("product", "Product", "select", required=True, choices=product_choices(knowledge)),
         Field("brand", "Brand", "text"),
-        Field("dose", "Dose", "number", required=True, width="short"),
-        Field(
-            "unit",
-            "Unit",
-            "select",
-            required=True,
-            choices=dose_unit_choices(knowledge),
-            width="short",
-        ),
+        *dose_fields(knowledge),
         Field("route", "Route", "select", required=True, choices=route_choices(knowledge)),
         Field("phase", "Phase", "select", required=True, choices=PHASES),
         Field("interval_days", "Interval (days)", "int", required=True, step="1", width="short"),

@@ -48,6 +48,7 @@ from b12plan.service.schemas import (
     AdverseEventIn,
     ObservationIn,
     PrescriptionIn,
+    R,
     SymptomIn,
     WorklistQuery,
 )
@@ -503,6 +504,30 @@ def _failed(form: Form, values: Mapping[str, str], problems: Any) -> Form:
     return replace(form, values=dict(values), errors=errors, general=general)
 
 
+def _save(
+    records: RecordsService,
+    who: Principal,
+    patient_id: str,
+    blank: Form,
+    model: type[R],
+    form: Mapping[str, str],
+    redisplay: Callable[[Form], Response],
+) -> R | Response:
+    """Store the record a submitted form describes, or show the form again with its problems
+    (field types, the record's own rules, then the service's checks against the whole case)."""
+    values, errors = typed_values(blank.fields, form)
+    if errors:
+        return redisplay(replace(blank, values=dict(form), errors=errors))
+    data, problems = build_input(model, values)
+    if data is None:
+        return redisplay(_failed(blank, form, problems))
+    try:
+        records.add_record(who, patient_id, data)
+    except InvalidInput as exc:
+        return redisplay(_failed(blank, form, exc.errors))
+    return data
+
+
 def _safe_next(target: str | None) -> str | None:
     """Only same-site paths: no open redirect through the sign-in form."""
     if not target or not target.startswith("/") or target.startswith("//"):
@@ -756,20 +781,17 @@ def make_router(
         blank = web.clinic_forms(patient_id, patient_case, assessment, today)[form_id]
         if form_id == "lab":
             blank = replace(blank, fields=_lab_fields(knowledge, form.get("code", "")))
-        values, errors = typed_values(blank.fields, form)
-        if errors:
-            return web.patient_page(
-                request, who, patient_id, failed=replace(blank, values=form, errors=errors)
-            )
-        data, problems = build_input(model, values)
-        if data is None:
-            return web.patient_page(request, who, patient_id, failed=_failed(blank, form, problems))
-        try:
-            records.add_record(who, patient_id, data)
-        except InvalidInput as exc:
-            return web.patient_page(
-                request, who, patient_id, failed=_failed(blank, form, exc.errors)
-            )
+        saved = _save(
+            records,
+            who,
+            patient_id,
+            blank,
+            model,
+            form,
+            lambda failed: web.patient_page(request, who, patient_id, failed=failed),
+        )
+        if isinstance(saved, Response):
+            return saved
         return RedirectResponse(
             f"/clinic/patients/{patient_id}?saved={form_id}#summary", status_code=303
         )
@@ -807,36 +829,42 @@ def make_router(
         who = web.require(request, PATIENT)
         return web.me_log_page(request, who, saved=SAVED.get(saved), urgent_code=code or None)
 
-    @router.post("/me/injections")
-    @web.page
-    def me_injection(request: Request, form: dict[str, str] = Depends(_form_data)) -> Response:
-        who = web.require(request, PATIENT)
+    def own_form(who: Principal, name: str) -> tuple[str, Form]:
+        """The signed-in patient's id and one of their log's forms, as it stands today."""
         pid = _own(who)
         today = clock.today()
         case = web.case(who, pid, today)
         assessment = records.assess_patient(who, pid, as_of=today)
-        blank = web.me_forms(case, assessment, today)["self-injection"]
-        values, errors = typed_values(blank.fields, form)
-        if errors:
-            return web.me_log_page(request, who, failed=replace(blank, values=form, errors=errors))
-        data, problems = build_input(AdministrationIn, values)
-        if data is None:
-            return web.me_log_page(request, who, failed=_failed(blank, form, problems))
-        try:
-            records.add_record(who, pid, data)
-        except InvalidInput as exc:
-            return web.me_log_page(request, who, failed=_failed(blank, form, exc.errors))
+        return pid, web.me_forms(case, assessment, today)[name]
+
+    def save_own(
+        request: Request, who: Principal, name: str, model: type[R], form: dict[str, str]
+    ) -> R | Response:
+        pid, blank = own_form(who, name)
+        return _save(
+            records,
+            who,
+            pid,
+            blank,
+            model,
+            form,
+            lambda failed: web.me_log_page(request, who, failed=failed),
+        )
+
+    @router.post("/me/injections")
+    @web.page
+    def me_injection(request: Request, form: dict[str, str] = Depends(_form_data)) -> Response:
+        who = web.require(request, PATIENT)
+        saved = save_own(request, who, "self-injection", AdministrationIn, form)
+        if isinstance(saved, Response):
+            return saved
         return RedirectResponse("/me/log?saved=self-injection", status_code=303)
 
     @router.post("/me/diary")
     @web.page
     def me_diary(request: Request, form: dict[str, str] = Depends(_form_data)) -> Response:
         who = web.require(request, PATIENT)
-        pid = _own(who)
-        today = clock.today()
-        case = web.case(who, pid, today)
-        assessment = records.assess_patient(who, pid, as_of=today)
-        blank = web.me_forms(case, assessment, today)["diary"]
+        pid, blank = own_form(who, "diary")
         scores, errors = diary_rules.parse_scores(form, rules)
         fields = (*blank.fields, *(Field(s.field, s.label, "int") for s in rules.scales))
         blank = replace(blank, fields=fields)
@@ -880,22 +908,10 @@ def make_router(
     @web.page
     def me_side_effect(request: Request, form: dict[str, str] = Depends(_form_data)) -> Response:
         who = web.require(request, PATIENT)
-        pid = _own(who)
-        today = clock.today()
-        case = web.case(who, pid, today)
-        assessment = records.assess_patient(who, pid, as_of=today)
-        blank = web.me_forms(case, assessment, today)["side-effect"]
-        values, errors = typed_values(blank.fields, form)
-        if errors:
-            return web.me_log_page(request, who, failed=replace(blank, values=form, errors=errors))
-        data, problems = build_input(AdverseEventIn, values)
-        if data is None:
-            return web.me_log_page(request, who, failed=_failed(blank, form, problems))
-        try:
-            records.add_record(who, pid, data)
-        except InvalidInput as exc:
-            return web.me_log_page(request, who, failed=_failed(blank, form, exc.errors))
-        query = {"saved": "side-effect", "code": data.code}
+        saved = save_own(request, who, "side-effect", AdverseEventIn, form)
+        if isinstance(saved, Response):
+            return saved
+        query = {"saved": "side-effect", "code": saved.code}
         return RedirectResponse("/me/log?" + urlencode(query) + "#urgent", status_code=303)
 
     @router.get("/me/questions")
