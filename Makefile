@@ -31,6 +31,8 @@ demo-data: .venv/.synced
 	$(B12) population generate --patients 5000 --seed 12 --out out/cohort
 	$(B12) population run --engine duckdb --input out/cohort --as-of $(TODAY) --out out/worklist.parquet --show 10
 	$(B12) population summary out/worklist.parquet
+	$(B12) population from-store --out out/clinic --as-of $(TODAY)
+	$(B12) population run --input out/clinic --as-of $(TODAY) --out out/clinic-worklist.parquet --show 10
 
 lint: .venv/.synced
 	.venv/bin/ruff check src tests benchmarks scripts
