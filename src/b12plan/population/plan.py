@@ -100,7 +100,9 @@ def rule_codes() -> tuple[str, ...]:
     )
 
 
+@cache
 def _rule_sql(code: str) -> str:
+    """A rule's SQL as shipped (read once: the plan reads it to find dependencies and to run it)."""
     return _read("rules", f"{code.lower()}.sql")
 
 
