@@ -20,6 +20,9 @@ from typing import Any
 
 from b12plan.core.knowledge import Knowledge, KnowledgeError
 
+KNOWLEDGE_DIR_ENV = "B12PLAN_KNOWLEDGE_DIR"
+"""The variable naming a clinic's reviewed copy of these files (read by the composition roots)."""
+
 FILES = (
     "sources",
     "protocols",
@@ -52,10 +55,42 @@ def load_knowledge() -> Knowledge:
 
 
 def load_knowledge_from(directory: Path) -> Knowledge:
-    """A knowledge base from another folder (a clinic's reviewed copy, or a test's edit)."""
-    return parse_knowledge(
-        {name: (directory / f"{name}.toml").read_text(encoding="utf-8") for name in FILES}
-    )
+    """A knowledge base from another folder (a clinic's reviewed copy, or a test's edit).
+
+    Checked whole, like the shipped one: a folder that is absent, or lacks or cannot read one of
+    the files, raises ``KnowledgeError`` naming the path, so a clinic's misconfiguration stops
+    the program at start-up instead of falling back silently to the shipped numbers.
+    """
+    if not directory.is_dir():
+        what = "not a directory" if directory.exists() else "no such directory"
+        raise KnowledgeError(f"{directory}: {what}")
+    texts: dict[str, str] = {}
+    for name in FILES:
+        path = directory / f"{name}.toml"
+        try:
+            texts[name] = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            expected = ", ".join(f"{n}.toml" for n in FILES)
+            raise KnowledgeError(
+                f"{path}: missing (a knowledge directory holds {expected})"
+            ) from None
+        except UnicodeDecodeError:
+            raise KnowledgeError(f"{path}: not UTF-8 text") from None
+        except OSError as exc:
+            raise KnowledgeError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return parse_knowledge(texts)
+    except KnowledgeError as exc:
+        raise KnowledgeError(f"{directory}: {exc}") from None
+
+
+def load_knowledge_at(directory: Path | None) -> Knowledge:
+    """The shipped knowledge base, or the copy in ``directory`` (``B12PLAN_KNOWLEDGE_DIR``).
+
+    Only the composition roots (``b12plan.app``, the CLI) call this; everything else is handed
+    the ``Knowledge`` they chose.
+    """
+    return load_knowledge() if directory is None else load_knowledge_from(directory)
 
 
 def parse_knowledge(texts: dict[str, str]) -> Knowledge:
@@ -165,9 +200,12 @@ def _scalar(cls: Any, value: Any, path: str) -> Any:
 
 
 __all__ = [
+    "FILES",
+    "KNOWLEDGE_DIR_ENV",
     "Knowledge",
     "KnowledgeError",
     "load_knowledge",
+    "load_knowledge_at",
     "load_knowledge_from",
     "parse_knowledge",
 ]
