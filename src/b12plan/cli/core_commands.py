@@ -17,7 +17,7 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec
 
 import typer
 
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from b12plan.core.knowledge import Knowledge
 
 P = ParamSpec("P")
-R = TypeVar("R")
 
 
 def _guarded(command: Callable[P, None]) -> Callable[P, None]:
