@@ -14,6 +14,8 @@ Environment:
 - ``B12PLAN_COOKIE_SECURE``: ``1`` to mark the session cookie Secure (behind HTTPS).
 - ``B12PLAN_CDS_FHIR_SERVERS``: comma-separated FHIR server URLs the CDS Hooks services may
   query for missing prefetch (default: none; they use prefetch or the store).
+- ``B12PLAN_KNOWLEDGE_DIR``: a folder holding a clinic's reviewed copy of the knowledge files
+  (default: the shipped ones). Checked whole at start-up; a bad copy stops the program.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -40,9 +43,9 @@ from b12plan.caseio import parse_iso_date
 from b12plan.cds_hooks.api import make_router as make_cds_router
 from b12plan.cds_hooks.api import new_uuid as cds_card_id
 from b12plan.core.assessment import Assessment
-from b12plan.core.knowledge import Knowledge
+from b12plan.core.knowledge import Knowledge, KnowledgeError
 from b12plan.fhir.api import make_router as make_fhir_router
-from b12plan.knowledge import load_knowledge
+from b12plan.knowledge import KNOWLEDGE_DIR_ENV, load_knowledge_at
 from b12plan.service import (
     AuthService,
     Clock,
@@ -68,6 +71,7 @@ class Settings:
     token_ttl_hours: float = 12.0
     cookie_secure: bool = False
     cds_fhir_servers: tuple[str, ...] = ()
+    knowledge_dir: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -96,12 +100,18 @@ class Settings:
         for server in servers:
             if not server.startswith(("https://", "http://")):
                 raise SettingsError(f"B12PLAN_CDS_FHIR_SERVERS: not an http(s) URL: {server!r}")
+        knowledge_dir = None
+        if env.get(KNOWLEDGE_DIR_ENV):
+            knowledge_dir = Path(env[KNOWLEDGE_DIR_ENV])
+            if not knowledge_dir.is_dir():
+                raise SettingsError(f"{KNOWLEDGE_DIR_ENV}: no such directory: {knowledge_dir}")
         return cls(
             database_url=env.get("B12PLAN_DATABASE_URL") or DEFAULT_URL,
             today=today,
             token_ttl_hours=ttl,
             cookie_secure=secure in ("1", "true", "yes"),
             cds_fhir_servers=servers,
+            knowledge_dir=knowledge_dir,
         )
 
 
@@ -124,11 +134,19 @@ def build_services(
     password_hash: PasswordHash | None = None,
     new_id: Callable[[], str] = new_uuid,
 ) -> Services:
-    """The service layer for ``settings``: one database, one clock, one knowledge base."""
+    """The service layer for ``settings``: one database, one clock, one knowledge base.
+
+    The knowledge base is loaded here and nowhere else: every adapter is handed this one, so a
+    clinic's reviewed copy (``knowledge_dir``) is what every channel uses. A copy that fails
+    validation raises ``SettingsError`` naming ``B12PLAN_KNOWLEDGE_DIR`` and the file.
+    """
+    try:
+        knowledge = load_knowledge_at(settings.knowledge_dir)
+    except KnowledgeError as exc:
+        raise SettingsError(f"{KNOWLEDGE_DIR_ENV}: {exc}") from None
     if clock is None:
         clock = PinnedDayClock(settings.today) if settings.today else SystemClock()
     db = Database(settings.database_url)
-    knowledge = load_knowledge()
     return Services(
         settings=settings,
         db=db,

@@ -13,11 +13,13 @@ from fastapi.testclient import TestClient
 
 from b12plan.fhir import bundle_to_case_dict, case_dict_to_bundle
 from b12plan.fhir.api import make_router
+from b12plan.knowledge import load_knowledge
 
 CASE: dict[str, Any] = json.loads(
     (Path(__file__).parent / "cases" / "every-field-gb.json").read_text(encoding="utf-8")
 )
 TODAY = date(2026, 6, 1)
+K = load_knowledge()
 
 
 class Store:
@@ -45,7 +47,7 @@ def store() -> Store:
 @pytest.fixture
 def client(store: Store) -> TestClient:
     app = FastAPI()
-    app.include_router(make_router(store.load, store.add, clock=lambda: TODAY))
+    app.include_router(make_router(store.load, store.add, clock=lambda: TODAY, knowledge=K))
     return TestClient(app)
 
 
@@ -58,7 +60,7 @@ def test_everything_returns_the_record_as_a_searchset(client: TestClient) -> Non
     patient = bundle["entry"][0]["resource"]
     assert (patient["resourceType"], patient["id"]) == ("Patient", "p-1")
     assert {e["search"]["mode"] for e in bundle["entry"]} == {"match"}
-    assert bundle_to_case_dict(bundle, as_of=date(2026, 6, 1)) == CASE
+    assert bundle_to_case_dict(bundle, as_of=date(2026, 6, 1), knowledge=K) == CASE
 
 
 def test_everything_for_an_unknown_patient_is_404_with_an_outcome(client: TestClient) -> None:
@@ -70,7 +72,7 @@ def test_everything_for_an_unknown_patient_is_404_with_an_outcome(client: TestCl
 
 
 def test_posting_a_bundle_creates_a_patient(client: TestClient, store: Store) -> None:
-    bundle = case_dict_to_bundle(CASE)
+    bundle = case_dict_to_bundle(CASE, knowledge=K)
     bundle["type"] = "transaction"
     for entry in bundle["entry"]:
         entry["request"] = {"method": "POST", "url": entry["resource"]["resourceType"]}
@@ -90,7 +92,7 @@ def test_posting_a_bundle_creates_a_patient(client: TestClient, store: Store) ->
 def test_a_bundle_with_an_unknown_unit_is_422_naming_the_path(
     client: TestClient, store: Store
 ) -> None:
-    bundle = case_dict_to_bundle(CASE)
+    bundle = case_dict_to_bundle(CASE, knowledge=K)
     i = next(
         n for n, e in enumerate(bundle["entry"]) if e["resource"]["resourceType"] == "Observation"
     )
@@ -133,7 +135,11 @@ def test_dependencies_given_by_the_composition_root_guard_every_route(store: Sto
     app = FastAPI()
     app.include_router(
         make_router(
-            store.load, store.add, clock=lambda: TODAY, dependencies=[Depends(require_token)]
+            store.load,
+            store.add,
+            clock=lambda: TODAY,
+            knowledge=K,
+            dependencies=[Depends(require_token)],
         )
     )
     client = TestClient(app)
@@ -159,12 +165,16 @@ def test_the_signed_in_user_reaches_the_store_when_a_principal_is_given() -> Non
         return "p-9"
 
     app = FastAPI()
-    app.include_router(make_router(load, add, clock=lambda: TODAY, principal=current_user))
+    app.include_router(
+        make_router(load, add, clock=lambda: TODAY, knowledge=K, principal=current_user)
+    )
     client = TestClient(app)
     assert client.get("/fhir/Patient/p-1/$everything", headers={"x-user": "dr-a"}).is_success
     assert (
         client.get("/fhir/Patient/p-1/$everything", headers={"x-user": "dr-b"}).status_code == 404
     )
-    created = client.post("/fhir", json=case_dict_to_bundle(CASE), headers={"x-user": "dr-a"})
+    created = client.post(
+        "/fhir", json=case_dict_to_bundle(CASE, knowledge=K), headers={"x-user": "dr-a"}
+    )
     assert created.status_code == 201
     assert seen == [("load", "dr-a"), ("load", "dr-b"), ("import", "dr-a")]

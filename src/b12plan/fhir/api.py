@@ -27,7 +27,6 @@ from b12plan.fhir.outcome import (
     operation_outcome,
 )
 from b12plan.fhir.to_fhir import is_fhir_id
-from b12plan.knowledge import load_knowledge
 
 FHIR_JSON = "application/fhir+json"
 IMPORT_TYPES = ("transaction", "collection")
@@ -62,7 +61,7 @@ def make_router(
     import_case: ImportCase | ImportCaseAs,
     *,
     clock: Callable[[], date],
-    knowledge: Knowledge | None = None,
+    knowledge: Knowledge,
     dependencies: Sequence[params.Depends] | None = None,
     principal: Callable[..., Any] | None = None,
 ) -> APIRouter:
@@ -74,7 +73,7 @@ def make_router(
     callables receive that user as a second argument (``load_case(id, who)``,
     ``import_case(case, who)``) so the store can apply its own access rules.
     """
-    k = knowledge or load_knowledge()
+    k = knowledge
     router = APIRouter(tags=["FHIR"], dependencies=list(dependencies or ()))
     who_dependency = principal or _nobody
 
