@@ -17,7 +17,7 @@ from b12plan.caseio import parse_case
 from b12plan.core import evaluate
 from b12plan.core.knowledge import Knowledge
 from b12plan.fhir.codes import CodeMap, Systems, load_code_map, systems
-from b12plan.fhir.from_fhir import DraftOrder, read_bundle, read_draft_orders, validate_bundle
+from b12plan.fhir.importing import DraftOrder, read_bundle, read_draft_orders, validate_bundle
 from b12plan.fhir.outcome import BundleError, describe, http_status, operation_outcome
 from b12plan.fhir.to_fhir import case_to_bundle, every, protocol_order
 from b12plan.knowledge import load_knowledge

@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request, Response, params
 from b12plan.caseio import CaseError
 from b12plan.core.knowledge import Knowledge
 from b12plan.fhir import bundle_to_case_dict, case_dict_to_bundle
-from b12plan.fhir.from_fhir import validate_bundle
+from b12plan.fhir.importing import validate_bundle
 from b12plan.fhir.outcome import (
     NOT_FOUND,
     NOT_SUPPORTED,

@@ -2,7 +2,7 @@
 
 Every resource is built as plain JSON and the whole Bundle is validated with
 ``fhir.resources.R4B`` before it leaves: a mapping bug fails here, not in a receiving EHR.
-Everything the contract case says is written in a form ``from_fhir`` reads back unchanged; what
+Everything the contract case says is written in a form ``importing`` reads back unchanged; what
 b12plan derives (the CarePlan, the protocol's next phase on the MedicationRequest) is marked as
 derived and ignored on import.
 """
