@@ -14,6 +14,8 @@ Environment:
 - ``B12PLAN_COOKIE_SECURE``: ``1`` to mark the session cookie Secure (behind HTTPS).
 - ``B12PLAN_CDS_FHIR_SERVERS``: comma-separated FHIR server URLs the CDS Hooks services may
   query for missing prefetch (default: none; they use prefetch or the store).
+- ``B12PLAN_DEFAULT_JURISDICTION``: the protocols (``GB`` or ``US``) for an imported FHIR record
+  that names no country b12plan knows in ``Patient.address`` (default ``GB``).
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ class Settings:
     token_ttl_hours: float = 12.0
     cookie_secure: bool = False
     cds_fhir_servers: tuple[str, ...] = ()
+    default_jurisdiction: str = "GB"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -102,6 +105,9 @@ class Settings:
             token_ttl_hours=ttl,
             cookie_secure=secure in ("1", "true", "yes"),
             cds_fhir_servers=servers,
+            default_jurisdiction=(
+                env.get("B12PLAN_DEFAULT_JURISDICTION", "").strip().upper() or "GB"
+            ),
         )
 
 
@@ -127,8 +133,14 @@ def build_services(
     """The service layer for ``settings``: one database, one clock, one knowledge base."""
     if clock is None:
         clock = PinnedDayClock(settings.today) if settings.today else SystemClock()
-    db = Database(settings.database_url)
     knowledge = load_knowledge()
+    jurisdictions = sorted({p.jurisdiction for p in knowledge.protocols})
+    if settings.default_jurisdiction not in jurisdictions:
+        raise SettingsError(
+            f"B12PLAN_DEFAULT_JURISDICTION: {settings.default_jurisdiction!r} has no protocols"
+            f" (one of {', '.join(jurisdictions)})"
+        )
+    db = Database(settings.database_url)
     return Services(
         settings=settings,
         db=db,
@@ -179,6 +191,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             clock=services.clock.today,
             knowledge=services.knowledge,
             principal=current_user,
+            default_jurisdiction=services.settings.default_jurisdiction,
         )
     )
     app.include_router(

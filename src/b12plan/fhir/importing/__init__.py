@@ -7,7 +7,14 @@ patient, references, errors); ``patient``, ``observation``, ``condition``, ``med
 and the contract's checks. CarePlans are b12plan's own output and are not read back.
 """
 
-from b12plan.fhir.importing.bundle import DraftOrder, read_bundle, read_draft_orders
+from b12plan.fhir.importing.bundle import DraftOrder, Imported, read_bundle, read_draft_orders
 from b12plan.fhir.importing.structure import BUNDLE_TYPES, validate_bundle
 
-__all__ = ["BUNDLE_TYPES", "DraftOrder", "read_bundle", "read_draft_orders", "validate_bundle"]
+__all__ = [
+    "BUNDLE_TYPES",
+    "DraftOrder",
+    "Imported",
+    "read_bundle",
+    "read_draft_orders",
+    "validate_bundle",
+]

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from b12plan.fhir.importing import medication
-from b12plan.fhir.importing.context import Context, Json, Provenance, ref_key
-from b12plan.fhir.outcome import REQUIRED
+from b12plan.fhir.importing.context import Context, Json, Provenance, ref_key, shown
+from b12plan.fhir.outcome import NOT_SUPPORTED, REQUIRED
 
 ADMINISTRATION_STATUSES = ("completed", "in-progress")
 
@@ -26,7 +26,16 @@ def read_administration(ctx: Context, i: int, r: Json, out: Json) -> None:
         return
     concept = medication.concept(ctx, r)
     product = None if concept is None else medication.product_of(ctx, concept)
-    if product is None or not ctx.owned(i, r):
+    if product is None:
+        ctx.warn(
+            i,
+            "medicationCodeableConcept" if concept is not None else "medicationReference",
+            f"an administration of something that is not a B12 product b12plan knows"
+            f" ({'no code' if concept is None else shown(concept)}); skipped",
+            NOT_SUPPORTED,
+        )
+        return
+    if not ctx.owned(i, r):
         return
     path, when = ctx.first_date(
         i, r, ("effectiveDateTime", "effectivePeriod.start"), "an administration"

@@ -6,8 +6,9 @@ Vocabulary checks that the contract already makes (codes, date order) are left t
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from b12plan.caseio import CaseError, case_to_dict, parse_case
@@ -21,7 +22,29 @@ from b12plan.fhir.importing.context import Context, Json
 from b12plan.fhir.importing.observation import read_observation
 from b12plan.fhir.importing.patient import find_patient, read_patient
 from b12plan.fhir.importing.structure import validate_bundle
-from b12plan.fhir.outcome import BUSINESS_RULE, CODE_INVALID, REQUIRED, BundleError, error
+from b12plan.fhir.outcome import (
+    BUSINESS_RULE,
+    CODE_INVALID,
+    INFORMATION,
+    INFORMATIONAL,
+    REQUIRED,
+    BundleError,
+    error,
+    warning,
+)
+
+_READ = frozenset(
+    (
+        "Patient",
+        "Observation",
+        "Condition",
+        "MedicationAdministration",
+        "MedicationStatement",
+        "AdverseEvent",
+        "MedicationRequest",
+        "Medication",  # read through the references that name it
+    )
+)
 
 _RECORD_LISTS = (
     "causes",
@@ -43,16 +66,20 @@ def read_entries(ctx: Context, bundle: Json, as_of: date) -> Json:
         details = read_patient(ctx, patient)
         if details:
             out["patient"] = details
-        if ctx.jurisdiction is not None:
-            out["jurisdiction"] = ctx.jurisdiction
+    if ctx.jurisdiction is None:
+        ctx.jurisdiction = ctx.default_jurisdiction
+    out["jurisdiction"] = ctx.jurisdiction
     for key in _RECORD_LISTS:
         out[key] = []
     orders: list[order.Candidate] = []
+    unread: Counter[str] = Counter()
     for i, entry in enumerate(entries):
         r = entry.get("resource")
         if not isinstance(r, dict):
             continue
         kind = r["resourceType"]
+        if kind not in _READ:
+            unread[kind] += 1
         if kind == "Observation":
             read_observation(ctx, i, r, out)
         elif kind == "Condition":
@@ -65,17 +92,25 @@ def read_entries(ctx: Context, bundle: Json, as_of: date) -> Json:
             read_adverse_event(ctx, i, r, out)
         elif kind == "MedicationRequest" and r.get("status") not in order.ORDER_SKIP:
             concept = medication.concept(ctx, r)
-            if concept is None:
-                continue
-            product = medication.product_of(ctx, concept)
+            product = None if concept is None else medication.product_of(ctx, concept)
             if product is not None:
                 orders.append(order.Candidate(i, r, product))
                 continue
-            code = medication.medication_of(ctx, concept)
+            code = medication.recognised(ctx, i, r, concept, "an order")
             if code is not None:
                 order.order_medication(ctx, i, r, code, out)
-        # Patient is read above; CarePlans are b12plan's own output and other resource
-        # types carry nothing the case holds.
+        # Patient is read above; other resource types carry nothing the case holds.
+    if unread:
+        ctx.warnings.append(
+            warning(
+                "",
+                "not read (resource types that carry nothing a B12 case holds; a CarePlan is"
+                " b12plan's own derived plan): "
+                + ", ".join(f"{kind} x{n}" for kind, n in sorted(unread.items())),
+                INFORMATIONAL,
+                INFORMATION,
+            )
+        )
     order.choose_prescription(ctx, orders, out)
     return out
 
@@ -109,6 +144,20 @@ def translate(ctx: Context, errors: Sequence[dict[str, str]]) -> list[dict[str, 
     return out
 
 
+@dataclass(frozen=True)
+class Imported:
+    """A Bundle read as a case, with what was left out and why.
+
+    ``warnings`` are OperationOutcome issues (``severity`` warning or information) naming each
+    skipped item by its path; ``deceased`` is ``Patient.deceased[x]`` (a dateTime string or
+    ``True``), which contract v1 has no field for.
+    """
+
+    case: Json
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    deceased: str | bool | None = None
+
+
 def read_bundle(
     bundle: object,
     *,
@@ -117,10 +166,26 @@ def read_bundle(
     codes: CodeMap,
     systems: Systems,
     patient_id: str | None = None,
-) -> Json:
-    """Validate and read a Bundle into the canonical contract case (``case_to_dict`` form)."""
+    default_jurisdiction: str = "GB",
+    partial: bool = True,
+) -> Imported:
+    """Validate and read a Bundle into the canonical contract case (``case_to_dict`` form).
+
+    Errors (``BundleError``) are what makes the record unusable: not FHIR, another patient's
+    record, an unreadable B12 dose or order, a contract rule broken. What is only left out
+    (one unreadable result, an unrecognised medication) is a warning in the result. With
+    ``partial=False`` an unreadable result is an error too (CDS Hooks: a card that says the
+    record could not be checked, rather than advice from part of it).
+    """
     data = validate_bundle(bundle)
-    ctx = Context(knowledge, codes, systems, patient_id=patient_id)
+    ctx = Context(
+        knowledge,
+        codes,
+        systems,
+        patient_id=patient_id,
+        default_jurisdiction=default_jurisdiction,
+        partial=partial,
+    )
     mapped = read_entries(ctx, data, as_of)
     if ctx.errors:
         raise BundleError(ctx.errors)
@@ -128,7 +193,7 @@ def read_bundle(
         case = parse_case(mapped, knowledge)
     except CaseError as exc:
         raise BundleError(translate(ctx, exc.errors)) from None
-    return case_to_dict(case)
+    return Imported(case_to_dict(case), ctx.warnings, ctx.deceased)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from b12plan.fhir.codes import ICD10, ICD10_CM
-from b12plan.fhir.importing.context import Context, Json, Provenance
+from b12plan.fhir.importing.context import Context, Json, Provenance, shown
+from b12plan.fhir.outcome import NOT_SUPPORTED
 
 
 def read_condition(ctx: Context, i: int, r: Json, out: Json) -> None:
@@ -25,7 +26,15 @@ def read_condition(ctx: Context, i: int, r: Json, out: Json) -> None:
             if hit is not None:
                 cause = hit.cause
                 break
-    if cause is None or not ctx.owned(i, r):
+    if cause is None:
+        ctx.warn(
+            i,
+            "code",
+            f"not a cause of B12 deficiency b12plan knows ({shown(r.get('code', {}))}); skipped",
+            NOT_SUPPORTED,
+        )
+        return
+    if not ctx.owned(i, r):
         return
     n = len(out["causes"])
     out["causes"].append(cause)

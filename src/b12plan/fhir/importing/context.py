@@ -15,7 +15,7 @@ from typing import Any
 
 from b12plan.core.knowledge import Knowledge
 from b12plan.fhir.codes import UCUM, CodeMap, Systems
-from b12plan.fhir.outcome import CONFLICT, REQUIRED, VALUE, error
+from b12plan.fhir.outcome import CONFLICT, REQUIRED, VALUE, WARNING, error, warning
 
 Json = dict[str, Any]
 
@@ -45,11 +45,21 @@ class Context:
     patient_refs: set[str] = field(default_factory=set)
     patient_entry: int | None = None
     jurisdiction: str | None = None
+    warnings: list[dict[str, str]] = field(default_factory=list)
+    default_jurisdiction: str = "GB"
+    deceased: str | bool | None = None  # Patient.deceased[x], kept for contract v1.1
+    partial: bool = True  # an unreadable result is skipped with a warning, not an error
 
     def fork(self) -> Context:
         """A fresh context on the same patient, to try reading a record without its errors
         counting (an ended order that may not be the one chosen)."""
-        trial = Context(self.knowledge, self.codes, self.sys, jurisdiction=self.jurisdiction)
+        trial = Context(
+            self.knowledge,
+            self.codes,
+            self.sys,
+            jurisdiction=self.jurisdiction,
+            default_jurisdiction=self.default_jurisdiction,
+        )
         trial.patient_refs = set(self.patient_refs)
         return trial
 
@@ -58,6 +68,22 @@ class Context:
     def err(self, i: int, path: str, msg: str, type_: str) -> None:
         base = f"entry[{i}].resource"
         self.errors.append(error(f"{base}.{path}" if path else base, msg, type_))
+
+    def warn(self, i: int, path: str, msg: str, type_: str, severity: str = WARNING) -> None:
+        """Something left out of the case while the rest is read (nothing dropped silently)."""
+        base = f"entry[{i}].resource"
+        self.warnings.append(warning(f"{base}.{path}" if path else base, msg, type_, severity))
+
+    def soften(self, mark: int, skipped: str) -> bool:
+        """Errors since ``mark`` become warnings: one unreadable item is skipped, not the whole
+        record (only in a ``partial`` reading). Returns whether anything was skipped."""
+        if not self.partial:
+            return False
+        found = self.errors[mark:]
+        del self.errors[mark:]
+        for e in found:
+            self.warnings.append(warning(e["loc"], f"{e['msg']}; {skipped}", e["type"]))
+        return bool(found)
 
     def date_of(self, i: int, value: object, path: str) -> str | None:
         """A FHIR date or dateTime as the contract's ``YYYY-MM-DD`` (its local calendar date)."""
@@ -160,3 +186,15 @@ def ref_key(ref: str) -> str:
     if "_history" in parts:
         parts = parts[: parts.index("_history")]
     return "/".join(parts[-2:])
+
+
+def shown(concept: Json) -> str:
+    """A CodeableConcept as people read it: ``system|code 'display'`` or its text."""
+    parts = [
+        f"{c.get('system', '?')}|{c.get('code', '?')}"
+        + (f" {c['display']!r}" if "display" in c else "")
+        for c in concept.get("coding", [])
+    ]
+    if concept.get("text"):
+        parts.append(repr(concept["text"]))
+    return ", ".join(parts) or "no code or text"

@@ -3,9 +3,11 @@ routes and doses; and MedicationStatement (what the patient takes)."""
 
 from __future__ import annotations
 
+import re
+
 from b12plan.fhir.codes import ATC, RXNORM, SNOMED
-from b12plan.fhir.importing.context import Context, Json, Provenance, extension_value
-from b12plan.fhir.outcome import CODE_INVALID, REQUIRED
+from b12plan.fhir.importing.context import Context, Json, Provenance, extension_value, shown
+from b12plan.fhir.outcome import CODE_INVALID, NOT_SUPPORTED, REQUIRED
 
 STATEMENT_STATUSES = ("active", "completed", "stopped", "on-hold")
 
@@ -66,12 +68,19 @@ def product_of(ctx: Context, concept: Json) -> str | None:
 
 
 def medication_of(ctx: Context, concept: Json) -> str | None:
-    """A contract ``medications`` code: our coding, else the longest matching ATC prefix."""
+    """A contract ``medications`` code: our coding, the longest matching ATC prefix, an RxNorm
+    concept in codes.toml, else an ingredient's name (see ``medication_by_name``)."""
+    code, _ = identify_medication(ctx, concept)
+    return code
+
+
+def identify_medication(ctx: Context, concept: Json) -> tuple[str | None, str]:
+    """The contract medication and how it was found (``code`` or ``name``)."""
     codings = concept.get("coding", [])
     for c in codings:
         if c.get("system") == ctx.sys.medication and "code" in c:
             code: str = c["code"]
-            return code
+            return code, "code"
     best: tuple[int, str] | None = None
     for c in codings:
         if c.get("system") != ATC:
@@ -79,7 +88,65 @@ def medication_of(ctx: Context, concept: Json) -> str | None:
         for e in ctx.codes.medication:
             if c.get("code", "").startswith(e.atc) and (best is None or len(e.atc) > best[0]):
                 best = (len(e.atc), e.medication)
-    return None if best is None else best[1]
+    if best is not None:
+        return best[1], "code"
+    for c in codings:
+        if c.get("system") == RXNORM:
+            hit = next((e for e in ctx.codes.rxnorm if e.code == c.get("code")), None)
+            if hit is not None:
+                return hit.medication, "code"
+    found = medication_by_name(ctx, concept)
+    return found, "name" if found is not None else ""
+
+
+def medication_by_name(ctx: Context, concept: Json) -> str | None:
+    """An ingredient name from codes.toml as a whole word in the displays or the text."""
+    text = " ".join(
+        [concept.get("text", "")] + [c.get("display", "") for c in concept.get("coding", [])]
+    ).lower()
+    for e in ctx.codes.medication_name:
+        if not any(re.search(rf"\b{re.escape(name)}\b", text) for name in e.names):
+            continue
+        if e.requires_any and not any(
+            re.search(rf"\b{re.escape(word)}\b", text) for word in e.requires_any
+        ):
+            continue
+        return e.medication
+    return None
+
+
+def recognised(ctx: Context, i: int, r: Json, concept: Json | None, what: str) -> str | None:
+    """The contract medication of a record, with a warning when only its name said so, or when
+    nothing did (the record is then skipped)."""
+    path = (
+        "medicationCodeableConcept" if "medicationCodeableConcept" in r else "medicationReference"
+    )
+    if concept is None:
+        ctx.warn(
+            i,
+            path,
+            f"{what}: no medication code or reference b12plan can follow; skipped",
+            NOT_SUPPORTED,
+        )
+        return None
+    code, how = identify_medication(ctx, concept)
+    if code is None:
+        ctx.warn(
+            i,
+            path,
+            f"{what} not recognised as a B12 product or a medication b12plan uses"
+            f" ({shown(concept)}); skipped",
+            NOT_SUPPORTED,
+        )
+    elif how == "name":
+        ctx.warn(
+            i,
+            path,
+            f"{what} read as {code!r} from its name, not from a code b12plan lists"
+            f" ({shown(concept)}): check it",
+            CODE_INVALID,
+        )
+    return code
 
 
 def route(ctx: Context, i: int, concept: Json | None, path: str) -> str | None:
@@ -132,7 +199,20 @@ def read_statement(ctx: Context, i: int, r: Json, out: Json) -> None:
     if r.get("status") not in STATEMENT_STATUSES:
         return
     found = concept(ctx, r)
-    code = None if found is None else medication_of(ctx, found)
+    if (
+        found is not None
+        and identify_medication(ctx, found)[0] is None
+        and product_of(ctx, found) is not None
+    ):
+        ctx.warn(
+            i,
+            "medicationCodeableConcept",
+            "a B12 product in a MedicationStatement: b12plan reads doses given from"
+            " MedicationAdministration and orders from MedicationRequest; skipped",
+            NOT_SUPPORTED,
+        )
+        return
+    code = recognised(ctx, i, r, found, "medication")
     if code is None or not ctx.owned(i, r):
         return
     path, when = ctx.first_date(

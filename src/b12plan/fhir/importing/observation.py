@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from b12plan.fhir.codes import LOINC
-from b12plan.fhir.importing.context import Context, Json, Provenance
-from b12plan.fhir.outcome import REQUIRED, VALUE
+from b12plan.fhir.importing.context import Context, Json, Provenance, shown
+from b12plan.fhir.outcome import INCOMPLETE, NOT_SUPPORTED, REQUIRED, VALUE
 
 OBSERVATION_STATUSES = ("final", "amended", "corrected", "preliminary")
 
@@ -28,7 +28,25 @@ _SYMPTOM_FIELDS = {
 }
 
 
+_VALUE_KINDS = (
+    "valueString",
+    "valueCodeableConcept",
+    "valueBoolean",
+    "valueInteger",
+    "valueRange",
+    "valueRatio",
+)
+
+SKIPPED_RESULT = "this result is skipped, the rest of the record is read"
+
+
 def read_observation(ctx: Context, i: int, r: Json, out: Json) -> None:
+    """A result b12plan uses (by its code or LOINC), else a warning when the code cannot tell.
+
+    A result of another patient, or one naming none, stays an error (wrong-patient hazard);
+    anything else unreadable in one result (no value, "QNS", a unit b12plan does not know, no
+    date) skips that result with a warning and the rest of the record is read.
+    """
     if r.get("status") not in OBSERVATION_STATUSES:
         return
     coding: list[Json] = r.get("code", {}).get("coding", [])
@@ -46,16 +64,38 @@ def read_observation(ctx: Context, i: int, r: Json, out: Json) -> None:
         if chosen is not None:
             rec["loinc"] = chosen
     else:
-        known = [c for c in loincs if ctx.knowledge.analyte_by_loinc(c["code"]) is not None]
+        known = [c for c in loincs if _analyte_of(ctx, c["code"]) is not None]
         if not known:
-            return  # not a result b12plan uses
+            if not loincs:
+                ctx.warn(
+                    i,
+                    "code",
+                    f"no LOINC code ({shown(r.get('code', {}))}): b12plan cannot tell whether"
+                    " this is a result it uses; skipped",
+                    NOT_SUPPORTED,
+                )
+            return  # a LOINC b12plan does not use (cholesterol, blood pressure): not ours
         rec["loinc"] = known[0]["code"]
-        analyte = ctx.knowledge.analyte_by_loinc(known[0]["code"])
-        analyte_code = None if analyte is None else analyte.code
+        analyte_code = _analyte_of(ctx, known[0]["code"])
     if "dataAbsentReason" in r:
-        return  # ordered but no result (e.g. not performed)
+        ctx.warn(
+            i,
+            "dataAbsentReason",
+            f"no result ({shown(r['dataAbsentReason'])}); skipped",
+            INCOMPLETE,
+        )
+        return
     if not ctx.owned(i, r):
         return
+    mark = len(ctx.errors)
+    _read_result(ctx, i, r, rec, analyte_code, out)
+    ctx.soften(mark, SKIPPED_RESULT)
+
+
+def _read_result(
+    ctx: Context, i: int, r: Json, rec: Json, analyte_code: str | None, out: Json
+) -> None:
+    """Date, value, unit and reference range; appends the record only when all are readable."""
     path, when = ctx.first_date(
         i,
         r,
@@ -64,9 +104,22 @@ def read_observation(ctx: Context, i: int, r: Json, out: Json) -> None:
     )
     q = r.get("valueQuantity")
     if q is None or "value" not in q:
-        ctx.err(
-            i, "valueQuantity", "required: a laboratory result needs a value and unit", REQUIRED
-        )
+        other = next((k for k in _VALUE_KINDS if k in r), None)
+        if other is not None:
+            ctx.err(
+                i,
+                other,
+                f"not a quantity ({other} {_shown_value(r[other])}): a laboratory result"
+                " needs a number and unit",
+                VALUE,
+            )
+        else:
+            ctx.err(
+                i,
+                "valueQuantity",
+                "required: a laboratory result needs a value and unit",
+                REQUIRED,
+            )
         return
     units: Sequence[str] = ()
     if analyte_code is not None:
@@ -88,7 +141,9 @@ def read_observation(ctx: Context, i: int, r: Json, out: Json) -> None:
             continue
         where = f"referenceRange[0].{bound}"
         bound_unit = ctx.unit(i, rr, units or [unit], where, str(analyte_code))
-        if bound_unit is not None and ctx.codes.to_ucum(bound_unit) != ctx.codes.to_ucum(unit):
+        if bound_unit is None:
+            return
+        if ctx.codes.to_ucum(bound_unit) != ctx.codes.to_ucum(unit):
             ctx.err(
                 i,
                 f"{where}.unit",
@@ -102,9 +157,27 @@ def read_observation(ctx: Context, i: int, r: Json, out: Json) -> None:
     ctx.provenance.append(Provenance(f"observations[{n}]", i, fields))
 
 
+def _analyte_of(ctx: Context, loinc: str) -> str | None:
+    """The analyte of a LOINC code: the knowledge base's list, then codes.toml's extensions."""
+    analyte = ctx.knowledge.analyte_by_loinc(loinc)
+    return analyte.code if analyte is not None else ctx.codes.analyte_for_loinc(loinc)
+
+
+def _shown_value(value: object) -> str:
+    if isinstance(value, dict):
+        return shown(value) if "coding" in value or "text" in value else "given"
+    return repr(value)
+
+
 def read_symptom(ctx: Context, i: int, r: Json, coding: Json, out: Json) -> None:
     if not ctx.owned(i, r):
         return
+    mark = len(ctx.errors)
+    _read_symptom(ctx, i, r, coding, out)
+    ctx.soften(mark, "this symptom report is skipped, the rest of the record is read")
+
+
+def _read_symptom(ctx: Context, i: int, r: Json, coding: Json, out: Json) -> None:
     status = next(
         (
             c.get("code")

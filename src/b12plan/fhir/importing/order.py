@@ -57,7 +57,7 @@ def interval_days(ctx: Context, i: int, repeat: Json, path: str) -> int | None:
         ctx.err(i, path, "required: a repeat period and periodUnit (how often)", REQUIRED)
         return None
     if unit == "mo":
-        per = ctx.codes.days_per_month.get(ctx.jurisdiction or "GB")
+        per = ctx.codes.days_per_month.get(ctx.jurisdiction or ctx.default_jurisdiction)
     else:
         per = PERIOD_DAYS.get(unit)
     if per is None:
