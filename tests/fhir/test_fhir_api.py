@@ -117,7 +117,9 @@ def test_a_result_in_an_unknown_unit_is_left_out_and_reported(
     created, *warnings = outcome["issue"]
     assert (created["severity"], created["diagnostics"]) == ("information", "created Patient/p-2")
     skipped = [w for w in warnings if w.get("expression")]
-    assert [w["expression"] for w in skipped] == [[f"Bundle.entry[{i}].resource.valueQuantity.unit"]]
+    assert [w["expression"] for w in skipped] == [
+        [f"Bundle.entry[{i}].resource.valueQuantity.unit"]
+    ]
     assert skipped[0]["severity"] == "warning"
     assert "unknown unit 'pmol'" in skipped[0]["diagnostics"]
     (imported,) = store.imported

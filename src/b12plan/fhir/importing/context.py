@@ -195,6 +195,7 @@ def shown(concept: Json) -> str:
         + (f" {c['display']!r}" if "display" in c else "")
         for c in concept.get("coding", [])
     ]
-    if concept.get("text"):
-        parts.append(repr(concept["text"]))
+    text = concept.get("text")
+    if text and text not in {c.get("display") for c in concept.get("coding", [])}:
+        parts.append(repr(text))
     return ", ".join(parts) or "no code or text"

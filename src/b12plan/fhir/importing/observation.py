@@ -75,8 +75,11 @@ def read_observation(ctx: Context, i: int, r: Json, out: Json) -> None:
                     NOT_SUPPORTED,
                 )
             return  # a LOINC b12plan does not use (cholesterol, blood pressure): not ours
-        rec["loinc"] = known[0]["code"]
         analyte_code = _analyte_of(ctx, known[0]["code"])
+        if ctx.knowledge.analyte_by_loinc(known[0]["code"]) is not None:
+            rec["loinc"] = known[0]["code"]
+        else:  # a LOINC codes.toml adds (folate in nmol/L): the contract takes the analyte
+            rec["code"] = analyte_code
     if "dataAbsentReason" in r:
         ctx.warn(
             i,

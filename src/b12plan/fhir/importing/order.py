@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from b12plan.fhir.importing import medication
 from b12plan.fhir.importing.context import Context, Json, Provenance, extension_value
-from b12plan.fhir.outcome import CONFLICT, NOT_SUPPORTED, REQUIRED, VALUE
+from b12plan.fhir.outcome import CONFLICT, INCOMPLETE, NOT_SUPPORTED, REQUIRED, VALUE
 
 CURRENT_ORDER_STATUSES = ("active", "on-hold")
 PAST_ORDER_STATUSES = ("completed", "stopped")
@@ -224,5 +224,13 @@ def order_medication(ctx: Context, i: int, r: Json, code: str, out: Json) -> Non
         ctx.err(i, "authoredOn", "required: when the medication starts", REQUIRED)
         return
     start = ctx.date_of(i, when, fields["start"])
-    if start is not None:
-        medication.add_medication(ctx, i, code, start, bounds.get("end"), fields, out)
+    if start is None:
+        return
+    if r.get("status") in PAST_ORDER_STATUSES and "end" not in bounds:
+        ctx.warn(
+            i,
+            "status",
+            f"a {r['status']} order with no end date: {code!r} is read as still taken",
+            INCOMPLETE,
+        )
+    medication.add_medication(ctx, i, code, start, bounds.get("end"), fields, out)
