@@ -66,7 +66,8 @@ def schema_errors(bundle: Json) -> list[str]:
 
 def _case(path: Path) -> Json:
     data: Json = json.loads(path.read_text(encoding="utf-8"))
-    return data.get("case", data)
+    case: Json = data.get("case", data)
+    return case
 
 
 def _everything(case: Json) -> Json:
