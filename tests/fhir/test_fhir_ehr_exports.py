@@ -190,3 +190,31 @@ def test_a_record_of_another_patient_is_still_an_error(boston: dict[str, Any]) -
     with pytest.raises(BundleError) as caught:
         _import(boston)
     assert caught.value.errors[0]["loc"] == "entry[6].resource.subject.reference"
+
+
+def test_a_symptom_coded_only_in_snomed_ct_is_named_in_its_warning(
+    boston: dict[str, Any],
+) -> None:
+    """An EHR's symptom has no b12plan status: it is reported as that symptom, not as a lab."""
+    patient_ref = boston["entry"][0]["fullUrl"]
+    boston["entry"].append(
+        {
+            "fullUrl": "urn:uuid:3f0c8a52-7d1e-4c4b-9a43-5b8f1e2d7c61",
+            "resource": {
+                "resourceType": "Observation",
+                "id": "3f0c8a52-7d1e-4c4b-9a43-5b8f1e2d7c61",
+                "status": "final",
+                "code": {
+                    "coding": [
+                        {"system": "http://snomed.info/sct", "code": "91019004"},
+                    ]
+                },
+                "subject": {"reference": patient_ref},
+                "effectiveDateTime": "2025-10-06",
+            },
+            "request": {"method": "POST", "url": "Observation"},
+        }
+    )
+    imported = _import(boston)
+    (msg,) = _warned(imported, boston, "3f0c8a52-7d1e-4c4b-9a43-5b8f1e2d7c61")
+    assert msg.startswith("the symptom 'paraesthesia' (SNOMED CT) without b12plan's status")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from b12plan.fhir.codes import LOINC
+from b12plan.fhir.codes import LOINC, SNOMED
 from b12plan.fhir.importing.context import Context, Json, Provenance, shown
 from b12plan.fhir.outcome import INCOMPLETE, NOT_SUPPORTED, REQUIRED, VALUE
 
@@ -66,7 +66,16 @@ def read_observation(ctx: Context, i: int, r: Json, out: Json) -> None:
     else:
         known = [c for c in loincs if _analyte_of(ctx, c["code"]) is not None]
         if not known:
-            if not loincs:
+            symptom_code = _symptom_by_snomed(ctx, coding)
+            if symptom_code is not None:
+                ctx.warn(
+                    i,
+                    "code",
+                    f"the symptom {symptom_code!r} (SNOMED CT) without b12plan's status"
+                    " (present, worsening, improving, stable, resolved); skipped",
+                    NOT_SUPPORTED,
+                )
+            elif not loincs:
                 ctx.warn(
                     i,
                     "code",
@@ -158,6 +167,12 @@ def _read_result(
     n = len(out["observations"])
     out["observations"].append(rec)
     ctx.provenance.append(Provenance(f"observations[{n}]", i, fields))
+
+
+def _symptom_by_snomed(ctx: Context, coding: list[Json]) -> str | None:
+    """A symptom an EHR coded in SNOMED CT (codes.toml), which b12plan cannot read a status of."""
+    codes = {c.get("code") for c in coding if c.get("system") == SNOMED}
+    return next((e.symptom for e in ctx.codes.symptom if e.code in codes), None)
 
 
 def _analyte_of(ctx: Context, loinc: str) -> str | None:
