@@ -56,19 +56,16 @@ def _fail(lines: list[str] | str, code: int = 2) -> NoReturn:
 
 
 def settings_for(database_url: str | None) -> Settings:
+    import dataclasses
+
     from b12plan.app import Settings, SettingsError
 
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         _fail(str(exc))
-    if database_url:
-        settings = Settings(
-            database_url=database_url,
-            today=settings.today,
-            token_ttl_hours=settings.token_ttl_hours,
-            cookie_secure=settings.cookie_secure,
-        )
+    if database_url:  # every other setting kept (cds_fhir_servers, default_jurisdiction, ...)
+        settings = dataclasses.replace(settings, database_url=database_url)
     return settings
 
 
@@ -362,14 +359,21 @@ def seed_demo(
 
 
 def _bundle_to_case(bundle: dict[str, Any], services: Services) -> dict[str, Any]:
-    from b12plan.fhir import BundleError, bundle_to_case_dict
+    """The Bundle as a case; each item left out is printed on stderr as a warning (ADR 0055)."""
+    from b12plan.fhir import BundleError, import_bundle
 
     try:
-        return bundle_to_case_dict(
-            bundle, as_of=services.clock.today(), knowledge=services.knowledge
+        imported = import_bundle(
+            bundle,
+            as_of=services.clock.today(),
+            knowledge=services.knowledge,
+            default_jurisdiction=services.settings.default_jurisdiction,
         )
     except BundleError as exc:
         _fail([f"{e['loc'] or '(bundle)'}: {e['msg']}" for e in exc.errors])
+    for w in imported.warnings:
+        typer.echo(f"{w['severity']}: {w['loc'] or '(bundle)'}: {w['msg']}", err=True)
+    return imported.case
 
 
 def _only_clinic(services: Services) -> str:
