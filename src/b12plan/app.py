@@ -16,6 +16,8 @@ Environment:
   query for missing prefetch (default: none; they use prefetch or the store).
 - ``B12PLAN_KNOWLEDGE_DIR``: a folder holding a clinic's reviewed copy of the knowledge files
   (default: the shipped ones). Checked whole at start-up; a bad copy stops the program.
+- ``B12PLAN_DEFAULT_JURISDICTION``: the protocols (``GB`` or ``US``) for an imported FHIR record
+  that names no country b12plan knows in ``Patient.address`` (default ``GB``).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class Settings:
     cookie_secure: bool = False
     cds_fhir_servers: tuple[str, ...] = ()
     knowledge_dir: Path | None = None
+    default_jurisdiction: str = "GB"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -112,6 +115,9 @@ class Settings:
             cookie_secure=secure in ("1", "true", "yes"),
             cds_fhir_servers=servers,
             knowledge_dir=knowledge_dir,
+            default_jurisdiction=(
+                env.get("B12PLAN_DEFAULT_JURISDICTION", "").strip().upper() or "GB"
+            ),
         )
 
 
@@ -146,6 +152,12 @@ def build_services(
         raise SettingsError(f"{KNOWLEDGE_DIR_ENV}: {exc}") from None
     if clock is None:
         clock = PinnedDayClock(settings.today) if settings.today else SystemClock()
+    jurisdictions = sorted({p.jurisdiction for p in knowledge.protocols})
+    if settings.default_jurisdiction not in jurisdictions:
+        raise SettingsError(
+            f"B12PLAN_DEFAULT_JURISDICTION: {settings.default_jurisdiction!r} has no protocols"
+            f" (one of {', '.join(jurisdictions)})"
+        )
     db = Database(settings.database_url)
     return Services(
         settings=settings,
@@ -197,6 +209,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             clock=services.clock.today,
             knowledge=services.knowledge,
             principal=current_user,
+            default_jurisdiction=services.settings.default_jurisdiction,
         )
     )
     app.include_router(

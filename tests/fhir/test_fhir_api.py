@@ -89,19 +89,49 @@ def test_posting_a_bundle_creates_a_patient(client: TestClient, store: Store) ->
     assert imported == {**CASE, "as_of": TODAY.isoformat()}
 
 
-def test_a_bundle_with_an_unknown_unit_is_422_naming_the_path(
-    client: TestClient, store: Store
-) -> None:
+def _first(bundle: dict[str, Any], kind: str) -> int:
+    return next(n for n, e in enumerate(bundle["entry"]) if e["resource"]["resourceType"] == kind)
+
+
+def test_a_dose_in_an_unknown_unit_is_422_naming_the_path(client: TestClient, store: Store) -> None:
+    """A B12 dose that cannot be read changes the schedule: the record is refused whole."""
     bundle = case_dict_to_bundle(CASE, knowledge=K)
-    i = next(
-        n for n, e in enumerate(bundle["entry"]) if e["resource"]["resourceType"] == "Observation"
-    )
-    bundle["entry"][i]["resource"]["valueQuantity"] = {"value": 98, "unit": "pmol"}
+    i = _first(bundle, "MedicationAdministration")
+    bundle["entry"][i]["resource"]["dosage"]["dose"] = {"value": 1, "unit": "ampoule"}
     response = client.post("/fhir", json=bundle)
     assert response.status_code == 422
     issue = response.json()["issue"][0]
-    assert issue["expression"] == [f"Bundle.entry[{i}].resource.valueQuantity.unit"]
+    assert issue["expression"] == [f"Bundle.entry[{i}].resource.dosage.dose.unit"]
     assert store.imported == []
+
+
+def test_a_result_in_an_unknown_unit_is_left_out_and_reported(
+    client: TestClient, store: Store
+) -> None:
+    bundle = case_dict_to_bundle(CASE)
+    i = _first(bundle, "Observation")
+    bundle["entry"][i]["resource"]["valueQuantity"] = {"value": 98, "unit": "pmol"}
+    response = client.post("/fhir", json=bundle, headers={"Prefer": "return=OperationOutcome"})
+    assert response.status_code == 201
+    assert response.headers["location"] == "Patient/p-2"
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    created, *warnings = outcome["issue"]
+    assert (created["severity"], created["diagnostics"]) == ("information", "created Patient/p-2")
+    skipped = [w for w in warnings if w.get("expression")]
+    assert [w["expression"] for w in skipped] == [
+        [f"Bundle.entry[{i}].resource.valueQuantity.unit"]
+    ]
+    assert skipped[0]["severity"] == "warning"
+    assert "unknown unit 'pmol'" in skipped[0]["diagnostics"]
+    (imported,) = store.imported
+    assert len(imported["observations"]) == len(CASE["observations"]) - 1
+
+
+def test_without_prefer_the_answer_is_the_new_patient(client: TestClient) -> None:
+    response = client.post("/fhir", json=case_dict_to_bundle(CASE))
+    assert response.status_code == 201
+    assert response.json()["resourceType"] == "Patient"
 
 
 @pytest.mark.parametrize(

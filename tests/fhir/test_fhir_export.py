@@ -75,7 +75,7 @@ def test_loinc_follows_the_unit_and_a_given_loinc_is_kept_as_chosen(
     assert _codes(by_unit[("b12_total", "pmol/L")], LOINC) == ["14685-2"]
     mass = by_unit[("b12_total", "pg/mL")]
     assert mass["coding"][1] == {"system": LOINC, "code": "2132-9", "userSelected": True}
-    assert _codes(by_unit[("folate", "nmol/L")], LOINC) == [], "2284-8 is mass/volume"
+    assert _codes(by_unit[("folate", "nmol/L")], LOINC) == ["14732-2"], "2284-8 is mass/volume"
     assert _codes(by_unit[("haemoglobin", "g/dL")], LOINC) == ["718-7"]
 
 

@@ -15,6 +15,7 @@ from b12plan.fhir import (
     bundle_to_case_dict,
     draft_orders,
     http_status,
+    import_bundle,
     operation_outcome,
 )
 from b12plan.knowledge import load_knowledge
@@ -557,3 +558,21 @@ def test_whatever_arrives_the_answer_is_a_case_or_a_bundle_error(bundle: dict[st
         assert exc.errors and all(set(e) == {"loc", "msg", "type"} for e in exc.errors)
     else:
         assert case["schema_version"] == 1
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_mutated_bundles())
+def test_whatever_arrives_a_partial_import_is_a_case_with_located_warnings_or_an_error(
+    bundle: dict[str, Any],
+) -> None:
+    """Partial import never crashes, and every warning has the outcome shape and a location."""
+    try:
+        imported = import_bundle(bundle, as_of=AS_OF)
+    except BundleError as exc:
+        assert exc.errors and all(set(e) == {"loc", "msg", "type"} for e in exc.errors)
+    else:
+        assert imported.case["schema_version"] == 1
+        for w in imported.warnings:
+            assert set(w) == {"loc", "msg", "type", "severity"}
+            assert w["loc"].startswith("entry[") or w["severity"] == "information"
+        assert operation_outcome(imported.warnings)["resourceType"] == "OperationOutcome"

@@ -365,14 +365,21 @@ def seed_demo(
 
 
 def _bundle_to_case(bundle: dict[str, Any], services: Services) -> dict[str, Any]:
-    from b12plan.fhir import BundleError, bundle_to_case_dict
+    """The Bundle as a case; each item left out is printed on stderr as a warning (ADR 0055)."""
+    from b12plan.fhir import BundleError, import_bundle
 
     try:
-        return bundle_to_case_dict(
-            bundle, as_of=services.clock.today(), knowledge=services.knowledge
+        imported = import_bundle(
+            bundle,
+            as_of=services.clock.today(),
+            knowledge=services.knowledge,
+            default_jurisdiction=services.settings.default_jurisdiction,
         )
     except BundleError as exc:
         _fail([f"{e['loc'] or '(bundle)'}: {e['msg']}" for e in exc.errors])
+    for w in imported.warnings:
+        typer.echo(f"{w['severity']}: {w['loc'] or '(bundle)'}: {w['msg']}", err=True)
+    return imported.case
 
 
 def _only_clinic(services: Services) -> str:

@@ -17,7 +17,13 @@ from b12plan.caseio import parse_case
 from b12plan.core import evaluate
 from b12plan.core.knowledge import Knowledge
 from b12plan.fhir.codes import CodeMap, Systems, load_code_map, systems
-from b12plan.fhir.from_fhir import DraftOrder, read_bundle, read_draft_orders, validate_bundle
+from b12plan.fhir.importing import (
+    DraftOrder,
+    Imported,
+    read_bundle,
+    read_draft_orders,
+    validate_bundle,
+)
 from b12plan.fhir.outcome import BundleError, describe, http_status, operation_outcome
 from b12plan.fhir.to_fhir import case_to_bundle, every, protocol_order
 
@@ -25,6 +31,7 @@ __all__ = [
     "BundleError",
     "CodeMap",
     "DraftOrder",
+    "Imported",
     "Systems",
     "bundle_to_case_dict",
     "case_dict_to_bundle",
@@ -32,6 +39,7 @@ __all__ = [
     "draft_orders",
     "every",
     "http_status",
+    "import_bundle",
     "load_code_map",
     "operation_outcome",
     "order_for_regimen",
@@ -67,17 +75,23 @@ def case_dict_to_bundle(
     )
 
 
-def bundle_to_case_dict(
+def import_bundle(
     bundle: object,
     *,
     as_of: date,
     knowledge: Knowledge,
     patient_id: str | None = None,
-) -> dict[str, Any]:
-    """A FHIR R4 Bundle as the canonical contract case; ``BundleError`` lists FHIR paths.
+    default_jurisdiction: str = "GB",
+    partial: bool = True,
+) -> Imported:
+    """A FHIR R4 Bundle as the canonical contract case, with a warning for everything left out;
+    ``BundleError`` lists FHIR paths of what makes the record unusable.
 
     ``patient_id``, when given, is the patient the record must belong to (e.g. CDS Hooks
     ``context.patientId``): a Patient or a subject reference naming anyone else is an error.
+    ``default_jurisdiction`` applies when neither b12plan's extension nor the patient's address
+    says which protocols apply (the composition root passes ``B12PLAN_DEFAULT_JURISDICTION``).
+    ``partial=False`` makes one unreadable result an error, as ``bundle_to_case_dict`` does.
     """
     return read_bundle(
         bundle,
@@ -86,7 +100,29 @@ def bundle_to_case_dict(
         codes=load_code_map(),
         systems=systems(),
         patient_id=patient_id,
+        default_jurisdiction=default_jurisdiction,
+        partial=partial,
     )
+
+
+def bundle_to_case_dict(
+    bundle: object,
+    *,
+    as_of: date,
+    knowledge: Knowledge,
+    patient_id: str | None = None,
+    default_jurisdiction: str = "GB",
+) -> dict[str, Any]:
+    """``import_bundle``'s case alone, read strictly (``partial=False``): a caller that shows no
+    warnings must not act on a record with a result silently missing."""
+    return import_bundle(
+        bundle,
+        as_of=as_of,
+        knowledge=knowledge,
+        patient_id=patient_id,
+        default_jurisdiction=default_jurisdiction,
+        partial=False,
+    ).case
 
 
 def draft_orders(
