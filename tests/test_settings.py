@@ -33,6 +33,7 @@ def _every_setting_changed(tmp_path: Path) -> dict[str, str]:
         "B12PLAN_COOKIE_SECURE": "1",
         "B12PLAN_CDS_FHIR_SERVERS": "https://ehr.riverside.example/fhir",
         "B12PLAN_KNOWLEDGE_DIR": str(clinic_copy(tmp_path / "knowledge")),
+        "B12PLAN_DEFAULT_JURISDICTION": "US",
     }
 
 

@@ -108,7 +108,7 @@ def test_a_dose_in_an_unknown_unit_is_422_naming_the_path(client: TestClient, st
 def test_a_result_in_an_unknown_unit_is_left_out_and_reported(
     client: TestClient, store: Store
 ) -> None:
-    bundle = case_dict_to_bundle(CASE)
+    bundle = case_dict_to_bundle(CASE, knowledge=K)
     i = _first(bundle, "Observation")
     bundle["entry"][i]["resource"]["valueQuantity"] = {"value": 98, "unit": "pmol"}
     response = client.post("/fhir", json=bundle, headers={"Prefer": "return=OperationOutcome"})
@@ -129,7 +129,7 @@ def test_a_result_in_an_unknown_unit_is_left_out_and_reported(
 
 
 def test_without_prefer_the_answer_is_the_new_patient(client: TestClient) -> None:
-    response = client.post("/fhir", json=case_dict_to_bundle(CASE))
+    response = client.post("/fhir", json=case_dict_to_bundle(CASE, knowledge=K))
     assert response.status_code == 201
     assert response.json()["resourceType"] == "Patient"
 

@@ -21,12 +21,14 @@ from fastapi.testclient import TestClient
 from b12plan.fhir import case_dict_to_bundle
 from b12plan.fhir.api import make_router
 from b12plan.fhir.invariants import bundle_problems, resource_problems, unresolved_references
+from b12plan.knowledge import load_knowledge
 
 HERE = Path(__file__).parent
 SCENARIOS = sorted((HERE.parent / "scenarios").glob("*.json"))
 FIXTURES = sorted((HERE / "cases").glob("*.json"))
 EHR = sorted((HERE / "ehr").glob("*.json"))
 Json = dict[str, Any]
+K = load_knowledge()
 
 
 @cache
@@ -74,7 +76,10 @@ def _everything(case: Json) -> Json:
     app = FastAPI()
     app.include_router(
         make_router(
-            lambda _id: case, lambda _c: "x", clock=lambda: date.fromisoformat(case["as_of"])
+            lambda _id: case,
+            lambda _c: "x",
+            clock=lambda: date.fromisoformat(case["as_of"]),
+            knowledge=K,
         )
     )
     response = TestClient(app).get("/fhir/Patient/pt-0042/$everything")
@@ -84,7 +89,7 @@ def _everything(case: Json) -> Json:
 
 
 EXPORTS: list[tuple[str, Callable[[Json], Json]]] = [
-    ("collection", lambda case: case_dict_to_bundle(case)),
+    ("collection", lambda case: case_dict_to_bundle(case, knowledge=K)),
     ("everything", _everything),
 ]
 CASES = SCENARIOS + FIXTURES
@@ -149,7 +154,7 @@ def test_the_ehr_fixtures_are_valid_fhir_r4(path: Path) -> None:
 
 
 def _export() -> Json:
-    return case_dict_to_bundle(_case(HERE / "cases" / "every-field-gb.json"))
+    return case_dict_to_bundle(_case(HERE / "cases" / "every-field-gb.json"), knowledge=K)
 
 
 def _first(bundle: Json, kind: str) -> Json:

@@ -32,7 +32,7 @@ def _bundle(name: str) -> dict[str, Any]:
 
 
 def _import(bundle: dict[str, Any], **kwargs: Any) -> Imported:
-    return import_bundle(bundle, as_of=AS_OF, **kwargs)
+    return import_bundle(bundle, as_of=AS_OF, knowledge=K, **kwargs)
 
 
 def _entry(bundle: dict[str, Any], resource_id: str) -> int:

@@ -567,7 +567,7 @@ def test_whatever_arrives_a_partial_import_is_a_case_with_located_warnings_or_an
 ) -> None:
     """Partial import never crashes, and every warning has the outcome shape and a location."""
     try:
-        imported = import_bundle(bundle, as_of=AS_OF)
+        imported = import_bundle(bundle, as_of=AS_OF, knowledge=K)
     except BundleError as exc:
         assert exc.errors and all(set(e) == {"loc", "msg", "type"} for e in exc.errors)
     else:
