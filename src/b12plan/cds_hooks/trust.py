@@ -191,9 +191,9 @@ class ReplayGuard(Protocol):
 class JwksFetcher:
     """JWK Sets fetched over HTTP(S): a timeout, a size limit, no redirects, cached for ``ttl``.
 
-    A token naming an unknown ``kid`` may force one refetch (the client rotated its keys), but
-    not more often than every ``min_refresh``, so unknown kids cannot make b12plan hammer the
-    client's server.
+    A token naming an unknown ``kid`` forces a refetch (the client rotated its keys), but at most
+    once every ``min_refresh`` per URL, so unknown kids cannot make b12plan hammer the client's
+    server.
     """
 
     def __init__(
@@ -213,23 +213,27 @@ class JwksFetcher:
         self.max_bytes = max_bytes
         self.transport = transport
         self._cache: dict[str, tuple[dt.datetime, list[dict[str, Any]]]] = {}
+        self._forced: dict[str, dt.datetime] = {}
         self._lock = threading.Lock()
-        self.fetches = 0
 
     def keys(self, url: str, *, refresh: bool = False) -> list[dict[str, Any]]:
+        """The keys at ``url``: cached for ``ttl``; ``refresh`` refetches unless the last
+        forced refetch of this URL was less than ``min_refresh`` ago."""
         with self._lock:  # one fetch at a time: concurrent callers then share its result
             now = self.clock.now()
             cached = self._cache.get(url)
-            if cached is not None:
-                age = now - cached[0]
-                if age < (self.min_refresh if refresh else self.ttl):
+            if cached is not None and not refresh and now - cached[0] < self.ttl:
+                return cached[1]
+            last_forced = self._forced.get(url)
+            if cached is not None and refresh:
+                if last_forced is not None and now - last_forced < self.min_refresh:
                     return cached[1]
+                self._forced[url] = now
             keys = self._fetch(url)
             self._cache[url] = (now, keys)
             return keys
 
     def _fetch(self, url: str) -> list[dict[str, Any]]:
-        self.fetches += 1
         try:
             with (
                 httpx.Client(
