@@ -350,3 +350,15 @@ def test_a_signed_in_clinician_can_send_feedback_on_their_own_cards(clinic: Clin
     assert clinic.audit()[-1].actor_user_id is not None
     refused = clinic.feedback(PATIENT_VIEW, {"feedback": [item]})  # the EHR was not given it
     assert refused.status_code == 400
+
+
+def test_deeply_nested_json_is_a_400_not_a_crash(clinic: Clinic) -> None:
+    deep = b"[" * 50_000 + b"]" * 50_000
+    for path in (PATIENT_VIEW, f"{PATIENT_VIEW}/feedback"):
+        url = f"{PUBLIC}/cds-services/{path}"
+        response = clinic.client.post(
+            f"/cds-services/{path}",
+            content=deep,
+            headers={**clinic.ehr.headers(url), "Content-Type": "application/json"},
+        )
+        assert response.status_code == 400, response.text

@@ -517,3 +517,19 @@ def test_a_jwt_is_refused_where_no_clients_are_configured(tmp_path: Path) -> Non
             )
         finally:
             services.db.dispose()
+
+
+def test_the_cli_keeps_the_trusted_clients_when_given_a_database_url(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from b12plan.cli.records import settings_for
+
+    path = tmp_path / "clients.json"
+    path.write_text(json.dumps({"client": [{"iss": "x", "jwks_url": "https://e/j"}]}), "utf-8")
+    monkeypatch.setenv("B12PLAN_CDS_CLIENTS", str(path))
+    monkeypatch.setenv("B12PLAN_CDS_PUBLIC_URL", PUBLIC)
+    monkeypatch.setenv("B12PLAN_CDS_FHIR_SERVERS", "https://fhir.example.org")
+    settings = settings_for(f"sqlite:///{tmp_path / 'other.db'}")
+    assert [c.iss for c in settings.cds_clients] == ["x"]
+    assert settings.cds_public_url == PUBLIC
+    assert settings.cds_fhir_servers == ("https://fhir.example.org",)

@@ -212,7 +212,7 @@ def make_router(
     async def call(service_id: str, request: Request, who: Any = guard) -> JSONResponse:
         try:
             body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             return _outcome(400, [error("", f"invalid JSON: {exc}", STRUCTURE)])
         services = services_for(who)
         reply = await run_in_threadpool(services.call, service_id, body)  # may query a server
@@ -240,7 +240,7 @@ def make_router(
             return _outcome(404, [error("", f"no CDS service {service_id!r}", NOT_FOUND)])
         try:
             body = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             return _outcome(400, [error("", f"invalid JSON: {exc}", STRUCTURE)])
         try:
             items = parse_feedback(body)
