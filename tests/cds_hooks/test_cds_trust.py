@@ -188,6 +188,23 @@ def test_b12plans_own_signed_in_users_may_still_call(world: World) -> None:
     assert response.status_code == 200, response.text
 
 
+def test_a_signed_in_browser_session_may_read_discovery(tmp_path: Path) -> None:
+    with sqlite_database(tmp_path) as url:
+        app, services = make_app(url, ())
+        try:
+            seed_demo(services.records, services.auth, today=TODAY)
+            signed_in = app.post(
+                "/api/v1/auth/session", data={"username": "dr.demo", "password": "demo-clinician"}
+            )
+            assert signed_in.status_code == 200, signed_in.text
+            cookie = signed_in.headers["set-cookie"].split(";")[0]  # sent as is, Secure or not
+            app.cookies.clear()
+            assert app.get("/cds-services").status_code == 401
+            assert app.get("/cds-services", headers={"Cookie": cookie}).status_code == 200
+        finally:
+            services.db.dispose()
+
+
 def test_no_credentials_or_a_made_up_token_is_refused(world: World) -> None:
     refused(world.client.get("/cds-services"), "sign in first")
     refused(
