@@ -214,12 +214,15 @@ class JwksFetcher:
         self.transport = transport
         self._cache: dict[str, tuple[dt.datetime, list[dict[str, Any]]]] = {}
         self._forced: dict[str, dt.datetime] = {}
+        self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def keys(self, url: str, *, refresh: bool = False) -> list[dict[str, Any]]:
         """The keys at ``url``: cached for ``ttl``; ``refresh`` refetches unless the last
         forced refetch of this URL was less than ``min_refresh`` ago."""
-        with self._lock:  # one fetch at a time: concurrent callers then share its result
+        with self._lock:
+            lock = self._locks.setdefault(url, threading.Lock())
+        with lock:  # one fetch per URL at a time; a slow client's server delays only its calls
             now = self.clock.now()
             cached = self._cache.get(url)
             if cached is not None and not refresh and now - cached[0] < self.ttl:
