@@ -550,3 +550,18 @@ def test_the_cli_keeps_the_trusted_clients_when_given_a_database_url(
     assert [c.iss for c in settings.cds_clients] == ["x"]
     assert settings.cds_public_url == PUBLIC
     assert settings.cds_fhir_servers == ("https://fhir.example.org",)
+
+
+def test_every_cds_route_refuses_a_caller_without_credentials(world: World) -> None:
+    """A route added later without the guard would answer here: each must say 401."""
+    routes = [
+        (method, route.path)
+        for route in world.client.app.routes  # type: ignore[attr-defined]
+        if getattr(route, "path", "").startswith("/cds-services")
+        for method in getattr(route, "methods", ())
+    ]
+    assert len(routes) == 3
+    for method, path in routes:
+        url = path.replace("{service_id}", "b12plan-patient-view")
+        response = world.client.request(method, url, json={})
+        assert response.status_code == 401, (method, path, response.status_code)
