@@ -18,6 +18,10 @@ Environment:
   (default: the shipped ones). Checked whole at start-up; a bad copy stops the program.
 - ``B12PLAN_DEFAULT_JURISDICTION``: the protocols (``GB`` or ``US``) for an imported FHIR record
   that names no country b12plan knows in ``Patient.address`` (default ``GB``).
+- ``B12PLAN_CDS_CLIENTS``: a TOML or JSON file of the CDS clients (EHRs) trusted to call the
+  CDS Hooks services with a signed JWT (default: none; only b12plan's own users may call).
+- ``B12PLAN_CDS_PUBLIC_URL``: the base URL EHRs call (e.g. ``https://b12.example.org``); a
+  JWT's ``aud`` must be this plus the path called. Required with ``B12PLAN_CDS_CLIENTS``.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from pwdlib import PasswordHash
 
 from b12plan.api import (
@@ -42,8 +47,17 @@ from b12plan.api import (
 )
 from b12plan.calendar import assessment_calendar
 from b12plan.caseio import parse_iso_date
+from b12plan.cds_hooks.api import CdsAuth
 from b12plan.cds_hooks.api import make_router as make_cds_router
 from b12plan.cds_hooks.api import new_uuid as cds_card_id
+from b12plan.cds_hooks.trust import (
+    ClientTrust,
+    TrustConfigError,
+    TrustedClient,
+    bearer_token,
+    https_or_loopback,
+    load_clients,
+)
 from b12plan.core.assessment import Assessment
 from b12plan.core.knowledge import Knowledge, KnowledgeError
 from b12plan.fhir.api import make_router as make_fhir_router
@@ -57,6 +71,8 @@ from b12plan.service import (
     RecordsService,
     SystemClock,
 )
+from b12plan.service.auth import SESSION_COOKIE
+from b12plan.service.cds import CdsLedger
 from b12plan.service.records import new_uuid
 from b12plan.store import DEFAULT_URL, Database, current_revision, head_revision
 from b12plan.web import make_router as make_web_router
@@ -75,6 +91,9 @@ class Settings:
     cds_fhir_servers: tuple[str, ...] = ()
     knowledge_dir: Path | None = None
     default_jurisdiction: str = "GB"
+    # CDS Hooks client trust (ADR 0045): B12PLAN_CDS_CLIENTS, B12PLAN_CDS_PUBLIC_URL
+    cds_clients: tuple[TrustedClient, ...] = ()
+    cds_public_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -118,7 +137,29 @@ class Settings:
             default_jurisdiction=(
                 env.get("B12PLAN_DEFAULT_JURISDICTION", "").strip().upper() or "GB"
             ),
+            **_cds_trust_settings(env),
         )
+
+
+def _cds_trust_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """``cds_clients`` and ``cds_public_url`` from the environment (ADR 0045)."""
+    path = env.get("B12PLAN_CDS_CLIENTS", "").strip()
+    url = env.get("B12PLAN_CDS_PUBLIC_URL", "").strip() or None
+    try:
+        clients = load_clients(Path(path)) if path else ()
+    except TrustConfigError as exc:
+        raise SettingsError(f"B12PLAN_CDS_CLIENTS: {exc}") from None
+    if url is not None:
+        try:
+            url = https_or_loopback(url).rstrip("/")
+        except ValueError as exc:
+            raise SettingsError(f"B12PLAN_CDS_PUBLIC_URL: {exc}") from None
+    if clients and url is None:
+        raise SettingsError(
+            "B12PLAN_CDS_PUBLIC_URL: required with B12PLAN_CDS_CLIENTS (a JWT's aud must name"
+            " the URL the EHR calls, e.g. https://b12.example.org/cds-services/...)"
+        )
+    return {"cds_clients": clients, "cds_public_url": url}
 
 
 @dataclass(frozen=True)
@@ -131,6 +172,7 @@ class Services:
     knowledge: Knowledge
     records: RecordsService
     auth: AuthService
+    cds: CdsLedger
 
 
 def build_services(
@@ -172,6 +214,7 @@ def build_services(
             token_ttl=dt.timedelta(hours=settings.token_ttl_hours),
             new_id=new_id,
         ),
+        cds=CdsLedger(db, clock=clock, new_id=new_id),
     )
 
 
@@ -219,7 +262,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             clock=services.clock.today,
             id_factory=cds_card_id,
             fhir_servers=services.settings.cds_fhir_servers,
-            principal=current_user,
+            principal=_cds_auth(services, current_user),
+            ledger=services.cds,
         )
     )
     app.include_router(
@@ -252,6 +296,25 @@ def _load_case_as(
             return None
 
     return load
+
+
+def _cds_auth(services: Services, current_user: Callable[..., Principal]) -> CdsAuth:
+    """Who may call the CDS services: trusted CDS clients (a signed JWT) and b12plan's users."""
+    settings = services.settings
+
+    def user(request: Request) -> Principal:
+        token = bearer_token(request.headers.get("authorization"))
+        credentials = (
+            None
+            if token is None
+            else HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
+        )
+        return current_user(credentials, request.cookies.get(SESSION_COOKIE))
+
+    trust = None
+    if settings.cds_clients:
+        trust = ClientTrust(settings.cds_clients, clock=services.clock, replay=services.cds)
+    return CdsAuth(user=user, trust=trust, public_base_url=settings.cds_public_url)
 
 
 def _import_case_as(records: RecordsService) -> Callable[[dict[str, Any], Principal], str]:
