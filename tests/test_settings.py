@@ -34,7 +34,19 @@ def _every_setting_changed(tmp_path: Path) -> dict[str, str]:
         "B12PLAN_CDS_FHIR_SERVERS": "https://ehr.riverside.example/fhir",
         "B12PLAN_KNOWLEDGE_DIR": str(clinic_copy(tmp_path / "knowledge")),
         "B12PLAN_DEFAULT_JURISDICTION": "US",
+        "B12PLAN_CDS_CLIENTS": str(_one_trusted_ehr(tmp_path / "cds-clients.toml")),
+        "B12PLAN_CDS_PUBLIC_URL": "https://b12.riverside.example",
     }
+
+
+def _one_trusted_ehr(path: Path) -> Path:
+    path.write_text(
+        "[[client]]\n"
+        'iss = "https://ehr.riverside.example"\n'
+        'jwks_url = "https://ehr.riverside.example/.well-known/jwks.json"\n',
+        encoding="utf-8",
+    )
+    return path
 
 
 def test_database_url_on_the_command_line_replaces_only_the_database(
