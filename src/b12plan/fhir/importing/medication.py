@@ -277,7 +277,5 @@ def read_prior_treatment(ctx: Context, i: int, r: Json, out: Json) -> None:
         return
     out["prior_treatment"] = {"since": since, "loading_completed": completed}
     ctx.provenance.append(
-        Provenance(
-            "prior_treatment", i, {"": "", "since": path, "loading_completed": "extension"}
-        )
+        Provenance("prior_treatment", i, {"": "", "since": path, "loading_completed": "extension"})
     )

@@ -316,7 +316,5 @@ def _read_decision(ctx: Context, i: int, r: Json, coding: Json, out: Json) -> No
     if day is None or by is None or reason is None:
         return
     n = len(out["decisions"])
-    out["decisions"].append(
-        {"code": coding.get("code"), "date": day, "by": by, "reason": reason}
-    )
+    out["decisions"].append({"code": coding.get("code"), "date": day, "by": by, "reason": reason})
     ctx.provenance.append(Provenance(f"decisions[{n}]", i, dict(_DECISION_FIELDS, date=path)))
