@@ -238,6 +238,21 @@ def test_a_decision_without_who_or_why_is_skipped_and_loading_continues(missing:
         _import(bundle, _as_of(case), partial=False)
 
 
+def test_a_preliminary_decision_is_not_yet_a_decision() -> None:
+    case = _scenario("neuro-decision-ends-loading")
+    bundle = _ehr_style(case)
+    (decision,) = [
+        r
+        for r in _resources(bundle, "Observation")
+        if r["category"][0]["coding"][0]["code"] == "clinical-decision"
+    ]
+    decision["status"] = "preliminary"
+    imported = _import(bundle, _as_of(case))
+    assert imported.case["decisions"] == []
+    (warned,) = imported.warnings
+    assert warned["loc"].endswith(".resource.status")
+
+
 def test_decision_text_fhir_cannot_carry_is_refused_by_its_field() -> None:
     case = copy.deepcopy(_scenario("neuro-decision-ends-loading"))
     case["decisions"][0]["by"] = "\u00a0"

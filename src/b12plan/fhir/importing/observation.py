@@ -295,6 +295,14 @@ def read_decision(ctx: Context, i: int, r: Json, coding: Json, out: Json) -> Non
     injections stay on hold)."""
     if not ctx.owned(i, r):
         return
+    if r.get("status") == "preliminary":
+        ctx.warn(
+            i,
+            "status",
+            "a preliminary decision is not yet a clinician's recorded decision; skipped",
+            NOT_SUPPORTED,
+        )
+        return
     mark = len(ctx.errors)
     _read_decision(ctx, i, r, coding, out)
     ctx.soften(mark, "this decision is skipped, the rest of the record is read")
