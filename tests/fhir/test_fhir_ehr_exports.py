@@ -135,9 +135,8 @@ def test_a_synthea_deceased_patient_is_read_with_the_date_and_gets_no_plan(
 
 def test_synthea_urn_uuid_references_and_molar_folate(boston: dict[str, Any]) -> None:
     case = _import(boston).case
-    assert {"code": "folate", "date": "2025-10-06", "value": 21.5, "unit": "nmol/L"} in (
-        case["observations"]
-    )
+    molar = {"code": "folate", "loinc": "14732-2", "date": "2025-10-06"}
+    assert {**molar, "value": 21.5, "unit": "nmol/L"} in case["observations"]
     assert case["medications"] == [{"code": "metformin", "start": "2012-07-16"}]
 
 
