@@ -13,10 +13,12 @@ from b12plan.service.schemas import (
     AdministrationIn,
     AdverseEventIn,
     CauseIn,
+    DecisionIn,
     MedicationIn,
     ObservationIn,
     PatientIn,
     PrescriptionIn,
+    PriorTreatmentIn,
     SymptomIn,
     WorklistQuery,
 )
@@ -53,12 +55,19 @@ def test_records_of_every_kind_are_stored_and_listed(world: World) -> None:
     records, who, pid = world.services.records, world.clinician, world.patient_id
     entries: list[Any] = [
         CauseIn(code="pernicious_anaemia"),
-        SymptomIn(code="paraesthesia", date=D(2026, 3, 1), status="present"),
+        SymptomIn(code="paraesthesia", date=D(2026, 3, 1), status="present", reporter="clinician"),
         LOW_B12,
         AdministrationIn(date=D(2026, 3, 2), lot="LOT-42", given_by="clinic", **HYDROXO),
         PrescriptionIn(phase="loading", interval_days=2, start=D(2026, 3, 2), **HYDROXO),
         MedicationIn(code="metformin", start=D(2020, 1, 1)),
         AdverseEventIn(code="injection_site_pain", date=D(2026, 3, 3), note="sore for a day"),
+        DecisionIn(
+            code="neuro_loading_complete",
+            date=D(2026, 5, 1),
+            by="Dr Demo",
+            reason="No further improvement over three reviews.",
+        ),
+        PriorTreatmentIn(since=D(2024, 1, 1), loading_completed=True),
     ]
     for entry in entries:
         stored = records.add_record(who, pid, entry)
@@ -70,6 +79,9 @@ def test_records_of_every_kind_are_stored_and_listed(world: World) -> None:
     assert case["causes"] == ["pernicious_anaemia"]
     assert case["prescription"]["interval_days"] == 2
     assert "lot" not in case["administrations"][0]  # kept in the store, not in the contract
+    assert case["symptoms"][0]["reporter"] == "clinician"
+    assert case["decisions"][0]["by"] == "Dr Demo"
+    assert case["prior_treatment"] == {"since": "2024-01-01", "loading_completed": True}
 
 
 @pytest.mark.parametrize(

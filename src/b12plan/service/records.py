@@ -48,6 +48,7 @@ from b12plan.service.schemas import (
     MAX_OFFSET,
     AuditOut,
     CauseIn,
+    DecisionIn,
     MonitoringDue,
     NewPatient,
     Page,
@@ -55,10 +56,12 @@ from b12plan.service.schemas import (
     PatientOut,
     PrescriptionIn,
     Principal,
+    PriorTreatmentIn,
     R,
     RecordIn,
     RecordKind,
     StoredRecord,
+    SymptomIn,
     WorklistFinding,
     WorklistQuery,
     WorklistRow,
@@ -133,8 +136,20 @@ def _require_staff(who: Principal, action: str) -> None:
 def _permit_write(
     who: Principal, kind: RecordKind[R], data: R | None, existing: models.RecordMixin | None
 ) -> R | None:
-    """The record as it may be written by ``who`` (a patient's dose defaults to self-given)."""
+    """The record as it may be written by ``who``.
+
+    A patient's dose defaults to self-given. A symptom is stored with who assessed it: a
+    patient's own entries as ``patient`` (or ``carer``) whatever the request says, since only a
+    clinician's assessment may end neurological loading (contract v1.1); staff entries default
+    to ``clinician``. Decisions are clinicians' alone, and name the clinician by default.
+    """
+    if kind.clinician_only and who.role != "clinician":
+        raise Forbidden(f"only clinicians may record {kind.label}s")
     if who.role != "patient":
+        if isinstance(data, SymptomIn) and data.reporter is None:
+            return cast(R, data.model_copy(update={"reporter": "clinician"}))
+        if isinstance(data, DecisionIn) and data.by is None:
+            return cast(R, data.model_copy(update={"by": who.username}))
         return data
     if not kind.patient_may_write:
         raise Forbidden(f"patients may not change {kind.label}s; ask the clinic")
@@ -146,6 +161,9 @@ def _permit_write(
             raise Forbidden("patients may log only doses they (or a carer) gave: given_by 'self'")
         if given_by is None:
             return data.model_copy(update={"given_by": "self"})
+    if isinstance(data, SymptomIn):
+        reporter = "carer" if data.reporter == "carer" else "patient"
+        return cast(R, data.model_copy(update={"reporter": reporter}))
     return data
 
 
@@ -195,7 +213,12 @@ def build_case(
     an order that is not, or not yet, the one in force).
     """
     demo = record.demographics
-    patient = {"id": record.patient.id, "sex": demo.sex, "birth_date": _iso(demo.birth_date)}
+    patient = {
+        "id": record.patient.id,
+        "sex": demo.sex,
+        "birth_date": _iso(demo.birth_date),
+        "deceased_date": _iso(demo.deceased_date),
+    }
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "as_of": as_of.isoformat(),
@@ -211,6 +234,12 @@ def build_case(
             if rx is not None:
                 document["prescription"] = PrescriptionIn.from_row(rx).case_entry()
                 sources["prescription"] = (kind.name, rx.id)
+            continue
+        if kind.name == "prior_treatment":
+            if rows:  # one current record (the service refuses a second)
+                prior = min(rows, key=lambda r: (r.recorded_at, r.id))
+                document["prior_treatment"] = PriorTreatmentIn.from_row(prior).case_entry()
+                sources["prior_treatment"] = (kind.name, prior.id)
             continue
         entries = sorted(
             ((kind.input.from_row(r).case_entry(), r.id) for r in rows),
@@ -267,6 +296,7 @@ class RecordsService:
             raise InvalidInput([field_error("clinic_id", "required", "missing")])
         if who.role == "clinician" and clinic_id != who.clinic_id:
             raise Forbidden("clinicians register patients in their own clinic only")
+        self._check_demographics(new)
         pid = patient_id or self.new_id()
         with self.db.writing() as session:
             patient, demo = self._create_patient(session, who, pid, clinic_id, new)
@@ -308,6 +338,7 @@ class RecordsService:
     ) -> PatientOut:
         """New demographics replacing ``expected_version`` (409 if someone got there first)."""
         _require_staff(who, "change demographics")
+        self._check_demographics(data)
         with self.db.writing() as session:
             patient = self._visible_patient(session, who, patient_id)
             repo = self._repo(session, who)
@@ -513,6 +544,7 @@ class RecordsService:
             sex=case.patient.sex,
             birth_date=case.patient.birth_date,
             jurisdiction=case.jurisdiction,
+            deceased_date=case.patient.deceased_date,
             clinic_id=clinic,
         )
         entries: list[tuple[str, RecordKind[Any], RecordIn]] = []
@@ -522,6 +554,11 @@ class RecordsService:
                     entries.append(
                         ("prescription", kind, PrescriptionIn.model_validate(doc["prescription"]))
                     )
+                continue
+            if kind.name == "prior_treatment":
+                if "prior_treatment" in doc:
+                    prior = PriorTreatmentIn.model_validate(doc["prior_treatment"])
+                    entries.append(("prior_treatment", kind, prior))
                 continue
             for i, entry in enumerate(doc.get(kind.name, [])):
                 data = (
@@ -689,6 +726,17 @@ class RecordsService:
     ) -> None:
         """Checks a single record needs beyond the case contract."""
         problems = self._future_dated(data)
+        if isinstance(data, PriorTreatmentIn):
+            for prior in current_rows(session, models.PriorTreatmentRow, [patient_id]):
+                if prior.id != replacing:
+                    problems.append(
+                        field_error(
+                            "since",
+                            f"prior treatment is already recorded (record {prior.id});"
+                            " correct that record instead",
+                            "duplicate",
+                        )
+                    )
         if isinstance(data, CauseIn):
             for row in current_rows(session, models.CauseRow, [patient_id]):
                 if row.code == data.code and row.id != replacing:
@@ -702,6 +750,21 @@ class RecordsService:
         if problems:
             raise InvalidInput(problems)
 
+    def _check_demographics(self, data: PatientIn) -> None:
+        """A death cannot be recorded before it happens."""
+        today = self.clock.today()
+        if data.deceased_date is not None and data.deceased_date > today:
+            raise InvalidInput(
+                [
+                    field_error(
+                        "deceased_date",
+                        f"{data.deceased_date.isoformat()} is in the future"
+                        f" (today is {today.isoformat()})",
+                        "date_in_future",
+                    )
+                ]
+            )
+
     def _future_dated(self, data: RecordIn, prefix: str = "") -> list[FieldError]:
         """Events cannot be recorded before they happen (orders may start in the future)."""
         when = data.record_date()
@@ -709,7 +772,7 @@ class RecordsService:
         if when is not None and when > today:
             return [
                 field_error(
-                    f"{prefix}date",
+                    f"{prefix}{data.date_field}",
                     f"{when.isoformat()} is in the future (today is {today.isoformat()})",
                     "date_in_future",
                 )
@@ -846,6 +909,7 @@ def _demographics_columns(data: PatientIn) -> dict[str, Any]:
         "sex": data.sex,
         "birth_date": data.birth_date,
         "jurisdiction": data.jurisdiction,
+        "deceased_date": data.deceased_date,
         "note": data.note,
     }
 
@@ -859,6 +923,7 @@ def _patient_out(patient: models.Patient, demo: models.Demographics) -> PatientO
         sex=demo.sex,
         birth_date=demo.birth_date,
         jurisdiction=demo.jurisdiction,
+        deceased_date=demo.deceased_date,
         note=demo.note,
         recorded_at=demo.recorded_at,
     )
