@@ -58,9 +58,7 @@ def upgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS {table}_version_frozen")
     op.add_column(
         "symptoms",
-        sa.Column(
-            "reporter", sa.String(20), nullable=False, server_default=sa.text("'clinician'")
-        ),
+        sa.Column("reporter", sa.String(20), nullable=False, server_default=sa.text("'clinician'")),
     )
     op.add_column("demographics", sa.Column("deceased_date", sa.Date(), nullable=True))
     for table, own_columns in _own_columns().items():
