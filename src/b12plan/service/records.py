@@ -368,6 +368,34 @@ class RecordsService:
             self._validate(session, patient_id, (kind.name, row.id))
             return StoredRecord.of(kind, row)
 
+    def add_records(
+        self, who: Principal, patient_id: str, items: Sequence[RecordIn]
+    ) -> list[StoredRecord[Any]]:
+        """Record several new things at once, in one transaction: all are stored, or none.
+
+        For forms that describe several records (the symptom diary): a problem with any item
+        leaves nothing half-saved. Field errors are prefixed with the item's index
+        (``[1].date``) when there is more than one item.
+        """
+        if not items:
+            return []
+        with self.db.writing() as session:
+            self._visible_patient(session, who, patient_id)
+            repo = self._repo(session, who)
+            written: list[tuple[RecordKind[Any], models.RecordMixin]] = []
+            for index, data in enumerate(items):
+                kind = _kind_of(data)
+                permitted = _permit_write(who, kind, data, None)
+                assert permitted is not None
+                try:
+                    self._check_record(session, kind, patient_id, permitted, None)
+                except InvalidInput as exc:
+                    raise InvalidInput(_indexed(exc.errors, index, len(items))) from None
+                row = repo.create(kind.model, patient_id, permitted.to_columns())
+                written.append((kind, row))
+            self._validate(session, patient_id, *((kind.name, row.id) for kind, row in written))
+            return [StoredRecord.of(kind, row) for kind, row in written]
+
     def correct_record(
         self, who: Principal, patient_id: str, record_id: str, data: R, *, expected_version: int
     ) -> StoredRecord[R]:
@@ -779,23 +807,30 @@ class RecordsService:
             ]
         return []
 
-    def _validate(self, session: Session, patient_id: str, written: tuple[str, str]) -> None:
+    def _validate(self, session: Session, patient_id: str, *written: tuple[str, str]) -> None:
         """Refuse the write if the patient's record, with it, is not a valid contract case.
 
         Runs inside the write transaction, after the rows are flushed: the check sees exactly
-        what would be committed. Errors about the written record name its own fields.
+        what would be committed. Errors about a written record name its own fields (prefixed
+        with its index, ``[2].date``, when several were written at once).
         """
         session.flush()
         record = load_records(session, [patient_id])[patient_id]
         today = self.clock.today()
-        prescription_id = written[1] if written[0] == "prescriptions" else None
+        prescription_id = next((w[1] for w in written if w[0] == "prescriptions"), None)
         built = build_case(record, today, prescription_id=prescription_id)
         try:
             parse_case(built.document, self.knowledge)
         except CaseError as exc:
-            raise InvalidInput(
-                [_localise(e, built.sources, written, today) for e in exc.errors]
-            ) from None
+            problems: list[FieldError] = []
+            for e in exc.errors:
+                source = built.sources.get(_head(e["loc"]))
+                index = written.index(source) if source in written else 0
+                problem = _localise(e, built.sources, written[index], today)
+                if source in written:
+                    problem = _indexed([problem], index, len(written))[0]
+                problems.append(problem)
+            raise InvalidInput(problems) from None
 
     def _evaluate(self, record: PatientRecord, day: dt.date) -> Assessment:
         built = build_case(record, day)
@@ -868,6 +903,22 @@ def _check_page(limit: int, offset: int, *, max_limit: int = 200) -> None:
         problems.append(field_error("offset", f"must be from 0 to {MAX_OFFSET}", "range"))
     if problems:
         raise InvalidInput(problems)
+
+
+def _head(loc: str) -> str:
+    """``symptoms[2].date`` -> ``symptoms[2]`` (the case entry an error is about)."""
+    match = _LOC_HEAD.match(loc)
+    return match["head"] if match else loc
+
+
+def _indexed(errors: Sequence[FieldError], index: int, count: int) -> list[FieldError]:
+    """Errors about one item of a batch, located on that item when there are several."""
+    if count == 1:
+        return list(errors)
+    return [
+        field_error(f"[{index}]" + (f".{e['loc']}" if e["loc"] else ""), e["msg"], e["type"])
+        for e in errors
+    ]
 
 
 def _kind_of(data: R) -> RecordKind[R]:

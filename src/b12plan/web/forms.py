@@ -21,8 +21,10 @@ from b12plan.service.errors import FieldError, field_error, loc_text
 from b12plan.service.schemas import (
     AdministrationIn,
     AdverseEventIn,
+    DecisionIn,
     ObservationIn,
     PrescriptionIn,
+    PriorTreatmentIn,
     SymptomIn,
 )
 
@@ -33,7 +35,7 @@ Choice = tuple[str, str]  # (value, label)
 class Field:
     name: str
     label: str
-    kind: str  # text | number | int | date | select | textarea
+    kind: str  # text | number | int | date | select | textarea | yesno (a select: yes / no)
     required: bool = False
     choices: tuple[Choice, ...] = ()
     hint: str = ""
@@ -249,6 +251,44 @@ def prescription_fields(knowledge: Knowledge) -> tuple[Field, ...]:
     )
 
 
+def decision_fields(knowledge: Knowledge) -> tuple[Field, ...]:
+    return (
+        Field(
+            "code",
+            "Decision",
+            "select",
+            required=True,
+            choices=tuple((d.code, d.label) for d in knowledge.decisions),
+        ),
+        Field("date", "Date decided", "date", required=True),
+        Field("by", "Decided by", "text", hint="Leave blank if it was you."),
+        Field(
+            "reason",
+            "Reason",
+            "textarea",
+            required=True,
+            hint="Required: what you saw, e.g. no further improvement at the last two reviews.",
+        ),
+    )
+
+
+YES_NO: tuple[Choice, ...] = (("yes", "yes"), ("no", "no"))
+
+
+def prior_treatment_fields() -> tuple[Field, ...]:
+    return (
+        Field("since", "Treated since", "date", required=True),
+        Field(
+            "loading_completed",
+            "Loading course completed before?",
+            "yesno",
+            required=True,
+            choices=YES_NO,
+        ),
+        Field("note", "Where, and what was given", "textarea"),
+    )
+
+
 # --- form text to service input ------------------------------------------------------------------
 
 
@@ -274,6 +314,11 @@ def typed_values(
                 errors[f.name] = f"{f.label}: enter a number, like 1 or 0.5."
                 continue
             values[f.name] = number
+        elif f.kind == "yesno":
+            if raw not in ("yes", "no"):
+                errors[f.name] = f"{f.label}: choose yes or no."
+                continue
+            values[f.name] = raw == "yes"
         elif f.kind == "int":
             if not raw.isdigit():
                 errors[f.name] = f"{f.label}: enter a whole number of days."
@@ -331,4 +376,6 @@ FORM_MODELS: dict[str, type[BaseModel]] = {
     "adverse-event": AdverseEventIn,
     "side-effect": AdverseEventIn,
     "prescription": PrescriptionIn,
+    "decision": DecisionIn,
+    "prior-treatment": PriorTreatmentIn,
 }
