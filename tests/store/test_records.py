@@ -368,3 +368,23 @@ def test_a_cached_assessment_follows_writes_made_elsewhere(world: World) -> None
         assert [e["code"] for e in case["adverse_events"]] == ["anaphylaxis"]
     finally:
         elsewhere.db.dispose()
+
+
+def test_several_records_are_saved_together_or_not_at_all(world: World) -> None:
+    """A diary page holds several symptoms: one bad entry leaves none of them stored."""
+    records, pid = world.services.records, world.patient_id
+    before = counts(world, pid)
+    good = SymptomIn(code="fatigue", date=D(2026, 5, 1), status="present")
+    bad = SymptomIn(code="tiredness", date=D(2026, 5, 1), status="present")
+    with pytest.raises(InvalidInput) as refused:
+        records.add_records(world.patient, pid, [good, bad])
+    assert [e["loc"] for e in refused.value.errors] == ["[1].code"]
+    assert counts(world, pid) == before
+    stored = records.add_records(
+        world.patient, pid, [good, good.model_copy(update={"code": "pallor"})]
+    )
+    assert [(s.data.code, s.data.reporter) for s in stored] == [
+        ("fatigue", "patient"),
+        ("pallor", "patient"),
+    ]
+    assert counts(world, pid) == (before[0] + 2, before[1] + 2)
