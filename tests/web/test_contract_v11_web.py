@@ -116,6 +116,7 @@ def test_an_anaphylaxis_puts_injections_on_hold_on_every_page(
     services.records.add_record(SYSTEM, PATIENT_ID, AdverseEventIn(code="anaphylaxis", date=TODAY))
     clinic = clinician.get(f"/clinic/patients/{PATIENT_ID}").text
     assert "Injections on hold" in text_of(clinic, "notice-hold")
+    assert "Injections on hold" in clinician.get(f"/clinic/patients/{PATIENT_ID}/print").text
     me = sign_in(TestClient(clinician.app), PATIENT)
     home = me.get("/me").text
     assert "Your injections are on hold" in text_of(home, "notice-hold")
