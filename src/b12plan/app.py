@@ -36,9 +36,9 @@ from b12plan.api import (
     make_records_router,
 )
 from b12plan.calendar import assessment_calendar
-from b12plan.caseio import parse_iso_date
 from b12plan.cds_hooks.api import make_router as make_cds_router
 from b12plan.cds_hooks.api import new_uuid as cds_card_id
+from b12plan.contract import parse_iso_date
 from b12plan.core.assessment import Assessment
 from b12plan.core.knowledge import Knowledge
 from b12plan.fhir.api import make_router as make_fhir_router

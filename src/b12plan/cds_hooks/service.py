@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from b12plan.caseio import CaseError, parse_case
 from b12plan.cds_hooks.cards import (
     HOLD_SUMMARY,
     Card,
@@ -30,6 +29,7 @@ from b12plan.cds_hooks.data import (
 )
 from b12plan.cds_hooks.request import HookCall, RequestError, parse_call
 from b12plan.cds_hooks.services import ServiceSpec, discovery, prefetch_templates, service
+from b12plan.contract import CaseError, parse_case
 from b12plan.core import Assessment, evaluate
 from b12plan.core.knowledge import Knowledge
 from b12plan.fhir import (
@@ -378,7 +378,8 @@ def _in_drafts(errors: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def _draft_errors(errors: list[dict[str, str]], draft: DraftOrder | None) -> list[dict[str, str]]:
-    """caseio's ``prescription.dose`` as the draft's FHIR path where the error is the draft's."""
+    """The contract's ``prescription.dose`` as the draft's FHIR path, where the error is the
+    draft's."""
     out = []
     for e in errors:
         loc = e["loc"]

@@ -1,6 +1,6 @@
 """``assess``, ``schedule``, ``protocols``, ``explain`` and ``demo``: parse, evaluate, render.
 
-No clinical logic here: a case is read and validated by ``b12plan.caseio``, judged by
+No clinical logic here: a case is read and validated by ``b12plan.contract``, judged by
 ``b12plan.core.evaluate`` and drawn by ``b12plan.cli.render``. Exit codes follow the contract:
 0 assessed (whatever the findings), 2 invalid input (one ``loc: msg`` line per problem on stderr,
 nothing on stdout), 1 unexpected internal error (a short message, never a traceback).
@@ -94,7 +94,7 @@ def _read_case_text(source: str) -> tuple[str, str]:
 
 def load_case(source: str, knowledge: Knowledge) -> Case:
     """Read and validate a case file (or stdin); ``InputError`` names every problem."""
-    from b12plan.caseio import CaseError, parse_case_json
+    from b12plan.contract import CaseError, parse_case_json
 
     text, name = _read_case_text(source)
     try:
@@ -107,7 +107,7 @@ def _evaluation_date(case: Case, as_of: str | None) -> dt.date:
     """The case's own ``as_of``, or ``--as-of`` (which replays the case as known on that day)."""
     if as_of is None:
         return case.as_of
-    from b12plan.caseio import parse_iso_date
+    from b12plan.contract import parse_iso_date
 
     try:
         day = parse_iso_date(as_of)
@@ -309,8 +309,8 @@ def run_core_demo(console: Console | None = None) -> int:
     from rich.console import Group
     from rich.rule import Rule
 
-    from b12plan.caseio import parse_case_json
     from b12plan.cli.render import assessment_view
+    from b12plan.contract import parse_case_json
     from b12plan.examples import example_cases
 
     knowledge = _knowledge()

@@ -3,7 +3,7 @@
 ``RecordsService`` is the one façade the REST API, the CLI and the web UI call. Every method
 takes the acting ``Principal`` first and checks access itself, so no entry point can forget to.
 Every write is one transaction holding the change and its audit entry; before it commits, the
-patient's whole record is rebuilt as a contract case and run through ``b12plan.caseio``, so the
+patient's whole record is rebuilt as a contract case and run through ``b12plan.contract``, so the
 store never holds anything the assessment would refuse.
 
 Access rules (ADR 0012): an admin sees every clinic; a clinician sees the patients of their own
@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar, cast
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from b12plan.caseio import SCHEMA_VERSION, CaseError, case_to_dict, parse_case
+from b12plan.contract import SCHEMA_VERSION, CaseError, case_to_dict, parse_case
 from b12plan.core import Assessment, evaluate
 from b12plan.core.knowledge import Knowledge
 from b12plan.service.clock import Clock

@@ -2,7 +2,7 @@
 
 Inputs check shape and type only (strictly: a dose of ``"1"`` is refused, not coerced). What a
 code or unit may be is the knowledge base's business: every write is also run through
-``b12plan.caseio.parse_case`` together with the rest of the patient's record, so the store can
+``b12plan.contract.parse_case`` together with the rest of the patient's record, so the store can
 never hold something the assessment would refuse.
 
 Each record input knows its table columns (``to_columns``/``from_row``) and its entry in the
@@ -28,7 +28,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from b12plan.caseio import DEFAULT_JURISDICTION, parse_iso_date
+from b12plan.contract import DEFAULT_JURISDICTION, parse_iso_date
 from b12plan.store import models
 
 

@@ -4,7 +4,7 @@ Browsers send text. This module turns it into the typed values the service layer
 (``b12plan.service.schemas``) accept, and every problem — a number that is not a number, a
 service ``InvalidInput`` from the case contract checks — comes back keyed by the form field,
 so the page can show it next to that field. Validation itself stays where it lives
-(``service.schemas`` for shape, ``caseio`` via the service for vocabulary and dates).
+(``service.schemas`` for shape, ``b12plan.contract`` via the service for vocabulary and dates).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from b12plan.core.knowledge import Knowledge
-from b12plan.service.errors import FieldError, field_error, loc_text
+from b12plan.service.errors import FieldError, field_error, format_loc
 from b12plan.service.schemas import (
     AdministrationIn,
     AdverseEventIn,
@@ -362,7 +362,7 @@ def build_input(model: type[M], values: Mapping[str, Any]) -> tuple[M | None, li
     except ValidationError as exc:
         return None, [
             field_error(
-                loc_text([p for p in e["loc"] if isinstance(p, str | int)]), e["msg"], e["type"]
+                format_loc([p for p in e["loc"] if isinstance(p, str | int)]), e["msg"], e["type"]
             )
             for e in exc.errors()
         ]

@@ -26,7 +26,7 @@ import plotly
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from b12plan.caseio import CaseError, parse_case
+from b12plan.contract import CaseError, parse_case
 from b12plan.core.assessment import Assessment
 from b12plan.core.knowledge import Knowledge
 from b12plan.core.model import Case
