@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from b12plan.service import KINDS, Conflict, Forbidden, InvalidInput, NotFound, Principal
+from b12plan.service.records import _reported_by
 from b12plan.service.schemas import (
     AdministrationIn,
     AdverseEventIn,
@@ -388,3 +389,24 @@ def test_several_records_are_saved_together_or_not_at_all(world: World) -> None:
         ("pallor", "patient"),
     ]
     assert counts(world, pid) == (before[0] + 2, before[1] + 2)
+
+
+@pytest.mark.parametrize(
+    ("role", "asked", "stored"),
+    [
+        ("clinician", None, "clinician"),
+        ("clinician", "patient", "patient"),
+        ("admin", "carer", "carer"),
+        ("patient", "clinician", "patient"),
+        ("patient", None, "patient"),
+        ("patient", "carer", "carer"),
+        ("carer", "clinician", "carer"),  # the carer role of the reminders branch
+    ],
+)
+def test_who_reported_a_symptom_follows_who_writes_it(
+    role: str, asked: str | None, stored: str
+) -> None:
+    who = Principal(user_id="u", username="someone", role=role)
+    symptom = SymptomIn(code="fatigue", date=D(2026, 5, 1), status="resolved", reporter=asked)
+    result = _reported_by(who, symptom)
+    assert result is not None and result.reporter == stored

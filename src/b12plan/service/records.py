@@ -138,16 +138,13 @@ def _permit_write(
 ) -> R | None:
     """The record as it may be written by ``who``.
 
-    A patient's dose defaults to self-given. A symptom is stored with who assessed it: a
-    patient's own entries as ``patient`` (or ``carer``) whatever the request says, since only a
-    clinician's assessment may end neurological loading (contract v1.1); staff entries default
-    to ``clinician``. Decisions are clinicians' alone, and name the clinician by default.
+    A patient's dose defaults to self-given. Decisions are clinicians' alone, and name the
+    clinician by default. A symptom says who assessed it (``_reported_by``).
     """
     if kind.clinician_only and who.role != "clinician":
         raise Forbidden(f"only clinicians may record {kind.label}s")
+    data = _reported_by(who, data)
     if who.role != "patient":
-        if isinstance(data, SymptomIn) and data.reporter is None:
-            return cast(R, data.model_copy(update={"reporter": "clinician"}))
         if isinstance(data, DecisionIn) and data.by is None:
             return cast(R, data.model_copy(update={"by": who.username}))
         return data
@@ -161,10 +158,25 @@ def _permit_write(
             raise Forbidden("patients may log only doses they (or a carer) gave: given_by 'self'")
         if given_by is None:
             return data.model_copy(update={"given_by": "self"})
-    if isinstance(data, SymptomIn):
-        reporter = "carer" if data.reporter == "carer" else "patient"
-        return cast(R, data.model_copy(update={"reporter": reporter}))
     return data
+
+
+STAFF_ROLES = ("clinician", "admin")
+
+
+def _reported_by(who: Principal, data: R | None) -> R | None:
+    """A symptom as stored: staff may say who reported it (default ``clinician``); anyone else
+    (a patient, a carer) is stored as ``patient`` or ``carer`` whatever the request says, since
+    only a clinician's assessment may end neurological loading (contract v1.1, ADR 0060)."""
+    if not isinstance(data, SymptomIn):
+        return data
+    if who.role in STAFF_ROLES:
+        reporter = data.reporter or "clinician"
+    elif who.role == "carer" or data.reporter == "carer":
+        reporter = "carer"
+    else:
+        reporter = "patient"
+    return cast(R, data.model_copy(update={"reporter": reporter}))
 
 
 # --- reading the store --------------------------------------------------------------------------
