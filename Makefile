@@ -13,8 +13,12 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
+# Bytecode is compiled at install (site-packages by uv, our editable sources by compileall), so
+# a machine that never writes .pyc files (PYTHONDONTWRITEBYTECODE, a read-only checkout) still
+# starts the CLI fast; see docs/decisions/0058-cli-start-up.md.
 .venv/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --compile-bytecode
+	env -u PYTHONPYCACHEPREFIX .venv/bin/python -m compileall -q src/b12plan
 	touch $@
 
 # The main job on the embedded defaults (SQLite + DuckDB, demo data), then the web app.

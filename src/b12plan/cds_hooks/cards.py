@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from b12plan.cds_hooks.services import override_reasons
 from b12plan.core.assessment import Assessment, Finding
 from b12plan.core.knowledge import Knowledge
 from b12plan.fhir import describe, systems
@@ -60,6 +61,14 @@ def _citations(source: str, knowledge: Knowledge) -> str:
     return "; ".join(parts)
 
 
+def _overridable(card: Card) -> Card:
+    """Warning and critical cards offer coded override reasons (CDS Hooks 2.0), so a clinician
+    who overrides one can say why, and the feedback call carries it to the audit log."""
+    if card["indicator"] in ("warning", "critical"):
+        card["overrideReasons"] = [dict(r) for r in override_reasons()]
+    return card
+
+
 def _source(label_source: str, knowledge: Knowledge, topic: Mapping[str, str] | None) -> Card:
     source: Card = {"label": f"b12plan ({label_source})" if label_source else "b12plan"}
     url = _source_url(label_source, knowledge) if label_source else None
@@ -108,7 +117,7 @@ def finding_to_card(
     if suggestions:
         card["suggestions"] = list(suggestions)
         card["selectionBehavior"] = "at-most-one"
-    return card
+    return _overridable(card)
 
 
 HOLD_SUMMARY = (
@@ -191,10 +200,12 @@ def data_problem_card(
     lines += [f"- {describe(p)}" for p in problems[:MAX_PROBLEMS_SHOWN]]
     if n > MAX_PROBLEMS_SHOWN:
         lines.append(f"- … and {n - MAX_PROBLEMS_SHOWN} more")
-    return {
-        "uuid": id_factory(),
-        "summary": _clip(f"b12plan could not check {what}: {n} data problem{'s' * (n != 1)}"),
-        "indicator": "warning",
-        "detail": "\n".join(lines),
-        "source": {"label": "b12plan"},
-    }
+    return _overridable(
+        {
+            "uuid": id_factory(),
+            "summary": _clip(f"b12plan could not check {what}: {n} data problem{'s' * (n != 1)}"),
+            "indicator": "warning",
+            "detail": "\n".join(lines),
+            "source": {"label": "b12plan"},
+        }
+    )

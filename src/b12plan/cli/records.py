@@ -7,6 +7,7 @@ imports (SQLAlchemy, FastAPI, uvicorn) happen inside the commands.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -56,6 +57,11 @@ def _fail(lines: list[str] | str, code: int = 2) -> NoReturn:
 
 
 def settings_for(database_url: str | None) -> Settings:
+    """The environment's settings, with ``--database-url`` (when given) replacing only that one.
+
+    ``dataclasses.replace`` copies every other field, so a setting added to ``Settings`` later
+    is carried too (``tests/test_settings.py`` checks each field).
+    """
     from b12plan.app import Settings, SettingsError
 
     try:
@@ -63,12 +69,7 @@ def settings_for(database_url: str | None) -> Settings:
     except SettingsError as exc:
         _fail(str(exc))
     if database_url:
-        settings = Settings(
-            database_url=database_url,
-            today=settings.today,
-            token_ttl_hours=settings.token_ttl_hours,
-            cookie_secure=settings.cookie_secure,
-        )
+        settings = dataclasses.replace(settings, database_url=database_url)
     return settings
 
 
@@ -88,7 +89,7 @@ def _migrate(settings: Settings) -> str | None:
 @contextmanager
 def records_services(settings: Settings, *, migrate: bool = False) -> Iterator[Services]:
     """The service layer, refusing to run on a database that is not at the shipped schema."""
-    from b12plan.app import build_services
+    from b12plan.app import SettingsError, build_services
     from b12plan.service import ServiceError
     from b12plan.store import DatabaseUrlError, current_revision, head_revision
 
@@ -98,6 +99,8 @@ def records_services(settings: Settings, *, migrate: bool = False) -> Iterator[S
         services = build_services(settings)
     except DatabaseUrlError as exc:
         _fail(f"database_url: {exc}")
+    except SettingsError as exc:
+        _fail(str(exc))
     try:
         if current_revision(services.db.engine) != head_revision():
             _fail(
@@ -362,14 +365,21 @@ def seed_demo(
 
 
 def _bundle_to_case(bundle: dict[str, Any], services: Services) -> dict[str, Any]:
-    from b12plan.fhir import BundleError, bundle_to_case_dict
+    """The Bundle as a case; each item left out is printed on stderr as a warning (ADR 0055)."""
+    from b12plan.fhir import BundleError, import_bundle
 
     try:
-        return bundle_to_case_dict(
-            bundle, as_of=services.clock.today(), knowledge=services.knowledge
+        imported = import_bundle(
+            bundle,
+            as_of=services.clock.today(),
+            knowledge=services.knowledge,
+            default_jurisdiction=services.settings.default_jurisdiction,
         )
     except BundleError as exc:
         _fail([f"{e['loc'] or '(bundle)'}: {e['msg']}" for e in exc.errors])
+    for w in imported.warnings:
+        typer.echo(f"{w['severity']}: {w['loc'] or '(bundle)'}: {w['msg']}", err=True)
+    return imported.case
 
 
 def _only_clinic(services: Services) -> str:

@@ -165,6 +165,28 @@ class Assessment:
             for f in self.findings
         )
 
+    def why_no_next_dose(self) -> str | None:
+        """Why no dose is planned, as a code every channel words the same way (None: one is).
+
+        ``deceased``, ``allergic_hold``, ``oral`` (an oral regimen has no injection plan),
+        ``outside_scope_age``, ``confirmatory_test_needed``, ``no_regimen``, or ``not_planned``
+        (e.g. the last dose given elsewhere is not recorded, or treatment has stopped).
+        """
+        if self.next_dose is not None:
+            return None
+        codes = self.codes()
+        if "PATIENT_DECEASED" in codes:
+            return "deceased"
+        if self.injections_on_hold:
+            return "allergic_hold"
+        if self.regimen is not None and self.regimen.route == "oral":
+            return "oral"
+        if "OUTSIDE_SCOPE_AGE" in codes:
+            return "outside_scope_age"
+        if "CONFIRMATORY_TEST_NEEDED" in codes:
+            return "confirmatory_test_needed"
+        return "no_regimen" if self.regimen is None else "not_planned"
+
     def codes(self) -> frozenset[str]:
         return frozenset(f.code for f in self.findings)
 

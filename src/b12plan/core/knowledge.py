@@ -431,6 +431,16 @@ class Knowledge:
             ids = [getattr(e, "id", None) or getattr(e, "code", None) for e in getattr(self, name)]
             if len(ids) != len(set(ids)):
                 raise KnowledgeError(f"{name}: duplicate ids")
+        for jurisdiction in {p.jurisdiction for p in self.protocols}:
+            defaults = [
+                p
+                for p in self.protocols
+                if p.jurisdiction == jurisdiction and p.jurisdiction_default and not p.oral
+            ]
+            if len(defaults) != 1:
+                raise KnowledgeError(
+                    f"jurisdiction {jurisdiction}: needs exactly one default injection protocol"
+                )
         for p in self.protocols:
             if p.dose_range_source:
                 out_of_range = p.dose_range_mcg is None
@@ -509,6 +519,14 @@ class Knowledge:
     def protocol(self, protocol_id: str) -> Protocol:
         entry: Protocol = self._get("protocol", protocol_id)
         return entry
+
+    def default_protocol(self, jurisdiction: str) -> Protocol:
+        """The jurisdiction's default injection protocol (validated at load: exactly one)."""
+        return next(
+            p
+            for p in self.protocols
+            if p.jurisdiction == jurisdiction and p.jurisdiction_default and not p.oral
+        )
 
     def analyte(self, code: str) -> Analyte:
         entry: Analyte = self._get("analyte", code)

@@ -17,7 +17,6 @@ from b12plan.core.course import Course
 from b12plan.core.facts import (
     B12_MARKERS,
     DIAGNOSTIC,
-    SETTLED,
     Result,
     current_record,
     is_anaemic,
@@ -516,8 +515,10 @@ def check_dose_unit_suspect(ctx: Context) -> tuple[Finding, ...]:
 
 
 def check_stopped_lifelong_therapy(ctx: Context) -> tuple[Finding, ...]:
-    """Do not stop injections when the cause is irreversible (NG239)."""
-    if not ctx.chronic or ctx.phase != "stopped":
+    """Do not stop injections when the cause is irreversible (NG239). Not while injections are on
+    hold after an allergic reaction: "restart" would contradict the hold; the allergic-reaction
+    finding asks for specialist review of an alternative instead."""
+    if not ctx.chronic or ctx.phase != "stopped" or ctx.on_hold:
         return NONE
     causes = [c for c in ctx.case.causes if ctx.knowledge.cause(c).chronic]
     rx = ctx.case.prescription
@@ -596,12 +597,9 @@ def _maintenance_days(ctx: Context) -> int:
     """The chosen protocol's maintenance interval, else the jurisdiction's default protocol's."""
     if ctx.interval is not None and not ctx.oral:
         return ctx.interval.final
-    default = next(
-        p
-        for p in ctx.knowledge.protocols
-        if p.jurisdiction == ctx.case.jurisdiction and p.jurisdiction_default and not p.oral
-    )
-    return default.maintenance.window.due_interval_days
+    return ctx.knowledge.default_protocol(
+        ctx.case.jurisdiction
+    ).maintenance.window.due_interval_days
 
 
 def check_folate_without_b12(ctx: Context) -> tuple[Finding, ...]:
@@ -832,9 +830,8 @@ def check_neuro_review_due(ctx: Context) -> tuple[Finding, ...]:
     report = patient_reported_settled(ctx.symptoms, ctx.neuro_codes, ctx.as_of, ctx.knowledge)
     if report is None:
         return NONE
-    statuses = sorted(
-        {s.status for s in ctx.symptoms if s.code in ctx.neuro_codes and s.status in SETTLED}
-    )
+    current = [current_record(ctx.symptoms, c, ctx.as_of) for c in ctx.neuro_codes]
+    statuses = sorted({r.status for r in current if r is not None})
     return (
         ctx.finding(
             "NEURO_REVIEW_DUE",

@@ -2,7 +2,7 @@
 
 Every resource is built as plain JSON and the whole Bundle is validated with
 ``fhir.resources.R4B`` before it leaves: a mapping bug fails here, not in a receiving EHR.
-Everything the contract case says is written in a form ``from_fhir`` reads back unchanged; what
+Everything the contract case says is written in a form ``importing`` reads back unchanged; what
 b12plan derives (the CarePlan, the protocol's next phase on the MedicationRequest) is marked as
 derived and ignored on import.
 """
@@ -173,7 +173,12 @@ class _Writer(_Elements):
         return f"urn:uuid:{uuid.uuid5(self.namespace, f'{self.seed}/{kind}/{n}')}"
 
     def add(self, resource: Json, kind: str, n: int) -> str:
+        """Every entry gets a ``fullUrl`` (``urn:uuid``) and every resource an ``id``: the
+        same UUID, except a Patient whose id is the server's (or, with none asked for, has
+        none, so that an import does not take the UUID for the patient's id)."""
         url = self.patient_url if kind == "Patient" else self._full_url(kind, n)
+        if kind != "Patient":
+            resource = {"resourceType": resource["resourceType"], "id": _uuid_of(url), **resource}
         self.entries.append({"fullUrl": url, "resource": resource})
         return url
 
@@ -189,8 +194,8 @@ class _Writer(_Elements):
             "resourceType": "Patient",
             "extension": [{"url": self.sys.jurisdiction, "valueCode": self.case.jurisdiction}],
         }
-        if resource_id is not None and is_fhir_id(resource_id):
-            resource["id"] = resource_id
+        if resource_id is not None:  # the server's id; a UUID when it is no FHIR id
+            resource["id"] = resource_id if is_fhir_id(resource_id) else _uuid_of(self.patient_url)
         if p.id is not None:
             resource["identifier"] = [{"system": self.sys.patient_id, "value": p.id}]
         if p.sex is not None:
@@ -246,15 +251,16 @@ class _Writer(_Elements):
 
     def symptom(self, n: int, s: SymptomReport) -> None:
         label = self.k.symptom(s.code).label
+        coding: list[Json] = [{"system": self.sys.symptom, "code": s.code, "display": label}]
+        snomed = self.codes.symptom_entry(s.code)
+        if snomed is not None:  # for receivers that know no b12plan CodeSystem
+            coding.append({"system": SNOMED, "code": snomed.code, "display": snomed.display})
         self.add(
             {
                 "resourceType": "Observation",
                 "status": "final",
                 "category": [_category("survey", "Survey")],
-                "code": {
-                    "coding": [{"system": self.sys.symptom, "code": s.code, "display": label}],
-                    "text": label,
-                },
+                "code": {"coding": coding, "text": label},
                 "subject": self.subject,
                 "effectiveDateTime": s.date.isoformat(),
                 "valueCodeableConcept": {
@@ -455,6 +461,10 @@ class _Writer(_Elements):
         if conditions:
             resource["addresses"] = [{"reference": url} for url in conditions]
         self.add(resource, "CarePlan", 0)
+
+
+def _uuid_of(url: str) -> str:
+    return url.removeprefix("urn:uuid:")
 
 
 def _category(code: str, display: str) -> Json:

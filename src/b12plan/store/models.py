@@ -322,3 +322,36 @@ RECORD_MODELS: dict[str, type[RecordMixin]] = {
     )
 }
 """Every versioned table by its kind (the API path segment, and the contract's list name)."""
+
+
+class CdsTokenSeen(Base):
+    """A CDS client's JWT id (``jti``), kept until the token expires so it cannot be replayed.
+
+    In the database, not in process memory, so every worker refuses a token any of them has
+    seen. Rows are purged once expired (they are not history: nothing clinical hangs on them).
+    """
+
+    __tablename__ = "cds_tokens_seen"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of iss, jti
+    issuer: Mapped[str] = mapped_column(String(300))
+    seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class CdsCardIssued(Base):
+    """A card b12plan returned to a CDS client, so that feedback naming its ``uuid`` can say
+    which finding was accepted or overridden, for which patient, and check it was this caller's.
+    """
+
+    __tablename__ = "cds_cards_issued"
+
+    uuid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(100))
+    hook_instance: Mapped[str] = mapped_column(String(100))
+    patient_ref: Mapped[str] = mapped_column(Text)
+    code: Mapped[str | None] = mapped_column(String(60))
+    indicator: Mapped[str] = mapped_column(String(10))
+    caller: Mapped[str] = mapped_column(String(300))
+    suggestions: Mapped[str] = mapped_column(Text)  # JSON list of the card's suggestion uuids
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

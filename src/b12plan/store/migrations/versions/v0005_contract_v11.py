@@ -13,7 +13,7 @@ columns, so the two changed tables get theirs rebuilt from the columns the table
 keeps whatever another migration added.
 
 Revision ID: 0005_contract_v11
-Revises: 0001
+Revises: 0003_cds_trust (chained after main's head when main was merged in; written against 0001)
 Create Date: 2026-12-05
 """
 
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_contract_v11"
-down_revision: str | None = "0001"
+down_revision: str | None = "0003_cds_trust"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
