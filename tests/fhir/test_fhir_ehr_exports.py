@@ -119,20 +119,24 @@ def test_strict_reading_still_refuses_the_qns_result(dayton: dict[str, Any]) -> 
     assert any("valueString 'QNS'" in e["msg"] for e in caught.value.errors)
 
 
-def test_a_synthea_deceased_patient_is_read_and_the_date_kept(boston: dict[str, Any]) -> None:
+def test_a_synthea_deceased_patient_is_read_with_the_date_and_gets_no_plan(
+    boston: dict[str, Any],
+) -> None:
     imported = _import(boston)
     assert imported.deceased == "2026-02-14T03:12:44-05:00"
-    (msg,) = _warned(imported, boston, boston["entry"][0]["resource"]["id"])
-    assert "deceased" in msg
+    assert imported.case["patient"]["deceased_date"] == "2026-02-14"
+    assert _warned(imported, boston, boston["entry"][0]["resource"]["id"]) == []
     assert imported.case["jurisdiction"] == "US"
     assert imported.case["causes"] == ["pernicious_anaemia"]
+    assessment = evaluate(parse_case(imported.case, K), K, as_of=AS_OF)
+    assert [f.code for f in assessment.findings] == ["PATIENT_DECEASED"]
+    assert (assessment.next_dose, assessment.schedule, assessment.monitoring) == (None, (), ())
 
 
 def test_synthea_urn_uuid_references_and_molar_folate(boston: dict[str, Any]) -> None:
     case = _import(boston).case
-    assert {"code": "folate", "date": "2025-10-06", "value": 21.5, "unit": "nmol/L"} in (
-        case["observations"]
-    )
+    molar = {"code": "folate", "loinc": "14732-2", "date": "2025-10-06"}
+    assert {**molar, "value": 21.5, "unit": "nmol/L"} in case["observations"]
     assert case["medications"] == [{"code": "metformin", "start": "2012-07-16"}]
 
 
@@ -143,11 +147,29 @@ def test_resource_types_not_read_are_counted_in_one_information_issue(
     assert summary["msg"].endswith("Encounter x1, Immunization x1")
 
 
-def test_deceased_boolean_is_kept_too(boston: dict[str, Any]) -> None:
+def test_deceased_without_a_date_is_read_as_deceased_on_as_of_with_a_warning(
+    boston: dict[str, Any],
+) -> None:
     patient = boston["entry"][0]["resource"]
     del patient["deceasedDateTime"]
     patient["deceasedBoolean"] = True
-    assert _import(boston).deceased is True
+    imported = _import(boston)
+    assert imported.deceased is True
+    assert imported.case["patient"]["deceased_date"] == AS_OF.isoformat()
+    (msg,) = _warned(imported, boston, patient["id"])
+    assert "recorded deceased, date unknown" in msg
+    assessment = evaluate(parse_case(imported.case, K), K, as_of=AS_OF)
+    assert [f.code for f in assessment.findings] == ["PATIENT_DECEASED"]
+
+
+def test_deceased_false_is_nothing(boston: dict[str, Any]) -> None:
+    patient = boston["entry"][0]["resource"]
+    del patient["deceasedDateTime"]
+    patient["deceasedBoolean"] = False
+    imported = _import(boston)
+    assert imported.deceased is None
+    assert "deceased_date" not in imported.case["patient"]
+    assert _warned(imported, boston, patient["id"]) == []
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 ICD10_CM = "http://hl7.org/fhir/sid/icd-10-cm"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+STATEMENT_CATEGORY = "http://terminology.hl7.org/CodeSystem/medication-statement-category"
 
 
 class CodeMapError(ValueError):
@@ -219,6 +220,16 @@ class Systems:
         return self._cs("finding")
 
     @property
+    def decision(self) -> str:
+        """A clinician's recorded decision (contract v1.1 ``decisions[].code``)."""
+        return self._cs("decision")
+
+    @property
+    def observation_category(self) -> str:
+        """b12plan's own Observation categories (``clinical-decision``)."""
+        return self._cs("observation-category")
+
+    @property
     def patient_id(self) -> str:
         return f"{self.base}/sid/patient-id"
 
@@ -237,6 +248,11 @@ class Systems:
     @property
     def protocol_derived(self) -> str:
         return self._sd("protocol-derived")
+
+    @property
+    def loading_completed(self) -> str:
+        """On the MedicationStatement that is the case's ``prior_treatment`` (ADR 0057)."""
+        return self._sd("loading-completed")
 
 
 @cache

@@ -53,6 +53,7 @@ _RECORD_LISTS = (
     "administrations",
     "medications",
     "adverse_events",
+    "decisions",
 )
 
 
@@ -63,7 +64,7 @@ def read_entries(ctx: Context, bundle: Json, as_of: date) -> Json:
     patient = find_patient(ctx, entries)
     out: Json = {"schema_version": 1, "as_of": as_of.isoformat()}
     if patient is not None:
-        details = read_patient(ctx, patient)
+        details = read_patient(ctx, patient, as_of)
         if details:
             out["patient"] = details
     if ctx.jurisdiction is None:
@@ -149,8 +150,8 @@ class Imported:
     """A Bundle read as a case, with what was left out and why.
 
     ``warnings`` are OperationOutcome issues (``severity`` warning or information) naming each
-    skipped item by its path; ``deceased`` is ``Patient.deceased[x]`` (a dateTime string or
-    ``True``), which contract v1 has no field for.
+    skipped item by its path; ``deceased`` is ``Patient.deceased[x]`` as given (a dateTime
+    string or ``True``); the case holds it as ``patient.deceased_date``.
     """
 
     case: Json

@@ -7,7 +7,7 @@ import re
 
 from b12plan.fhir.codes import ATC, RXNORM, SNOMED
 from b12plan.fhir.importing.context import Context, Json, Provenance, extension_value, shown
-from b12plan.fhir.outcome import CODE_INVALID, NOT_SUPPORTED, REQUIRED
+from b12plan.fhir.outcome import CODE_INVALID, CONFLICT, NOT_SUPPORTED, REQUIRED, VALUE
 
 STATEMENT_STATUSES = ("active", "completed", "stopped", "on-hold")
 
@@ -195,8 +195,12 @@ def brand(ctx: Context, r: Json) -> str | None:
 
 
 def read_statement(ctx: Context, i: int, r: Json, out: Json) -> None:
-    """A MedicationStatement of a contract medication (PPI, metformin, ...)."""
+    """A MedicationStatement of a contract medication (PPI, metformin, ...), or b12plan's
+    ``prior_treatment`` statement (marked by its extension)."""
     if r.get("status") not in STATEMENT_STATUSES:
+        return
+    if any(e.get("url") == ctx.sys.loading_completed for e in r.get("extension", [])):
+        read_prior_treatment(ctx, i, r, out)
         return
     found = concept(ctx, r)
     if (
@@ -244,3 +248,34 @@ def add_medication(
     n = len(out["medications"])
     out["medications"].append(rec)
     ctx.provenance.append(Provenance(f"medications[{n}]", i, fields))
+
+
+def read_prior_treatment(ctx: Context, i: int, r: Json, out: Json) -> None:
+    """``prior_treatment`` (ADR 0057): read only from a statement carrying the
+    ``loading-completed`` extension. An EHR's own B12 statement does not say whether loading was
+    completed, so it stays a warning (``read_statement``) rather than a guess."""
+    if not ctx.owned(i, r):
+        return
+    completed = extension_value(r, ctx.sys.loading_completed, "valueBoolean")
+    if not isinstance(completed, bool):
+        ctx.err(i, "extension", "loading-completed needs valueBoolean (true or false)", VALUE)
+        return
+    first = next((p.entry for p in ctx.provenance if p.prefix == "prior_treatment"), None)
+    if first is not None:
+        ctx.err(
+            i,
+            "",
+            f"a second prior-treatment statement (the first is entry[{first}]): a record has one",
+            CONFLICT,
+        )
+        return
+    path, when = ctx.first_date(
+        i, r, ("effectivePeriod.start", "effectiveDateTime"), "a prior treatment"
+    )
+    since = ctx.date_of(i, when, path) if path else None
+    if since is None:
+        return
+    out["prior_treatment"] = {"since": since, "loading_completed": completed}
+    ctx.provenance.append(
+        Provenance("prior_treatment", i, {"": "", "since": path, "loading_completed": "extension"})
+    )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from b12plan.fhir.codes import LOINC, SNOMED
-from b12plan.fhir.importing.context import Context, Json, Provenance, shown
-from b12plan.fhir.outcome import INCOMPLETE, NOT_SUPPORTED, REQUIRED, VALUE
+from b12plan.fhir.importing.context import Context, Json, Provenance, ref_key, shown
+from b12plan.fhir.outcome import CODE_INVALID, INCOMPLETE, NOT_SUPPORTED, REQUIRED, VALUE
 
 OBSERVATION_STATUSES = ("final", "amended", "corrected", "preliminary")
 
@@ -25,7 +25,17 @@ _SYMPTOM_FIELDS = {
     "code": "code",
     "date": "effectiveDateTime",
     "status": "valueCodeableConcept",
+    "reporter": "performer",
 }
+_DECISION_FIELDS = {
+    "": "",
+    "code": "code",
+    "date": "effectiveDateTime",
+    "by": "performer[0].display",
+    "reason": "note[0].text",
+}
+
+_CLINICIANS = frozenset(("Practitioner", "PractitionerRole", "Organization", "CareTeam"))
 
 
 _VALUE_KINDS = (
@@ -53,6 +63,10 @@ def read_observation(ctx: Context, i: int, r: Json, out: Json) -> None:
     symptom = next((c for c in coding if c.get("system") == ctx.sys.symptom), None)
     if symptom is not None:
         read_symptom(ctx, i, r, symptom, out)
+        return
+    decision = next((c for c in coding if c.get("system") == ctx.sys.decision), None)
+    if decision is not None:
+        read_decision(ctx, i, r, decision, out)
         return
     ours = next((c for c in coding if c.get("system") == ctx.sys.analyte), None)
     loincs = [c for c in coding if c.get("system") == LOINC and "code" in c]
@@ -218,6 +232,97 @@ def _read_symptom(ctx: Context, i: int, r: Json, coding: Json, out: Json) -> Non
     day = ctx.date_of(i, when, path) if path else None
     if day is None:
         return
+    rec: Json = {"code": coding.get("code"), "date": day, "status": status}
+    who = reporter(ctx, i, r)
+    if who is not None:
+        rec["reporter"] = who
     n = len(out["symptoms"])
-    out["symptoms"].append({"code": coding.get("code"), "date": day, "status": status})
+    out["symptoms"].append(rec)
     ctx.provenance.append(Provenance(f"symptoms[{n}]", i, dict(_SYMPTOM_FIELDS, date=path)))
+
+
+def reporter(ctx: Context, i: int, r: Json) -> str | None:
+    """Who assessed the symptom, from ``performer`` (ADR 0057, 0065).
+
+    The Patient (this Bundle's or any Patient reference) is ``patient``, a RelatedPerson
+    ``carer``, a Practitioner, PractitionerRole, Organization or CareTeam ``clinician``; no
+    performer is absent (the contract's default, ``clinician``). With several performers the
+    patient's or carer's part wins: only a clinician's own assessment may end neurological
+    loading. A performer b12plan cannot place is read as ``patient`` with a warning, never as a
+    clinician's.
+    """
+    performers: list[Json] = r.get("performer", [])
+    if not performers:
+        return None
+    kinds = {_performer_kind(ctx, p) for p in performers}
+    if "Patient" in kinds:
+        return "patient"
+    if "RelatedPerson" in kinds:
+        return "carer"
+    if kinds <= _CLINICIANS:
+        return "clinician"
+    ctx.warn(
+        i,
+        "performer",
+        "cannot tell who assessed this symptom (no Patient, RelatedPerson or practitioner"
+        " performer): read as the patient's report, which never ends neurological loading",
+        CODE_INVALID,
+    )
+    return "patient"
+
+
+def _performer_kind(ctx: Context, p: Json) -> str | None:
+    """The performer's resource type: ``type``, else the resource or path it refers to."""
+    kind = p.get("type")
+    ref = p.get("reference")
+    if isinstance(ref, str):
+        if ctx.is_patient(ref):
+            return "Patient"
+        if kind is None:
+            target = ctx.resolve(ref)
+            key = ref_key(ref)
+            if target is not None:
+                kind = target.get("resourceType")
+            elif "/" in key:
+                kind = key.split("/")[0]
+    return kind if isinstance(kind, str) else None
+
+
+def read_decision(ctx: Context, i: int, r: Json, coding: Json, out: Json) -> None:
+    """A clinician's recorded decision (ADR 0057): code, date, who (``performer[0].display``)
+    and why (``note[0].text``, required). One that cannot be read is skipped with a warning in
+    a partial reading: without it the plan stays the more cautious one (loading continues,
+    injections stay on hold)."""
+    if not ctx.owned(i, r):
+        return
+    if r.get("status") == "preliminary":
+        ctx.warn(
+            i,
+            "status",
+            "a preliminary decision is not yet a clinician's recorded decision; skipped",
+            NOT_SUPPORTED,
+        )
+        return
+    mark = len(ctx.errors)
+    _read_decision(ctx, i, r, coding, out)
+    ctx.soften(mark, "this decision is skipped, the rest of the record is read")
+
+
+def _read_decision(ctx: Context, i: int, r: Json, coding: Json, out: Json) -> None:
+    path, when = ctx.first_date(
+        i, r, ("effectiveDateTime", "effectivePeriod.start", "issued"), "a decision"
+    )
+    day = ctx.date_of(i, when, path) if path else None
+    performers: list[Json] = r.get("performer", [])
+    by = next((p["display"] for p in performers if isinstance(p.get("display"), str)), None)
+    if by is None:
+        ctx.err(i, "performer", "required: who made the decision (performer.display)", REQUIRED)
+    notes: list[Json] = r.get("note", [])
+    reason = next((n["text"] for n in notes if isinstance(n.get("text"), str)), None)
+    if reason is None:
+        ctx.err(i, "note", "required: the reason for the decision (note.text)", REQUIRED)
+    if day is None or by is None or reason is None:
+        return
+    n = len(out["decisions"])
+    out["decisions"].append({"code": coding.get("code"), "date": day, "by": by, "reason": reason})
+    ctx.provenance.append(Provenance(f"decisions[{n}]", i, dict(_DECISION_FIELDS, date=path)))

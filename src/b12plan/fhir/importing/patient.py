@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import date
 
 from b12plan.fhir.importing.context import Context, Json, Provenance, extension_value, ref_key
 from b12plan.fhir.outcome import CONFLICT, INFORMATIONAL, NOT_SUPPORTED
 
-_PATIENT_FIELDS = {"": "", "id": "identifier", "sex": "gender", "birth_date": "birthDate"}
+_PATIENT_FIELDS = {
+    "": "",
+    "id": "identifier",
+    "sex": "gender",
+    "birth_date": "birthDate",
+    "deceased_date": "deceasedDateTime",
+}
 
 
 def find_patient(ctx: Context, entries: Sequence[Json]) -> Json | None:
@@ -43,11 +50,14 @@ def find_patient(ctx: Context, entries: Sequence[Json]) -> Json | None:
     return found
 
 
-def read_patient(ctx: Context, r: Json) -> Json:
+def read_patient(ctx: Context, r: Json, as_of: date) -> Json:
     """The case's ``patient`` object; sets ``ctx.jurisdiction`` from b12plan's extension."""
     assert ctx.patient_entry is not None
     i = ctx.patient_entry
-    ctx.provenance.append(Provenance("patient", i, _PATIENT_FIELDS))
+    fields = dict(_PATIENT_FIELDS)
+    if "deceasedDateTime" not in r:
+        fields["deceased_date"] = "deceasedBoolean"
+    ctx.provenance.append(Provenance("patient", i, fields))
     ctx.provenance.append(Provenance("jurisdiction", i, {"": "extension"}))
     out: Json = {}
     ident = next(
@@ -65,7 +75,9 @@ def read_patient(ctx: Context, r: Json) -> Json:
         if birth is not None:
             out["birth_date"] = birth
     ctx.jurisdiction = jurisdiction(ctx, i, r)
-    deceased(ctx, i, r)
+    died = deceased(ctx, i, r, as_of)
+    if died is not None:
+        out["deceased_date"] = died
     return out
 
 
@@ -106,21 +118,25 @@ def jurisdiction(ctx: Context, i: int, r: Json) -> str:
     return ctx.default_jurisdiction
 
 
-def deceased(ctx: Context, i: int, r: Json) -> None:
-    """``Patient.deceased[x]`` is kept on the context for contract v1.1's ``deceased_date``; the
-    v1 case has no field for it, so the import says so instead of dropping it silently."""
+def deceased(ctx: Context, i: int, r: Json, as_of: date) -> str | None:
+    """``Patient.deceased[x]`` as the case's ``deceased_date`` (ADR 0057).
+
+    ``deceasedDateTime`` gives its local calendar date. ``deceasedBoolean: true`` without a date
+    is read as ``as_of``, with a warning: the assessment then makes no plan, the safe reading of
+    a patient recorded as deceased. ``deceasedBoolean: false`` says nothing. ``ctx.deceased``
+    keeps the value as given (``Imported.deceased``).
+    """
     if "deceasedDateTime" in r:
         ctx.deceased = str(r["deceasedDateTime"])
-        path, shown = "deceasedDateTime", ctx.deceased
-    elif r.get("deceasedBoolean") is True:
-        ctx.deceased = True
-        path, shown = "deceasedBoolean", "true"
-    else:
-        return
+        return ctx.date_of(i, r["deceasedDateTime"], "deceasedDateTime")
+    if r.get("deceasedBoolean") is not True:
+        return None
+    ctx.deceased = True
     ctx.warn(
         i,
-        path,
-        f"the patient is recorded as deceased ({shown}): contract v1 cannot hold this, so"
-        " plans made from this record do not know it",
+        "deceasedBoolean",
+        f"recorded deceased, date unknown: read as deceased on {as_of.isoformat()} (as_of),"
+        " so no plan is made from this record",
         INFORMATIONAL,
     )
+    return as_of.isoformat()
