@@ -118,7 +118,7 @@ def records_services(settings: Settings, *, migrate: bool = False) -> Iterator[S
 
 
 def _read_json(path: Path) -> Any:
-    from b12plan.caseio import CaseError, load_json
+    from b12plan.contract import CaseError, load_json
 
     try:
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
@@ -311,7 +311,7 @@ def export_record(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Write a stored patient as a FHIR Bundle or a contract case (entered-in-error left out)."""
-    from b12plan.caseio import parse_iso_date
+    from b12plan.contract import parse_iso_date
     from b12plan.service.schemas import Principal
 
     if format not in ("fhir", "case"):

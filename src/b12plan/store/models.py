@@ -203,6 +203,7 @@ class Demographics(RecordMixin, Base):
     sex: Mapped[str | None] = mapped_column(String(20))
     birth_date: Mapped[dt.date | None] = mapped_column(Date)
     jurisdiction: Mapped[str] = mapped_column(String(10))
+    deceased_date: Mapped[dt.date | None] = mapped_column(Date)
 
 
 class CauseRow(RecordMixin, Base):
@@ -219,6 +220,8 @@ class SymptomRow(RecordMixin, Base):
     date: Mapped[dt.date] = mapped_column(Date)
     code: Mapped[str] = mapped_column(String(60))
     symptom_status: Mapped[str] = mapped_column(String(20))
+    reporter: Mapped[str] = mapped_column(String(20), server_default=text("'clinician'"))
+    """Who assessed the symptom (contract v1.1): rows written before v1.1 were clinicians'."""
 
 
 class ObservationRow(RecordMixin, Base):
@@ -281,6 +284,28 @@ class AdverseEventRow(RecordMixin, Base):
     code: Mapped[str] = mapped_column(String(60))
 
 
+class DecisionRow(RecordMixin, Base):
+    """A clinician's recorded decision (contract v1.1): ``by`` whom, and why (required)."""
+
+    __tablename__ = "decisions"
+    kind = "decisions"
+
+    date: Mapped[dt.date] = mapped_column(Date)
+    code: Mapped[str] = mapped_column(String(60))
+    by: Mapped[str] = mapped_column("decided_by", String(500))
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class PriorTreatmentRow(RecordMixin, Base):
+    """Treatment before the first dose recorded here (contract v1.1); one current per patient."""
+
+    __tablename__ = "prior_treatments"
+    kind = "prior_treatment"
+
+    since: Mapped[dt.date] = mapped_column("since_date", Date)
+    loading_completed: Mapped[bool] = mapped_column(Boolean)
+
+
 RECORD_MODELS: dict[str, type[RecordMixin]] = {
     m.kind: m
     for m in (
@@ -292,6 +317,8 @@ RECORD_MODELS: dict[str, type[RecordMixin]] = {
         PrescriptionRow,
         MedicationRow,
         AdverseEventRow,
+        DecisionRow,
+        PriorTreatmentRow,
     )
 }
 """Every versioned table by its kind (the API path segment, and the contract's list name)."""

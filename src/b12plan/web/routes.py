@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
@@ -25,7 +26,7 @@ import plotly
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from b12plan.caseio import CaseError, parse_case
+from b12plan.contract import CaseError, parse_case
 from b12plan.core.assessment import Assessment
 from b12plan.core.knowledge import Knowledge
 from b12plan.core.model import Case
@@ -46,8 +47,10 @@ from b12plan.service.schemas import (
     KINDS,
     AdministrationIn,
     AdverseEventIn,
+    DecisionIn,
     ObservationIn,
     PrescriptionIn,
+    PriorTreatmentIn,
     R,
     SymptomIn,
     WorklistQuery,
@@ -59,10 +62,12 @@ from b12plan.web.forms import (
     Form,
     adverse_event_fields,
     build_input,
+    decision_fields,
     errors_by_field,
     injection_fields,
     lab_fields,
     prescription_fields,
+    prior_treatment_fields,
     self_injection_fields,
     symptom_fields,
     typed_values,
@@ -75,8 +80,12 @@ from b12plan.web.views import (
     WORKLIST_GROUPS,
     age_on,
     allergic_codes,
+    clinician_notices,
+    dose_validity_view,
+    escalation_advice,
     explain_findings,
     order_worklist,
+    patient_notices,
     regimen_view,
     rotation_hint,
     upcoming,
@@ -347,6 +356,22 @@ class _Web:
                 prescription_fields(k),
                 rx_values,
             ),
+            "decision": Form(
+                "decision",
+                "Record a decision",
+                f"{base}/decision",
+                "Record decision",
+                decision_fields(k),
+                {"date": day},
+            ),
+            "prior-treatment": Form(
+                "prior-treatment",
+                "Treatment before this record (prior treatment)",
+                f"{base}/prior-treatment",
+                "Save prior treatment",
+                prior_treatment_fields(),
+                _prior_values(case),
+            ),
         }
 
     def patient_page(
@@ -366,6 +391,7 @@ class _Web:
         forms = self.clinic_forms(patient_id, case, assessment, today)
         if failed is not None:
             forms[failed.id] = failed
+        decision_labels = {d.code: d.label for d in self.knowledge.decisions}
         figure_json, rows = self.chart(case, assessment)
         rx = case.prescription
         current_rx = (
@@ -396,6 +422,13 @@ class _Web:
             forms=forms,
             current_rx=current_rx,
             saved=saved,
+            notices=clinician_notices(assessment),
+            doses=dose_validity_view(assessment),
+            decisions=[
+                (d, decision_labels.get(d.code, d.code))
+                for d in sorted(case.decisions, key=lambda d: d.date, reverse=True)
+            ],
+            prior=case.prior_treatment,
         )
 
     # --- patient pages -----------------------------------------------------------------
@@ -472,7 +505,23 @@ class _Web:
             saved=saved,
             urgent=urgent,
             today=today,
+            notices=patient_notices(assessment, today),
+            escalation=escalation_advice(assessment, self.knowledge),
         )
+
+
+_ITEM_PREFIX = re.compile(r"^\[\d+\]\.")
+
+
+def _prior_values(case: Case) -> dict[str, str]:
+    """The prior treatment form shows what is recorded (saving it corrects that record)."""
+    prior = case.prior_treatment
+    if prior is None:
+        return {}
+    return {
+        "since": prior.since.isoformat(),
+        "loading_completed": "yes" if prior.loading_completed else "no",
+    }
 
 
 def _own(who: Principal) -> str:
@@ -522,10 +571,26 @@ def _save(
     if data is None:
         return redisplay(_failed(blank, form, problems))
     try:
-        records.add_record(who, patient_id, data)
+        if isinstance(data, PriorTreatmentIn):
+            _save_prior_treatment(records, who, patient_id, data)
+        else:
+            records.add_record(who, patient_id, data)
     except InvalidInput as exc:
         return redisplay(_failed(blank, form, exc.errors))
     return data
+
+
+def _save_prior_treatment(
+    records: RecordsService, who: Principal, patient_id: str, data: PriorTreatmentIn
+) -> None:
+    """A patient has one prior treatment record: the form adds it, or corrects the current one."""
+    kind = KINDS["prior_treatment"]
+    current = records.list_records(who, patient_id, kind)
+    if not current:
+        records.add_record(who, patient_id, data)
+        return
+    latest = current[-1]
+    records.correct_record(who, patient_id, latest.id, data, expected_version=latest.version)
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -541,6 +606,8 @@ SAVED = {
     "symptom": "Symptom assessment recorded.",
     "adverse-event": "Side effect recorded.",
     "prescription": "Prescription saved.",
+    "decision": "Decision recorded.",
+    "prior-treatment": "Prior treatment saved.",
     "self-injection": "Thank you: your injection is logged.",
     "diary": "Thank you: your diary is saved.",
     "side-effect": "Thank you: your side effect is recorded and your clinic can see it.",
@@ -552,6 +619,8 @@ CLINIC_FORMS: dict[str, type[Any]] = {
     "symptom": SymptomIn,
     "adverse-event": AdverseEventIn,
     "prescription": PrescriptionIn,
+    "decision": DecisionIn,
+    "prior-treatment": PriorTreatmentIn,
 }
 
 
@@ -816,6 +885,8 @@ def make_router(
             patient=patient,
             today=today,
             assessment=assessment,
+            notices=patient_notices(assessment, today),
+            escalation=escalation_advice(assessment, knowledge),
             window=window_view(assessment.next_dose, today),
             regimen=regimen_view(assessment, knowledge),
             upcoming=upcoming(assessment),
@@ -892,16 +963,19 @@ def make_router(
                 request, who, failed=replace(blank, values=form, general=[message])
             )
         try:
-            for entry in entries:
-                records.add_record(
-                    who,
-                    pid,
+            records.add_records(
+                who,
+                pid,
+                [
                     SymptomIn(
                         code=entry.code, date=entry.date, status=entry.status, note=entry.note
-                    ),
-                )
-        except InvalidInput as exc:
-            return web.me_log_page(request, who, failed=_failed(blank, form, exc.errors))
+                    )
+                    for entry in entries
+                ],
+            )
+        except InvalidInput as exc:  # every entry shares the form's date: show it there
+            problems = [{**e, "loc": _ITEM_PREFIX.sub("", e["loc"])} for e in exc.errors]
+            return web.me_log_page(request, who, failed=_failed(blank, form, problems))
         return RedirectResponse("/me/log?saved=diary", status_code=303)
 
     @router.post("/me/side-effects")
