@@ -14,6 +14,8 @@ Environment:
 - ``B12PLAN_COOKIE_SECURE``: ``1`` to mark the session cookie Secure (behind HTTPS).
 - ``B12PLAN_CDS_FHIR_SERVERS``: comma-separated FHIR server URLs the CDS Hooks services may
   query for missing prefetch (default: none; they use prefetch or the store).
+- ``B12PLAN_SMTP_*``, ``B12PLAN_REMINDER_*``, ``B12PLAN_PUBLIC_URL``: reminders (see
+  ``b12plan.reminders.settings``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
@@ -43,6 +45,11 @@ from b12plan.core.assessment import Assessment
 from b12plan.core.knowledge import Knowledge
 from b12plan.fhir.api import make_router as make_fhir_router
 from b12plan.knowledge import load_knowledge
+from b12plan.reminders.knowledge import load_reminder_rules
+from b12plan.reminders.mail import SmtpMailer
+from b12plan.reminders.outbox import Backoff, Outbox
+from b12plan.reminders.service import ReminderService
+from b12plan.reminders.settings import ReminderSettings, ReminderSettingsError
 from b12plan.service import (
     AuthService,
     Clock,
@@ -68,6 +75,7 @@ class Settings:
     token_ttl_hours: float = 12.0
     cookie_secure: bool = False
     cds_fhir_servers: tuple[str, ...] = ()
+    reminders: ReminderSettings = field(default_factory=ReminderSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -96,12 +104,17 @@ class Settings:
         for server in servers:
             if not server.startswith(("https://", "http://")):
                 raise SettingsError(f"B12PLAN_CDS_FHIR_SERVERS: not an http(s) URL: {server!r}")
+        try:
+            reminders = ReminderSettings.from_env(env)
+        except ReminderSettingsError as exc:
+            raise SettingsError(str(exc)) from None
         return cls(
             database_url=env.get("B12PLAN_DATABASE_URL") or DEFAULT_URL,
             today=today,
             token_ttl_hours=ttl,
             cookie_secure=secure in ("1", "true", "yes"),
             cds_fhir_servers=servers,
+            reminders=reminders,
         )
 
 
@@ -115,6 +128,7 @@ class Services:
     knowledge: Knowledge
     records: RecordsService
     auth: AuthService
+    reminders: ReminderService
 
 
 def build_services(
@@ -129,12 +143,14 @@ def build_services(
         clock = PinnedDayClock(settings.today) if settings.today else SystemClock()
     db = Database(settings.database_url)
     knowledge = load_knowledge()
+    records = RecordsService(db, clock=clock, knowledge=knowledge, new_id=new_id)
     return Services(
         settings=settings,
         db=db,
         clock=clock,
         knowledge=knowledge,
-        records=RecordsService(db, clock=clock, knowledge=knowledge, new_id=new_id),
+        records=records,
+        reminders=_reminder_service(settings.reminders, records),
         auth=AuthService(
             db,
             clock=clock,
@@ -142,6 +158,24 @@ def build_services(
             token_ttl=dt.timedelta(hours=settings.token_ttl_hours),
             new_id=new_id,
         ),
+    )
+
+
+def _reminder_service(settings: ReminderSettings, records: RecordsService) -> ReminderService:
+    outbox = Outbox(
+        records.db,
+        now=records.clock.now,
+        lease=dt.timedelta(seconds=settings.lease_seconds),
+        backoff=Backoff(base_seconds=settings.backoff_seconds, max_attempts=settings.max_attempts),
+    )
+    smtp = settings.smtp
+    return ReminderService(
+        records,
+        outbox,
+        load_reminder_rules(),
+        mailer=None if smtp is None else SmtpMailer(smtp),
+        sender=smtp.sender if smtp is not None else "b12plan <reminders@localhost>",
+        settings_url=None if settings.public_url is None else f"{settings.public_url}/settings",
     )
 
 

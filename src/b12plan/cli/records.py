@@ -7,6 +7,7 @@ imports (SQLAlchemy, FastAPI, uvicorn) happen inside the commands.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -63,12 +64,7 @@ def settings_for(database_url: str | None) -> Settings:
     except SettingsError as exc:
         _fail(str(exc))
     if database_url:
-        settings = Settings(
-            database_url=database_url,
-            today=settings.today,
-            token_ttl_hours=settings.token_ttl_hours,
-            cookie_secure=settings.cookie_secure,
-        )
+        settings = dataclasses.replace(settings, database_url=database_url)
     return settings
 
 
