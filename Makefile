@@ -28,6 +28,7 @@ demo-data: .venv/.synced
 	$(B12) demo
 	$(B12) db upgrade
 	$(B12) seed-demo
+	$(B12) reminders preview --as-of $(TODAY) --days 7
 	$(B12) population generate --patients 5000 --seed 12 --out out/cohort
 	$(B12) population run --engine duckdb --input out/cohort --as-of $(TODAY) --out out/worklist.parquet --show 10
 	$(B12) population summary out/worklist.parquet

@@ -139,15 +139,40 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Server processes (each opens its own pool).")
     ] = 1,
+    reminders: Annotated[
+        bool,
+        typer.Option(
+            help="Also send reminders every $B12PLAN_REMINDER_INTERVAL_SECONDS (default 900)."
+        ),
+    ] = False,
 ) -> None:
     """Run the REST API (OpenAPI at /docs) with uvicorn."""
+    settings = settings_for(database_url)
+    if migrate:
+        _migrate(settings)
+    if not reminders:
+        _serve(settings, host, port, access_log, workers)
+        return
+    from b12plan.reminders.service import ReminderLoop
+
+    with records_services(settings) as loop_services:
+        loop = ReminderLoop(
+            loop_services.reminders,
+            settings.reminders.interval_seconds,
+            report=lambda line: typer.echo(line, err=True),
+        )
+        loop.start()
+        try:
+            _serve(settings, host, port, access_log, workers)
+        finally:
+            loop.stop()
+
+
+def _serve(settings: Settings, host: str, port: int, access_log: bool, workers: int) -> None:
     import uvicorn
 
     from b12plan.app import create_app
 
-    settings = settings_for(database_url)
-    if migrate:
-        _migrate(settings)
     with records_services(settings) as services:
         typer.echo(f"b12plan API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
         typer.echo(f"database: {services.db.engine.url.render_as_string(hide_password=True)}")

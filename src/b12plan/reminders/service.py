@@ -531,3 +531,45 @@ def _prefs(row: ReminderPreferences | None) -> Preferences:
         language=row.language or "en",
         calendar_active=row.calendar_secret_hash is not None,
     )
+
+
+class ReminderLoop:
+    """``run`` every ``interval`` seconds on a daemon thread, off the web server's event loop.
+
+    Each pass is a normal run (idempotent, leased), so a loop in every server process, or a
+    loop beside a cron job, never sends a row twice. Errors are reported and the loop goes on.
+    """
+
+    def __init__(
+        self,
+        service: ReminderService,
+        interval_seconds: float,
+        *,
+        report: Callable[[str], None] = print,
+    ) -> None:
+        import threading
+
+        self.service = service
+        self.interval = interval_seconds
+        self.report = report
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="b12plan-reminders", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _main(self) -> None:
+        while not self._stop.is_set():
+            try:
+                r = self.service.run()
+                self.report(
+                    f"reminders {r.as_of.isoformat()}: {r.enqueued} queued, {r.sent} sent,"
+                    f" {r.failed} to retry, {r.given_up} given up, {r.quiet} in quiet hours"
+                )
+            except Exception as exc:  # the loop must outlive one bad pass
+                self.report(f"reminders: run failed: {type(exc).__name__}: {exc}")
+            self._stop.wait(self.interval)
