@@ -233,6 +233,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             clock=services.clock,
             calendar=_calendar,
             secure_cookies=services.settings.cookie_secure,
+            reminders=services.reminders,
+            public_url=services.settings.reminders.public_url,
         )
     )
     return app

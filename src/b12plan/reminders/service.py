@@ -19,11 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from b12plan.caseio import CaseError, parse_case
 from b12plan.core import Assessment, evaluate
 from b12plan.core.model import Case
+from b12plan.reminders.feed import feed_calendar
 from b12plan.reminders.knowledge import ReminderRules
 from b12plan.reminders.mail import DeliveryError, SmtpMailer, build_email
 from b12plan.reminders.outbox import Claimed, Outbox, Recipient
@@ -32,7 +33,7 @@ from b12plan.reminders.text import LANGUAGES, compose
 from b12plan.service import NotFound, Principal, RecordsService, ServiceError
 from b12plan.service.errors import FieldError, Forbidden, InvalidInput, field_error
 from b12plan.store import Author, Repository
-from b12plan.store.models import Clinic, OutboxRow, Patient, ReminderPreferences
+from b12plan.store.models import AuditEntry, Clinic, OutboxRow, Patient, ReminderPreferences
 
 CHANNELS = ("none", "email", "calendar", "both")
 DEFAULT_ZONE = "Europe/London"
@@ -241,6 +242,31 @@ class ReminderService:
                     ReminderPreferences.calendar_secret_hash == _digest(secret)
                 )
             )
+
+    def feed(self, secret: str) -> bytes | None:
+        """The calendar feed a secret opens, as of today (None: no such feed)."""
+        pid = self.patient_for_secret(secret)
+        if pid is None:
+            return None
+        today = self.clock.today()
+        prefs = self.preferences(SYSTEM, pid)
+        case, assessment = self.assessment_of(SYSTEM, pid, today)
+        patient = self.records.get_patient(SYSTEM, pid)
+        with self.db.reading() as session:
+            revision = session.scalar(
+                select(func.count()).select_from(AuditEntry).where(AuditEntry.patient_id == pid)
+            )
+            clinic = session.get(Clinic, patient.clinic_id)
+        return feed_calendar(
+            assessment,
+            case,
+            self.rules,
+            patient_id=pid,
+            as_of=today,
+            revision=int(revision or 0),
+            lead_days=prefs.lead_days,
+            clinic_name=clinic.name if clinic is not None else "your clinic",
+        )
 
     # --- plans --------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from b12plan.caseio import CaseError, parse_case
 from b12plan.core.assessment import Assessment
 from b12plan.core.knowledge import Knowledge
 from b12plan.core.model import Case
+from b12plan.reminders.service import ReminderService
 from b12plan.service import (
     SESSION_COOKIE,
     AuthService,
@@ -69,6 +70,7 @@ from b12plan.web.forms import (
     unit_choices,
 )
 from b12plan.web.qa import monitoring_label, patient_answers
+from b12plan.web.reminders import add_reminder_routes
 from b12plan.web.text import human_date, num, weeks
 from b12plan.web.views import (
     INJECTION_SITES,
@@ -177,6 +179,7 @@ class _Web:
                 ("/me", "My schedule", "me"),
                 ("/me/log", "Log", "log"),
                 ("/me/questions", "Questions", "questions"),
+                ("/me/settings", "Reminders", "settings"),
             ]
         html = self.env.get_template(name).render(
             user=who,
@@ -563,6 +566,8 @@ def make_router(
     clock: Clock,
     calendar: Calendar,
     secure_cookies: bool = False,
+    reminders: ReminderService | None = None,
+    public_url: str | None = None,
 ) -> APIRouter:
     """The web UI as one router, to mount at the site root of the FastAPI app.
 
@@ -940,4 +945,6 @@ def make_router(
             headers={"Content-Disposition": 'attachment; filename="b12-injections.ics"'},
         )
 
+    if reminders is not None:
+        add_reminder_routes(router, web, reminders, _form_data, public_url=public_url)
     return router
