@@ -33,7 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 ACTIVE = "active"
 ENTERED_IN_ERROR = "entered-in-error"
 STATUSES = (ACTIVE, ENTERED_IN_ERROR)
-ROLES = ("clinician", "patient", "admin")
+ROLES = ("clinician", "patient", "admin", "carer")
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -358,3 +358,40 @@ class OutboxRow(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class CarerLink(Base):
+    """A carer who may see one patient's schedule, get their reminders and log doses they give.
+
+    ``consent`` says who agreed: the patient (an invitation they made and the carer accepted) or
+    the clinic (a clinician who recorded the patient's consent in ``consent_note``). A link is
+    ended by setting ``revoked_at``; it is never deleted.
+    """
+
+    __tablename__ = "carer_links"
+    __table_args__ = (CheckConstraint("consent IN ('clinic', 'patient')", name="consent"),)
+
+    carer_user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(
+        ForeignKey("patients.id"), primary_key=True, index=True
+    )
+    consent: Mapped[str] = mapped_column(String(10))
+    consent_note: Mapped[str] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(String(320))
+    linked_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class CarerInvitation(Base):
+    """A patient's one-time invitation for a carer (the code is kept only as its SHA-256)."""
+
+    __tablename__ = "carer_invitations"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"))
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    used_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
