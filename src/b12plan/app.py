@@ -59,6 +59,7 @@ from b12plan.service import (
     RecordsService,
     SystemClock,
 )
+from b12plan.service.carers import CarerService
 from b12plan.service.records import new_uuid
 from b12plan.store import DEFAULT_URL, Database, current_revision, head_revision
 from b12plan.web import make_router as make_web_router
@@ -129,6 +130,7 @@ class Services:
     records: RecordsService
     auth: AuthService
     reminders: ReminderService
+    carers: CarerService
 
 
 def build_services(
@@ -144,13 +146,15 @@ def build_services(
     db = Database(settings.database_url)
     knowledge = load_knowledge()
     records = RecordsService(db, clock=clock, knowledge=knowledge, new_id=new_id)
+    carers = CarerService(db, clock=clock)
     return Services(
         settings=settings,
         db=db,
         clock=clock,
         knowledge=knowledge,
         records=records,
-        reminders=_reminder_service(settings.reminders, records),
+        reminders=_reminder_service(settings.reminders, records, carers),
+        carers=carers,
         auth=AuthService(
             db,
             clock=clock,
@@ -161,7 +165,9 @@ def build_services(
     )
 
 
-def _reminder_service(settings: ReminderSettings, records: RecordsService) -> ReminderService:
+def _reminder_service(
+    settings: ReminderSettings, records: RecordsService, carers: CarerService
+) -> ReminderService:
     outbox = Outbox(
         records.db,
         now=records.clock.now,
@@ -175,7 +181,8 @@ def _reminder_service(settings: ReminderSettings, records: RecordsService) -> Re
         load_reminder_rules(),
         mailer=None if smtp is None else SmtpMailer(smtp),
         sender=smtp.sender if smtp is not None else "b12plan <reminders@localhost>",
-        settings_url=None if settings.public_url is None else f"{settings.public_url}/settings",
+        settings_url=None if settings.public_url is None else f"{settings.public_url}/me/settings",
+        carers=carers,
     )
 
 

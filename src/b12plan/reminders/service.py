@@ -31,6 +31,7 @@ from b12plan.reminders.outbox import Claimed, Outbox, Recipient
 from b12plan.reminders.plan import CLINIC, PATIENT, Reminder, plan_reminders
 from b12plan.reminders.text import LANGUAGES, compose
 from b12plan.service import NotFound, Principal, RecordsService, ServiceError
+from b12plan.service.carers import CarerService
 from b12plan.service.errors import FieldError, Forbidden, InvalidInput, field_error
 from b12plan.store import Author, Repository
 from b12plan.store.models import AuditEntry, Clinic, OutboxRow, Patient, ReminderPreferences
@@ -120,6 +121,7 @@ class ReminderService:
         mailer: SmtpMailer | None,
         sender: str,
         settings_url: str | None = None,
+        carers: CarerService | None = None,
     ) -> None:
         self.records = records
         self.db = records.db
@@ -129,6 +131,7 @@ class ReminderService:
         self.mailer = mailer
         self.sender = sender
         self.settings_url = settings_url
+        self.carers = carers
 
     # --- settings -----------------------------------------------------------------------------
 
@@ -324,14 +327,19 @@ class ReminderService:
                     select(OutboxRow.patient_id).where(OutboxRow.state.in_(("pending", "failed")))
                 )
             )
+        carers = self.carers.emails() if self.carers is not None else {}
         for pid, clinic_id in patients:
             pref = _prefs(prefs.get(pid))
             clinic = clinics.get(clinic_id)
-            recipients: dict[str, Recipient] = {}
+            recipients: dict[str, list[Recipient]] = {}
             if pref.wants_email and pref.email:
-                recipients[PATIENT] = Recipient(PATIENT, PATIENT, pref.email)
+                recipients[PATIENT] = [Recipient(PATIENT, PATIENT, pref.email)]
+            for carer_id, email in carers.get(pid, []):  # carers get what the patient gets
+                recipients.setdefault(PATIENT, []).append(
+                    Recipient("carer", f"carer:{carer_id}", email)
+                )
             if clinic is not None and clinic.reminder_email:
-                recipients[CLINIC] = Recipient(CLINIC, CLINIC, clinic.reminder_email)
+                recipients[CLINIC] = [Recipient(CLINIC, CLINIC, clinic.reminder_email)]
             if not recipients and pid not in open_rows:
                 continue
             report.patients += 1
@@ -346,8 +354,8 @@ class ReminderService:
                     assessment, case, self.rules, as_of=day, lead_days=pref.lead_days
                 ):
                     for role in reminder.audience:
-                        if role in recipients:
-                            pairs.append((reminder, recipients[role]))
+                        for who in recipients.get(role, []):
+                            pairs.append((reminder, who))
             added, cancelled = self.outbox.sync(pid, pairs)
             report.enqueued += added
             report.cancelled += cancelled

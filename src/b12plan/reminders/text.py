@@ -91,7 +91,7 @@ def compose(
             footer,
         )
         return Message(subject, lines)
-    greeting = f"Hello {patient_name},"
+    greeting = f"Hello {patient_name}," if recipient_role != "carer" else "Hello,"
     if kind == "book_injection":
         body = (
             f"Your next B12 injection is due on {d(target)}. Please book an appointment with"
@@ -120,6 +120,10 @@ def compose(
         body = f"{title}. It is due on {d(target)}. Please book your {what} with {clinic_name} now."
         subject = f"{title}: due {d(target)}"
     paragraphs = [greeting, body]
+    if recipient_role == "carer":
+        paragraphs.insert(1, f"This reminder is about {patient_name}, whom you care for.")
+        body = body.replace("Your ", f"{patient_name}'s ", 1)
+        paragraphs[2] = body
     if settings_url:
         paragraphs.append(f"To change or stop these reminders: {settings_url}")
     paragraphs.append(footer)

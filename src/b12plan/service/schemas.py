@@ -66,7 +66,7 @@ Sex = Literal["female", "male", "other", "unknown"]
 GivenBy = Literal["clinic", "self", "carer"]
 Phase = Literal["loading", "maintenance"]
 RecordStatus = Literal["active", "entered-in-error"]
-Role = Literal["clinician", "patient", "admin"]
+Role = Literal["clinician", "patient", "admin", "carer"]
 
 
 def _number(value: float | None) -> float | int | None:
@@ -459,6 +459,7 @@ class Principal:
     role: str
     clinic_id: str | None = None
     patient_id: str | None = None
+    patient_ids: tuple[str, ...] = ()  # a carer's linked patients (active links, at sign-in)
 
     @property
     def label(self) -> str:

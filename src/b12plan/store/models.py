@@ -372,9 +372,7 @@ class CarerLink(Base):
     __table_args__ = (CheckConstraint("consent IN ('clinic', 'patient')", name="consent"),)
 
     carer_user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
-    patient_id: Mapped[str] = mapped_column(
-        ForeignKey("patients.id"), primary_key=True, index=True
-    )
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), primary_key=True, index=True)
     consent: Mapped[str] = mapped_column(String(10))
     consent_note: Mapped[str] = mapped_column(Text)
     email: Mapped[str | None] = mapped_column(String(320))

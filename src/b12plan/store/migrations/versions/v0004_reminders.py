@@ -114,9 +114,7 @@ def upgrade() -> None:
             ["patient_id"], ["patients.id"], name="fk_carer_links_patient_id_patients"
         ),
         sa.ForeignKeyConstraint(["linked_by"], ["users.id"], name="fk_carer_links_linked_by_users"),
-        sa.CheckConstraint(
-            "consent IN ('clinic', 'patient')", name=op.f("ck_carer_links_consent")
-        ),
+        sa.CheckConstraint("consent IN ('clinic', 'patient')", name=op.f("ck_carer_links_consent")),
     )
     op.create_index("ix_carer_links_patient_id", "carer_links", ["patient_id"])
     op.create_table(
