@@ -241,6 +241,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             calendar=_calendar,
             secure_cookies=services.settings.cookie_secure,
             reminders=services.reminders,
+            carers=services.carers,
             public_url=services.settings.reminders.public_url,
         )
     )

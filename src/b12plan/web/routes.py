@@ -43,6 +43,7 @@ from b12plan.service import (
     StoredRecordInvalid,
     Unauthenticated,
 )
+from b12plan.service.carers import CarerService
 from b12plan.service.schemas import (
     KINDS,
     AdministrationIn,
@@ -70,7 +71,7 @@ from b12plan.web.forms import (
     unit_choices,
 )
 from b12plan.web.qa import monitoring_label, patient_answers
-from b12plan.web.reminders import add_reminder_routes
+from b12plan.web.reminders import add_carer_routes, add_reminder_routes
 from b12plan.web.text import human_date, num, weeks
 from b12plan.web.views import (
     INJECTION_SITES,
@@ -132,6 +133,11 @@ _MEDIA = {
 }
 
 
+def _home(role: str) -> str:
+    """Where each role lands after signing in."""
+    return {"patient": "/me", "carer": "/carer"}.get(role, "/clinic")
+
+
 async def _form_data(request: Request) -> dict[str, str]:
     """The posted form as text, after a same-origin check (cookie sessions need one)."""
     origin = request.headers.get("origin")
@@ -174,6 +180,8 @@ class _Web:
                 ("/clinic", "Worklist", "worklist"),
                 ("/clinic/patients", "Patients", "patients"),
             ]
+        elif who is not None and who.role == "carer":
+            nav = [("/carer", "People I care for", "carer")]
         elif who is not None:
             nav = [
                 ("/me", "My schedule", "me"),
@@ -191,7 +199,7 @@ class _Web:
     def error(
         self, request: Request, who: Principal | None, status: int, heading: str, message: str
     ) -> HTMLResponse:
-        home = "/me" if who is not None and who.role in PATIENT else "/clinic"
+        home = _home(who.role) if who is not None else "/login"
         return self.render(
             "error.html",
             who,
@@ -216,7 +224,7 @@ class _Web:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             raise _Stop(RedirectResponse("/login?" + urlencode({"next": target}), 303))
         if who.role not in roles:
-            place = "clinic staff" if roles == STAFF else "patients"
+            place = {STAFF: "clinic staff", ("carer",): "carers"}.get(roles, "patients")
             raise _Stop(
                 self.error(
                     request,
@@ -567,6 +575,7 @@ def make_router(
     calendar: Calendar,
     secure_cookies: bool = False,
     reminders: ReminderService | None = None,
+    carers: CarerService | None = None,
     public_url: str | None = None,
 ) -> APIRouter:
     """The web UI as one router, to mount at the site root of the FastAPI app.
@@ -614,7 +623,7 @@ def make_router(
         who = web.principal(request)
         if who is None:
             return RedirectResponse("/login", 303)
-        return RedirectResponse("/me" if who.role in PATIENT else "/clinic", 303)
+        return RedirectResponse(_home(who.role), 303)
 
     @router.get("/login")
     @web.page
@@ -656,7 +665,7 @@ def make_router(
                 next_url=_safe_next(form.get("next")) or "",
             )
         role = issued.user.role
-        target = _safe_next(form.get("next")) or ("/me" if role in PATIENT else "/clinic")
+        target = _safe_next(form.get("next")) or _home(role)
         response = RedirectResponse(target, 303)
         max_age = int((issued.expires_at - clock.now()).total_seconds())
         response.set_cookie(
@@ -947,4 +956,6 @@ def make_router(
 
     if reminders is not None:
         add_reminder_routes(router, web, reminders, _form_data, public_url=public_url)
+    if carers is not None:
+        add_carer_routes(router, web, carers, _form_data)
     return router
