@@ -157,3 +157,37 @@ def test_patient_on_hold_gets_a_note_not_an_empty_calendar(
     assert not [u for u in events if u.startswith("dose-")]
     notes = [v for v in events.values() if "on hold" in v[2]]
     assert notes and notes[0][0] == TODAY
+
+
+def test_clinic_booking_list_and_csv(clinician: TestClient, services: Services) -> None:
+    from b12plan.service.schemas import PatientIn
+
+    system = Principal.system("tests")
+    current = services.records.get_patient(system, OVERDUE_ID)
+    services.records.correct_patient(
+        system,
+        OVERDUE_ID,
+        PatientIn(
+            display_name='=HYPERLINK("http://evil.test")',
+            sex=current.sex,
+            birth_date=current.birth_date,
+            jurisdiction=current.jurisdiction,
+        ),
+        expected_version=current.version,
+    )
+    page = clinician.get("/clinic/reminders?days=30")
+    assert page.status_code == 200 and "Due in the next 30 days" in page.text
+    csv_response = clinician.get("/clinic/reminders/booking.csv?days=30")
+    assert csv_response.status_code == 200
+    assert csv_response.headers["content-type"].startswith("text/csv")
+    lines = csv_response.text.splitlines()
+    assert lines[0] == "patient_id,name,what,due,earliest,overdue_after"
+    row = next(line for line in lines if line.startswith(OVERDUE_ID))
+    assert "'=HYPERLINK" in row  # a name that looks like a formula is kept as text
+    dna = clinician.get("/clinic/reminders/did-not-attend.csv")
+    assert dna.status_code == 200 and dna.text.startswith("patient_id,name,due,reminded_on")
+
+
+def test_clinic_lists_are_not_for_patients(patient: TestClient) -> None:
+    for path in ("/clinic/reminders", "/clinic/reminders/booking.csv"):
+        assert patient.get(path).status_code == 403

@@ -28,7 +28,14 @@ from b12plan.reminders.feed import feed_calendar
 from b12plan.reminders.knowledge import ReminderRules
 from b12plan.reminders.mail import DeliveryError, SmtpMailer, build_email
 from b12plan.reminders.outbox import Claimed, Outbox, Recipient
-from b12plan.reminders.plan import CLINIC, PATIENT, Reminder, plan_reminders
+from b12plan.reminders.plan import (
+    CLINIC,
+    PATIENT,
+    Reminder,
+    injections_on_hold,
+    plan_reminders,
+    self_given,
+)
 from b12plan.reminders.text import LANGUAGES, compose
 from b12plan.service import NotFound, Principal, RecordsService, ServiceError
 from b12plan.service.carers import CarerService
@@ -63,6 +70,30 @@ class Preferences:
     @property
     def wants_calendar(self) -> bool:
         return self.channel in ("calendar", "both")
+
+
+@dataclass(frozen=True)
+class BookingRow:
+    """Something a clinic patient needs booked in the next days."""
+
+    patient_id: str
+    display_name: str
+    what: str  # plain language: "B12 injection", or the check-up's title
+    due: dt.date
+    earliest: dt.date | None
+    overdue_after: dt.date | None
+
+
+@dataclass(frozen=True)
+class NoShowRow:
+    """A dose reminder went out, the dose's due date has passed, and no dose is recorded."""
+
+    patient_id: str
+    display_name: str
+    due: dt.date
+    reminded_on: dt.date
+    reminder: str  # the reminder kind that was sent
+    days_late: int
 
 
 @dataclass
@@ -291,6 +322,105 @@ class ReminderService:
         prefs = self.preferences(who, patient_id)
         case, assessment = self.assessment_of(who, patient_id, as_of)
         return plan_reminders(assessment, case, self.rules, as_of=as_of, lead_days=prefs.lead_days)
+
+    # --- clinic lists -------------------------------------------------------------------------
+
+    def booking_list(self, who: Principal, as_of: dt.date, days: int) -> list[BookingRow]:
+        """Clinic-given doses due by ``as_of + days`` (overdue ones too: they need booking most)
+        and check-ups due from ``as_of`` to then (staff)."""
+        self._require_staff(who)
+        end = as_of + dt.timedelta(days=days)
+        rows: list[BookingRow] = []
+        for patient in self._patients(who):
+            try:
+                case, assessment = self.assessment_of(who, patient.id, as_of)
+            except ServiceError:
+                continue
+            window = assessment.next_dose
+            if (
+                window is not None
+                and window.due <= end
+                and not self_given(case)
+                and not injections_on_hold(assessment)
+                and not (assessment.regimen is not None and assessment.regimen.route == "oral")
+            ):
+                rows.append(
+                    BookingRow(
+                        patient.id,
+                        patient.display_name,
+                        "B12 injection",
+                        window.due,
+                        window.earliest,
+                        window.overdue_after,
+                    )
+                )
+            for item in assessment.monitoring:
+                if as_of <= item.due <= end:
+                    rows.append(
+                        BookingRow(
+                            patient.id,
+                            patient.display_name,
+                            self.rules.item(item.item).title,
+                            item.due,
+                            None,
+                            None,
+                        )
+                    )
+        return sorted(rows, key=lambda r: (r.due, r.display_name, r.patient_id, r.what))
+
+    def did_not_attend(self, who: Principal, as_of: dt.date) -> list[NoShowRow]:
+        """Reminder sent, due date passed, no dose recorded (the plan still waits for it)."""
+        self._require_staff(who)
+        visible = {p.id: p for p in self._patients(who)}
+        with self.db.reading() as session:
+            sent = session.execute(
+                select(
+                    OutboxRow.patient_id, OutboxRow.target_date, OutboxRow.kind, OutboxRow.sent_at
+                )
+                .where(
+                    OutboxRow.state == "sent",
+                    OutboxRow.kind.in_(("book_injection", "injection_due", "injection_overdue")),
+                    OutboxRow.target_date < as_of,
+                    OutboxRow.patient_id.in_(list(visible)),
+                )
+                .order_by(OutboxRow.patient_id, OutboxRow.target_date, OutboxRow.sent_at)
+            ).all()
+        first: dict[tuple[str, dt.date], tuple[str, dt.datetime | None]] = {}
+        for pid, target, kind, sent_at in sent:
+            first.setdefault((pid, target), (kind, sent_at))
+        rows = []
+        for (pid, target), (kind, sent_at) in first.items():
+            try:
+                _, assessment = self.assessment_of(who, pid, as_of)
+            except ServiceError:
+                continue
+            window = assessment.next_dose
+            if window is None or window.due != target:
+                continue  # a dose was recorded (the plan moved on), or the plan stopped
+            rows.append(
+                NoShowRow(
+                    pid,
+                    visible[pid].display_name,
+                    target,
+                    sent_at.date() if sent_at is not None else target,
+                    kind,
+                    (as_of - target).days,
+                )
+            )
+        return sorted(rows, key=lambda r: (-r.days_late, r.display_name, r.patient_id))
+
+    def _patients(self, who: Principal) -> list[Any]:
+        out: list[Any] = []
+        while True:
+            page = self.records.list_patients(who, limit=200, offset=len(out))
+            out.extend(page.items)
+            if len(out) >= page.total or not page.items:
+                return out
+
+    @staticmethod
+    def _require_staff(who: Principal) -> None:
+        if who.role not in ("clinician", "admin"):
+            raise Forbidden("only clinic staff see the clinic's reminder lists")
 
     # --- delivery -----------------------------------------------------------------------------
 

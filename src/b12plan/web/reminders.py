@@ -8,6 +8,8 @@ secret in the URL is the credential (256 random bits, stored only as a hash, rev
 
 from __future__ import annotations
 
+import csv
+import io
 import zoneinfo
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +119,51 @@ def add_reminder_routes(
         secret = reminders.rotate_calendar_secret(who, own(who))
         # Shown once, on this response only (never in a URL we redirect to, never stored).
         return settings_page(request, who, feed_url=secret)
+
+    def lists(who: Principal, days: str) -> tuple[int, Any, Any, Any]:
+        n = int(days) if days.isdigit() and 1 <= int(days) <= 366 else 14
+        today = web.clock.today()
+        return n, today, reminders.booking_list(who, today, n), reminders.did_not_attend(who, today)
+
+    @router.get("/clinic/reminders")
+    @web.page
+    def clinic_reminders(request: Request, days: str = "14") -> Response:
+        who = web.require(request, STAFF)
+        n, today, booking, no_shows = lists(who, days)
+        return web.render(
+            "clinic/reminders.html",
+            who,
+            title="Bookings and reminders",
+            active="bookings",
+            days=n,
+            today=today,
+            booking=booking,
+            no_shows=no_shows,
+        )
+
+    @router.get("/clinic/reminders/booking.csv")
+    @web.page
+    def booking_csv(request: Request, days: str = "14") -> Response:
+        who = web.require(request, STAFF)
+        n, today, booking, _ = lists(who, days)
+        rows = [
+            [r.patient_id, r.display_name, r.what, r.due, r.earliest or "", r.overdue_after or ""]
+            for r in booking
+        ]
+        header = ["patient_id", "name", "what", "due", "earliest", "overdue_after"]
+        return _csv(f"booking-{today.isoformat()}-{n}d.csv", header, rows)
+
+    @router.get("/clinic/reminders/did-not-attend.csv")
+    @web.page
+    def no_show_csv(request: Request) -> Response:
+        who = web.require(request, STAFF)
+        _, today, _, no_shows = lists(who, "14")
+        rows = [
+            [r.patient_id, r.display_name, r.due, r.reminded_on, r.reminder, r.days_late]
+            for r in no_shows
+        ]
+        header = ["patient_id", "name", "due", "reminded_on", "reminder", "days_late"]
+        return _csv(f"did-not-attend-{today.isoformat()}.csv", header, rows)
 
     @router.get("/calendar/{secret}.ics")
     def calendar_feed(secret: str) -> Response:
@@ -287,3 +334,31 @@ def add_carer_routes(router: APIRouter, web: _Web, carers: CarerService, form_da
         if errors:
             return person_page(request, who, patient_id, errors=errors, status=422)
         return RedirectResponse(f"/carer/patients/{patient_id}?saved=1", status_code=303)
+
+
+STAFF = ("clinician", "admin")
+
+
+def _csv(filename: str, header: list[str], rows: list[list[Any]]) -> Response:
+    """A CSV download; cells that a spreadsheet would run as a formula are quoted as text."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_cell(v) for v in row])
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+def _cell(value: Any) -> str:
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text  # CSV injection: never a formula in someone's spreadsheet
+    return text

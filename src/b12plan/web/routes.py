@@ -179,6 +179,7 @@ class _Web:
             nav = [
                 ("/clinic", "Worklist", "worklist"),
                 ("/clinic/patients", "Patients", "patients"),
+                ("/clinic/reminders", "Bookings", "bookings"),
             ]
         elif who is not None and who.role == "carer":
             nav = [("/carer", "People I care for", "carer")]
