@@ -191,3 +191,25 @@ def test_clinic_booking_list_and_csv(clinician: TestClient, services: Services) 
 def test_clinic_lists_are_not_for_patients(patient: TestClient) -> None:
     for path in ("/clinic/reminders", "/clinic/reminders/booking.csv"):
         assert patient.get(path).status_code == 403
+
+
+def test_patient_downloads_their_log_for_the_doctor(patient: TestClient) -> None:
+    page = patient.get("/me/export")
+    assert page.status_code == 200 and "My B12 log" in page.text
+    assert "style=" not in page.text and "<script>" not in page.text
+    response = patient.get("/me/export.csv")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    lines = response.text.splitlines()
+    assert lines[0] == "record,date,what,detail,given_by,site,note"
+    assert any(line.startswith("dose,") for line in lines[1:])
+    assert any(line.startswith("symptom,") for line in lines[1:])
+
+
+def test_log_export_is_for_its_patient_only(clinician: TestClient) -> None:
+    assert clinician.get("/me/export.csv").status_code == 403
+
+
+def test_log_export_needs_a_sign_in(visitor: TestClient) -> None:
+    assert visitor.get("/me/export.csv", follow_redirects=False).status_code == 303

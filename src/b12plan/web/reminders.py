@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import zoneinfo
+from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -20,8 +22,9 @@ from b12plan.reminders.service import CHANNELS, Preferences, ReminderService
 from b12plan.reminders.text import LANGUAGES
 from b12plan.service import InvalidInput, Principal, ServiceError
 from b12plan.service.carers import CarerService
-from b12plan.service.schemas import AdministrationIn
+from b12plan.service.schemas import KINDS, AdministrationIn
 from b12plan.web.forms import build_input
+from b12plan.web.text import num
 from b12plan.web.views import upcoming, window_view
 
 if TYPE_CHECKING:
@@ -362,3 +365,79 @@ def _cell(value: Any) -> str:
     if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + text  # CSV injection: never a formula in someone's spreadsheet
     return text
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of the patient's log for their doctor (doses, symptoms, side effects)."""
+
+    record: str  # dose | symptom | side effect
+    date: date
+    what: str
+    detail: str
+    given_by: str
+    site: str
+    note: str
+
+
+EXPORT_HEADER = ["record", "date", "what", "detail", "given_by", "site", "note"]
+
+
+def patient_log(web: _Web, who: Principal, patient_id: str) -> list[LogLine]:
+    """The patient's current doses, symptom reports and side effects, by date."""
+    k = web.knowledge
+    labels = {e.code: e.label for e in (*k.symptoms, *k.adverse_events)}
+    lines: list[LogLine] = []
+    for dose in web.records.list_records(who, patient_id, KINDS["administrations"]):
+        d = dose.data
+        lines.append(
+            LogLine(
+                "dose",
+                d.date,
+                d.product,
+                f"{num(d.dose)} {d.unit} {d.route}",
+                d.given_by or "",
+                d.site or "",
+                d.note or "",
+            )
+        )
+    for report in web.records.list_records(who, patient_id, KINDS["symptoms"]):
+        r = report.data
+        lines.append(
+            LogLine("symptom", r.date, labels.get(r.code, r.code), r.status, "", "", r.note or "")
+        )
+    for event in web.records.list_records(who, patient_id, KINDS["adverse_events"]):
+        e = event.data
+        lines.append(
+            LogLine("side effect", e.date, labels.get(e.code, e.code), "", "", "", e.note or "")
+        )
+    return sorted(lines, key=lambda line: (line.date, line.record, line.what))
+
+
+def add_export_routes(router: APIRouter, web: _Web) -> None:
+    """``/me/export.csv`` and ``/me/export`` (a printable page): the patient's log."""
+
+    @router.get("/me/export.csv")
+    @web.page
+    def me_export_csv(request: Request) -> Response:
+        who = web.require(request, ("patient",))
+        assert who.patient_id is not None
+        lines = patient_log(web, who, who.patient_id)
+        rows = [[x.record, x.date, x.what, x.detail, x.given_by, x.site, x.note] for x in lines]
+        return _csv(f"b12-log-{web.clock.today().isoformat()}.csv", EXPORT_HEADER, rows)
+
+    @router.get("/me/export")
+    @web.page
+    def me_export(request: Request) -> Response:
+        who = web.require(request, ("patient",))
+        assert who.patient_id is not None
+        patient = web.records.get_patient(who, who.patient_id)
+        return web.render(
+            "me/export.html",
+            who,
+            title="My log for my doctor",
+            active="log",
+            patient=patient,
+            today=web.clock.today(),
+            lines=patient_log(web, who, who.patient_id),
+        )

@@ -71,7 +71,7 @@ from b12plan.web.forms import (
     unit_choices,
 )
 from b12plan.web.qa import monitoring_label, patient_answers
-from b12plan.web.reminders import add_carer_routes, add_reminder_routes
+from b12plan.web.reminders import add_carer_routes, add_export_routes, add_reminder_routes
 from b12plan.web.text import human_date, num, weeks
 from b12plan.web.views import (
     INJECTION_SITES,
@@ -959,4 +959,5 @@ def make_router(
         add_reminder_routes(router, web, reminders, _form_data, public_url=public_url)
     if carers is not None:
         add_carer_routes(router, web, carers, _form_data)
+    add_export_routes(router, web)
     return router
