@@ -111,3 +111,26 @@ def clinic_email(
     with records_services(settings_for(database_url)) as services:
         services.reminders.set_clinic_email(Principal.system("cli"), clinic_id, email)
     typer.echo(f"clinic {clinic_id}: overdue reminders to {email or 'nobody'}")
+
+
+carers_app = typer.Typer(help="Carers: link a carer account to a patient (consent recorded).")
+
+
+@carers_app.command("link")
+def carers_link(
+    carer: Annotated[str, typer.Argument(help="The carer's username (role carer).")],
+    patient_id: Annotated[str, typer.Argument(help="The patient's id.")],
+    consent_note: Annotated[
+        str, typer.Option("--consent-note", help="How the patient consented (required).")
+    ],
+    email: Annotated[str | None, typer.Option(help="Where the carer's reminder emails go.")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Link a carer to a patient on the clinic's authority, recording the patient's consent."""
+    from b12plan.service import Principal
+
+    with records_services(settings_for(database_url)) as services:
+        link = services.carers.link_by_clinic(
+            Principal.system("cli"), carer, patient_id, consent_note=consent_note, email=email
+        )
+    typer.echo(f"carer {link.username} linked to patient {link.patient_id}")
