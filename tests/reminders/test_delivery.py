@@ -234,3 +234,28 @@ def test_bad_settings_name_the_field(
     with pytest.raises(InvalidInput) as caught:
         clinic.services.reminders.set_preferences(SYSTEM, pid, settings)
     assert field in [e["loc"] for e in caught.value.errors]
+
+
+def test_changing_the_lead_time_moves_a_queued_reminder(clinic: Clinic) -> None:
+    pid = ada(clinic, lead_days=14)
+    service = clinic.services.reminders
+    run_days(service, clinic, [dt.date(2026, 3, 20)], pid)
+
+    def booking() -> OutboxRow:
+        with clinic.services.db.reading() as session:
+            return session.scalars(
+                select(OutboxRow).where(
+                    OutboxRow.patient_id == pid, OutboxRow.kind == "book_injection"
+                )
+            ).one()
+
+    assert booking().send_on == dt.date(2026, 3, 27)
+    service.run(patient_ids=[pid])  # nothing changed: nothing written
+    assert booking().send_on == dt.date(2026, 3, 27)
+    service.set_preferences(
+        SYSTEM, pid, {"channel": "email", "email": f"{pid}@patients.test", "lead_days": 10}
+    )
+    run_days(service, clinic, [dt.date(2026, 3, 21)], pid)
+    assert booking().send_on == dt.date(2026, 3, 31)
+    run_days(service, clinic, [dt.date(2026, 3, 27)], pid)
+    assert not [s for s in subjects(clinic, pid) if "Book" in s]  # not on the old day

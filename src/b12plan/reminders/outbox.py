@@ -132,14 +132,19 @@ class Outbox:
         self,
         patient_id: str,
         plan: Sequence[tuple[Reminder, Recipient]],
+        known: dict[str, tuple[str, dt.date, str]] | None = None,
     ) -> tuple[int, int]:
         """Add the plan's missing rows; cancel open rows the plan no longer has.
 
-        Returns (added, cancelled). Safe to run concurrently: inserts that meet an existing key
+        ``known``: the patient's rows as read before (id -> state, send_on, address), from
+        ``snapshot``; when they already match the plan, nothing is written. Returns (added,
+        cancelled). Safe to run concurrently: inserts that meet an existing key
         do nothing (``ON CONFLICT DO NOTHING``), so two runners never add a row twice.
         """
         now = self.now()
         wanted = {row_id(patient_id, r, who.key): (r, who) for r, who in plan}
+        if known is not None and _in_step(wanted, known):
+            return 0, 0  # nothing to add, move or cancel: no write transaction at all
         added = cancelled = 0
         with self.db.writing() as session:
             repo = self._repo(session, now)
@@ -205,6 +210,23 @@ class Outbox:
                         detail=f"{row.state} -> cancelled: no longer in the plan",
                     )
         return added, cancelled
+
+    def snapshot(self) -> dict[str, dict[str, tuple[str, dt.date, str]]]:
+        """Every row's id, state, send day and address, by patient (one query for a run)."""
+        out: dict[str, dict[str, tuple[str, dt.date, str]]] = {}
+        with self.db.reading() as session:
+            rows = session.execute(
+                select(
+                    OutboxRow.patient_id,
+                    OutboxRow.id,
+                    OutboxRow.state,
+                    OutboxRow.send_on,
+                    OutboxRow.address,
+                )
+            ).all()
+        for pid, rid, state, send_on, address in rows:
+            out.setdefault(pid, {})[rid] = (state, send_on, address)
+        return out
 
     def due(self, as_of: dt.date, *, limit: int = 1000) -> list[OutboxRow]:
         """Rows that may be claimed now: open and due, or ``sending`` with a lapsed lease."""
@@ -364,6 +386,22 @@ class Outbox:
 
     def _repo(self, session: Session, now: dt.datetime) -> Repository:
         return Repository(session, author=ACTOR, now=now, new_id=lambda: "")
+
+
+def _in_step(
+    wanted: dict[str, tuple[Reminder, Recipient]], known: dict[str, tuple[str, dt.date, str]]
+) -> bool:
+    """Every wanted row exists (open ones on the plan's day and address); no stale open row."""
+    for rid, (reminder, who) in wanted.items():
+        row = known.get(rid)
+        if row is None:
+            return False
+        state, send_on, address = row
+        if state in OPEN_STATES and (send_on != reminder.send_on or address != who.address):
+            return False
+    return not any(
+        state in OPEN_STATES and rid not in wanted for rid, (state, _, _) in known.items()
+    )
 
 
 def _claimable(as_of: dt.date, now: dt.datetime) -> Any:

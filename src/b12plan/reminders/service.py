@@ -452,11 +452,12 @@ class ReminderService:
             patients = session.execute(query).all()
             prefs = {p.patient_id: p for p in session.scalars(select(ReminderPreferences))}
             clinics = {c.id: c for c in session.scalars(select(Clinic))}
-            open_rows = set(
-                session.scalars(
-                    select(OutboxRow.patient_id).where(OutboxRow.state.in_(("pending", "failed")))
-                )
-            )
+        known = self.outbox.snapshot()
+        open_rows = {
+            pid
+            for pid, rows in known.items()
+            if any(state in ("pending", "failed") for state, _, _ in rows.values())
+        }
         carers = self.carers.emails() if self.carers is not None else {}
         for pid, clinic_id in patients:
             pref = _prefs(prefs.get(pid))
@@ -486,7 +487,7 @@ class ReminderService:
                     for role in reminder.audience:
                         for who in recipients.get(role, []):
                             pairs.append((reminder, who))
-            added, cancelled = self.outbox.sync(pid, pairs)
+            added, cancelled = self.outbox.sync(pid, pairs, known.get(pid, {}))
             report.enqueued += added
             report.cancelled += cancelled
 
