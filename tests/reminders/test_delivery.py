@@ -259,3 +259,17 @@ def test_changing_the_lead_time_moves_a_queued_reminder(clinic: Clinic) -> None:
     assert booking().send_on == dt.date(2026, 3, 31)
     run_days(service, clinic, [dt.date(2026, 3, 27)], pid)
     assert not [s for s in subjects(clinic, pid) if "Book" in s]  # not on the old day
+
+
+def test_without_a_mail_server_reminders_wait_in_the_outbox(clinic: Clinic) -> None:
+    pid = ada(clinic, lead_days=10)
+    service = clinic.services.reminders
+    mailer, service.mailer = service.mailer, None
+    try:
+        clinic.clock.set(dt.date(2026, 3, 31))
+        report = service.run(patient_ids=[pid])
+        assert report.enqueued and not (report.sent or report.failed or report.given_up)
+    finally:
+        service.mailer = mailer
+    service.run(patient_ids=[pid])  # the server is back: they go out
+    assert any("Book" in s for s in subjects(clinic, pid))

@@ -41,7 +41,10 @@ def run(as_of: AsOf = None, database_url: DatabaseUrl = None) -> None:
     day = _day(as_of)
     with records_services(settings_for(database_url)) as services:
         if services.settings.reminders.smtp is None:
-            typer.echo("no SMTP server configured (B12PLAN_SMTP_HOST): queueing only", err=True)
+            typer.echo(
+                "no SMTP server configured (B12PLAN_SMTP_HOST): reminders are queued, not sent",
+                err=True,
+            )
         report = services.reminders.run(day)
     typer.echo(
         f"reminders {report.as_of.isoformat()}: {report.patients} patients,"
