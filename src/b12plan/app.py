@@ -37,6 +37,7 @@ from b12plan.api import (
     make_current_user,
     make_records_router,
 )
+from b12plan.api.reminders import make_reminders_router
 from b12plan.calendar import assessment_calendar
 from b12plan.caseio import parse_iso_date
 from b12plan.cds_hooks.api import make_router as make_cds_router
@@ -209,6 +210,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         )
     )
     app.include_router(make_records_router(services.records, current_user, _calendar))
+    app.include_router(make_reminders_router(services.reminders, current_user))
     head = head_revision()
     app.include_router(
         make_assess_router(services.records, current_user, lambda: _health(services, head))

@@ -213,3 +213,29 @@ def test_log_export_is_for_its_patient_only(clinician: TestClient) -> None:
 
 def test_log_export_needs_a_sign_in(visitor: TestClient) -> None:
     assert visitor.get("/me/export.csv", follow_redirects=False).status_code == 303
+
+
+def test_reminder_api_for_the_patient(patient: TestClient) -> None:
+    planned = patient.get(f"/api/v1/patients/{PATIENT_ID}/reminders?days=60")
+    assert planned.status_code == 200
+    assert all({"kind", "send_on", "target", "title"} <= set(r) for r in planned.json())
+    assert patient.get(f"/api/v1/patients/{OVERDUE_ID}/reminders").status_code == 404
+    put = patient.put(
+        f"/api/v1/patients/{PATIENT_ID}/reminder-settings",
+        json={"channel": "email", "email": "pat@example.org", "lead_days": 10},
+    )
+    assert put.status_code == 200 and put.json()["lead_days"] == 10
+    bad = patient.put(
+        f"/api/v1/patients/{PATIENT_ID}/reminder-settings",
+        json={"channel": "email", "email": "nope", "lead_days": 99},
+    )
+    assert bad.status_code == 422
+    assert bad.headers["content-type"].startswith("application/problem+json")
+    assert {e["loc"] for e in bad.json()["errors"]} >= {"email", "lead_days"}
+    unknown = patient.put(
+        f"/api/v1/patients/{PATIENT_ID}/reminder-settings", json={"colour": "red"}
+    )
+    assert unknown.status_code == 422
+    assert patient.get(f"/api/v1/patients/{PATIENT_ID}/reminder-settings").json()["email"] == (
+        "pat@example.org"
+    )
