@@ -365,7 +365,9 @@ def seed_demo(
 
     settings = settings_for(database_url)
     with records_services(settings, migrate=True) as services:
-        result = seed(services.records, services.auth, today=services.clock.today())
+        result = seed(
+            services.records, services.auth, today=services.clock.today(), carers=services.carers
+        )
     typer.echo(f"demo data as of {services.clock.today().isoformat()}:")
     for patient in result.patients:
         state = "added" if patient.created else "present"
@@ -374,7 +376,9 @@ def seed_demo(
     for seeded in result.users:
         user = seeded.user
         where = user.clinic_id or (
-            f"patient {seeded.patient_id}" if seeded.patient_id else "all clinics"
+            f"{'carer of ' if user.role == 'carer' else ''}patient {seeded.patient_id}"
+            if seeded.patient_id
+            else "all clinics"
         )
         note = "" if seeded.created else "  (existed already)"
         typer.echo(
