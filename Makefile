@@ -25,13 +25,14 @@ $(UV):
 demo: demo-data
 	@echo
 	@echo "Web app and API: http://127.0.0.1:8000/   (API docs at /docs; Ctrl-C to stop)"
-	@echo "Sign in as dr.demo / demo-clinician (clinician) or pat.demo / demo-patient (patient)."
+	@echo "Sign in as dr.demo / demo-clinician (clinician), pat.demo / demo-patient (patient) or carer.demo / demo-carer (carer)."
 	$(B12) serve --host 127.0.0.1 --port 8000
 
 demo-data: .venv/.synced
 	$(B12) demo
 	$(B12) db upgrade
 	$(B12) seed-demo
+	$(B12) reminders preview --as-of $(TODAY) --days 7
 	$(B12) population generate --patients 5000 --seed 12 --out out/cohort
 	$(B12) population run --engine duckdb --input out/cohort --as-of $(TODAY) --out out/worklist.parquet --show 10
 	$(B12) population summary out/worklist.parquet

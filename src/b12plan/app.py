@@ -22,6 +22,8 @@ Environment:
   CDS Hooks services with a signed JWT (default: none; only b12plan's own users may call).
 - ``B12PLAN_CDS_PUBLIC_URL``: the base URL EHRs call (e.g. ``https://b12.example.org``); a
   JWT's ``aud`` must be this plus the path called. Required with ``B12PLAN_CDS_CLIENTS``.
+- ``B12PLAN_SMTP_*``, ``B12PLAN_REMINDER_*``, ``B12PLAN_PUBLIC_URL``: reminders (see
+  ``b12plan.reminders.settings``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,7 @@ from b12plan.api import (
     make_current_user,
     make_records_router,
 )
+from b12plan.api.reminders import make_reminders_router
 from b12plan.calendar import assessment_calendar
 from b12plan.caseio import parse_iso_date
 from b12plan.cds_hooks.api import CdsAuth
@@ -62,6 +65,11 @@ from b12plan.core.assessment import Assessment
 from b12plan.core.knowledge import Knowledge, KnowledgeError
 from b12plan.fhir.api import make_router as make_fhir_router
 from b12plan.knowledge import KNOWLEDGE_DIR_ENV, load_knowledge_at
+from b12plan.reminders.knowledge import load_reminder_rules
+from b12plan.reminders.mail import SmtpMailer
+from b12plan.reminders.outbox import Backoff, Outbox
+from b12plan.reminders.service import ReminderService
+from b12plan.reminders.settings import ReminderSettings, ReminderSettingsError
 from b12plan.service import (
     AuthService,
     Clock,
@@ -72,6 +80,7 @@ from b12plan.service import (
     SystemClock,
 )
 from b12plan.service.auth import SESSION_COOKIE
+from b12plan.service.carers import CarerService
 from b12plan.service.cds import CdsLedger
 from b12plan.service.records import new_uuid
 from b12plan.store import DEFAULT_URL, Database, current_revision, head_revision
@@ -94,6 +103,7 @@ class Settings:
     # CDS Hooks client trust (ADR 0045): B12PLAN_CDS_CLIENTS, B12PLAN_CDS_PUBLIC_URL
     cds_clients: tuple[TrustedClient, ...] = ()
     cds_public_url: str | None = None
+    reminders: ReminderSettings = field(default_factory=ReminderSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -127,6 +137,10 @@ class Settings:
             knowledge_dir = Path(env[KNOWLEDGE_DIR_ENV])
             if not knowledge_dir.is_dir():
                 raise SettingsError(f"{KNOWLEDGE_DIR_ENV}: no such directory: {knowledge_dir}")
+        try:
+            reminders = ReminderSettings.from_env(env)
+        except ReminderSettingsError as exc:
+            raise SettingsError(str(exc)) from None
         return cls(
             database_url=env.get("B12PLAN_DATABASE_URL") or DEFAULT_URL,
             today=today,
@@ -138,6 +152,7 @@ class Settings:
                 env.get("B12PLAN_DEFAULT_JURISDICTION", "").strip().upper() or "GB"
             ),
             **_cds_trust_settings(env),
+            reminders=reminders,
         )
 
 
@@ -173,6 +188,8 @@ class Services:
     records: RecordsService
     auth: AuthService
     cds: CdsLedger
+    reminders: ReminderService
+    carers: CarerService
 
 
 def build_services(
@@ -201,12 +218,16 @@ def build_services(
             f" (one of {', '.join(jurisdictions)})"
         )
     db = Database(settings.database_url)
+    records = RecordsService(db, clock=clock, knowledge=knowledge, new_id=new_id)
+    carers = CarerService(db, clock=clock)
     return Services(
         settings=settings,
         db=db,
         clock=clock,
         knowledge=knowledge,
-        records=RecordsService(db, clock=clock, knowledge=knowledge, new_id=new_id),
+        records=records,
+        reminders=_reminder_service(settings.reminders, records, carers),
+        carers=carers,
         auth=AuthService(
             db,
             clock=clock,
@@ -215,6 +236,27 @@ def build_services(
             new_id=new_id,
         ),
         cds=CdsLedger(db, clock=clock, new_id=new_id),
+    )
+
+
+def _reminder_service(
+    settings: ReminderSettings, records: RecordsService, carers: CarerService
+) -> ReminderService:
+    outbox = Outbox(
+        records.db,
+        now=records.clock.now,
+        lease=dt.timedelta(seconds=settings.lease_seconds),
+        backoff=Backoff(base_seconds=settings.backoff_seconds, max_attempts=settings.max_attempts),
+    )
+    smtp = settings.smtp
+    return ReminderService(
+        records,
+        outbox,
+        load_reminder_rules(),
+        mailer=None if smtp is None else SmtpMailer(smtp),
+        sender=smtp.sender if smtp is not None else "b12plan <reminders@localhost>",
+        settings_url=None if settings.public_url is None else f"{settings.public_url}/me/settings",
+        carers=carers,
     )
 
 
@@ -241,6 +283,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         )
     )
     app.include_router(make_records_router(services.records, current_user, _calendar))
+    app.include_router(make_reminders_router(services.reminders, current_user))
     head = head_revision()
     app.include_router(
         make_assess_router(services.records, current_user, lambda: _health(services, head))
@@ -274,6 +317,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             clock=services.clock,
             calendar=_calendar,
             secure_cookies=services.settings.cookie_secure,
+            reminders=services.reminders,
+            carers=services.carers,
+            public_url=services.settings.reminders.public_url,
         )
     )
     return app

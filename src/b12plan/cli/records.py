@@ -146,15 +146,40 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Server processes (each opens its own pool).")
     ] = 1,
+    reminders: Annotated[
+        bool,
+        typer.Option(
+            help="Also send reminders every $B12PLAN_REMINDER_INTERVAL_SECONDS (default 900)."
+        ),
+    ] = False,
 ) -> None:
     """Run the REST API (OpenAPI at /docs) with uvicorn."""
+    settings = settings_for(database_url)
+    if migrate:
+        _migrate(settings)
+    if not reminders:
+        _serve(settings, host, port, access_log, workers)
+        return
+    from b12plan.reminders.service import ReminderLoop
+
+    with records_services(settings) as loop_services:
+        loop = ReminderLoop(
+            loop_services.reminders,
+            settings.reminders.interval_seconds,
+            report=lambda line: typer.echo(line, err=True),
+        )
+        loop.start()
+        try:
+            _serve(settings, host, port, access_log, workers)
+        finally:
+            loop.stop()
+
+
+def _serve(settings: Settings, host: str, port: int, access_log: bool, workers: int) -> None:
     import uvicorn
 
     from b12plan.app import create_app
 
-    settings = settings_for(database_url)
-    if migrate:
-        _migrate(settings)
     with records_services(settings) as services:
         typer.echo(f"b12plan API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
         typer.echo(f"database: {services.db.engine.url.render_as_string(hide_password=True)}")
@@ -347,7 +372,9 @@ def seed_demo(
 
     settings = settings_for(database_url)
     with records_services(settings, migrate=True) as services:
-        result = seed(services.records, services.auth, today=services.clock.today())
+        result = seed(
+            services.records, services.auth, today=services.clock.today(), carers=services.carers
+        )
     typer.echo(f"demo data as of {services.clock.today().isoformat()}:")
     for patient in result.patients:
         state = "added" if patient.created else "present"
@@ -356,7 +383,9 @@ def seed_demo(
     for seeded in result.users:
         user = seeded.user
         where = user.clinic_id or (
-            f"patient {seeded.patient_id}" if seeded.patient_id else "all clinics"
+            f"{'carer of ' if user.role == 'carer' else ''}patient {seeded.patient_id}"
+            if seeded.patient_id
+            else "all clinics"
         )
         note = "" if seeded.created else "  (existed already)"
         typer.echo(

@@ -125,7 +125,24 @@ def may_see(who: Principal, patient: models.Patient) -> bool:
         return True
     if who.role == "clinician":
         return who.clinic_id is not None and patient.clinic_id == who.clinic_id
+    if who.role == "carer":
+        return patient.id in who.patient_ids
     return who.patient_id is not None and patient.id == who.patient_id
+
+
+CARER_KINDS = ("administrations", "symptoms")
+"""What a carer may read and write: the doses they give and the symptoms they observe (stored as
+``reporter: carer``); they see the schedule through the assessment."""
+
+
+def _carer_reads(who: Principal, kind: RecordKind[Any]) -> None:
+    if who.role == "carer" and kind.name not in CARER_KINDS:
+        raise Forbidden(f"carers see the schedule and the doses, not {kind.label}s")
+
+
+def _not_carer(who: Principal, what: str) -> None:
+    if who.role == "carer":
+        raise Forbidden(f"carers may not {what}")
 
 
 def _require_staff(who: Principal, action: str) -> None:
@@ -138,11 +155,23 @@ def _permit_write(
 ) -> R | None:
     """The record as it may be written by ``who``.
 
-    A patient's dose defaults to self-given. Decisions are clinicians' alone, and name the
-    clinician by default. A symptom says who assessed it (``_reported_by``).
+    A patient's dose defaults to self-given; a carer's is always carer-given, and carers log
+    doses only. Decisions are clinicians' alone, and name the clinician by default. A symptom
+    says who assessed it (``_reported_by``).
     """
     if kind.clinician_only and who.role != "clinician":
         raise Forbidden(f"only clinicians may record {kind.label}s")
+    if who.role == "carer":
+        if kind.name not in CARER_KINDS:
+            raise Forbidden(f"carers may log doses and symptoms only, not {kind.label}s")
+        if existing is not None and existing.recorded_by != who.user_id:
+            raise Forbidden(f"carers may correct only the {kind.label}s they logged themselves")
+        if kind.name == "symptoms":
+            return _reported_by(who, data)
+        given_by = getattr(data, "given_by", None) if data is not None else None
+        if data is not None and given_by not in (None, "carer"):
+            raise Forbidden("carers log the doses they gave: given_by 'carer'")
+        return None if data is None else data.model_copy(update={"given_by": "carer"})
     data = _reported_by(who, data)
     if who.role != "patient":
         if isinstance(data, DecisionIn) and data.by is None:
@@ -460,6 +489,7 @@ class RecordsService:
         include_entered_in_error: bool = False,
     ) -> list[StoredRecord[R]]:
         """Current records of one kind; with ``include_entered_in_error``, every version."""
+        _carer_reads(who, kind)
         with self.db.reading() as session:
             self._visible_patient(session, who, patient_id)
             rows = (
@@ -473,6 +503,7 @@ class RecordsService:
         self, who: Principal, patient_id: str, kind: RecordKind[R], record_id: str
     ) -> StoredRecord[R]:
         """The newest version of a record (its ``status`` says if it was entered in error)."""
+        _carer_reads(who, kind)
         with self.db.reading() as session:
             self._visible_patient(session, who, patient_id)
             return StoredRecord.of(kind, self._existing(session, kind, patient_id, record_id))
@@ -481,6 +512,7 @@ class RecordsService:
         self, who: Principal, patient_id: str, kind: RecordKind[R], record_id: str
     ) -> list[StoredRecord[R]]:
         """Every version of a record, oldest first."""
+        _carer_reads(who, kind)
         with self.db.reading() as session:
             self._visible_patient(session, who, patient_id)
             rows = versions(session, kind.model, patient_id, record_id)
@@ -492,6 +524,7 @@ class RecordsService:
         self, who: Principal, patient_id: str, *, limit: int = 100, offset: int = 0
     ) -> Page[AuditOut]:
         """Every change to one patient's record, newest first."""
+        _not_carer(who, "read the audit trail")
         _check_page(limit, offset, max_limit=500)
         entry = models.AuditEntry
         with self.db.reading() as session:
@@ -510,6 +543,7 @@ class RecordsService:
         self, who: Principal, patient_id: str, *, as_of: dt.date | None = None
     ) -> dict[str, Any]:
         """The stored record as a contract v1 case document (for export and CDS services)."""
+        _not_carer(who, "export the whole record")
         day = as_of or self.clock.today()
         with self.db.reading() as session:
             record, stamp = self._current_record(session, who, patient_id)
@@ -715,6 +749,8 @@ class RecordsService:
             return query
         if who.role == "clinician":
             return query.where(models.Patient.clinic_id == who.clinic_id)
+        if who.role == "carer":
+            return query.where(models.Patient.id.in_(who.patient_ids))
         return query.where(models.Patient.id == who.patient_id)
 
     def _visible_patient(self, session: Session, who: Principal, patient_id: str) -> models.Patient:

@@ -74,7 +74,7 @@ GivenBy = Literal["clinic", "self", "carer"]
 Phase = Literal["loading", "maintenance"]
 Reporter = Literal["clinician", "patient", "carer"]
 RecordStatus = Literal["active", "entered-in-error"]
-Role = Literal["clinician", "patient", "admin"]
+Role = Literal["clinician", "patient", "admin", "carer"]
 
 
 def _number(value: float | None) -> float | int | None:
@@ -558,6 +558,7 @@ class Principal:
     role: str
     clinic_id: str | None = None
     patient_id: str | None = None
+    patient_ids: tuple[str, ...] = ()  # a carer's linked patients (active links, at sign-in)
 
     @property
     def label(self) -> str:

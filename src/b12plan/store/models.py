@@ -33,7 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 ACTIVE = "active"
 ENTERED_IN_ERROR = "entered-in-error"
 STATUSES = (ACTIVE, ENTERED_IN_ERROR)
-ROLES = ("clinician", "patient", "admin")
+ROLES = ("clinician", "patient", "admin", "carer")
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -79,6 +79,7 @@ class Clinic(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    reminder_email: Mapped[str | None] = mapped_column(String(320))  # overdue reminders (0004)
 
 
 class Patient(Base):
@@ -355,3 +356,100 @@ class CdsCardIssued(Base):
     caller: Mapped[str] = mapped_column(String(300))
     suggestions: Mapped[str] = mapped_column(Text)  # JSON list of the card's suggestion uuids
     issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+# --- reminders (revision 0004_reminders) ---------------------------------------------------------
+
+OUTBOX_STATES = ("pending", "sending", "sent", "failed", "given_up", "cancelled")
+CHANNELS = ("none", "email", "calendar", "both")
+
+
+class ReminderPreferences(Base):
+    """How one patient wants reminders: channel, address, lead time, quiet hours, zone, language.
+
+    ``calendar_secret_hash`` is the SHA-256 of the calendar feed's secret (the secret itself is
+    shown once and never stored), so a leaked database does not leak feed URLs.
+    """
+
+    __tablename__ = "reminder_preferences"
+    __table_args__ = (CheckConstraint(f"channel IN {CHANNELS!r}", name="channel"),)
+
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    email: Mapped[str | None] = mapped_column(String(320))
+    lead_days: Mapped[int | None] = mapped_column(Integer)
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
+    time_zone: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(10))
+    calendar_secret_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    calendar_secret_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+
+
+class OutboxRow(Base):
+    """One reminder to one recipient; the unique key makes enqueuing idempotent."""
+
+    __tablename__ = "reminder_outbox"
+    __table_args__ = (
+        UniqueConstraint("patient_id", "kind", "item", "target_date", "recipient"),
+        Index("ix_reminder_outbox_state_send_on", "state", "send_on"),
+        CheckConstraint(f"state IN {OUTBOX_STATES!r}", name="state"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    item: Mapped[str] = mapped_column(String(60))
+    target_date: Mapped[dt.date] = mapped_column(Date)
+    recipient: Mapped[str] = mapped_column(String(80))
+    address: Mapped[str] = mapped_column(String(320))
+    send_on: Mapped[dt.date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(12))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    message_id: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[str] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class CarerLink(Base):
+    """A carer who may see one patient's schedule, get their reminders and log doses they give.
+
+    ``consent`` says who agreed: the patient (an invitation they made and the carer accepted) or
+    the clinic (a clinician who recorded the patient's consent in ``consent_note``). A link is
+    ended by setting ``revoked_at``; it is never deleted.
+    """
+
+    __tablename__ = "carer_links"
+    __table_args__ = (CheckConstraint("consent IN ('clinic', 'patient')", name="consent"),)
+
+    carer_user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), primary_key=True, index=True)
+    consent: Mapped[str] = mapped_column(String(10))
+    consent_note: Mapped[str] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(String(320))
+    linked_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class CarerInvitation(Base):
+    """A patient's one-time invitation for a carer (the code is kept only as its SHA-256)."""
+
+    __tablename__ = "carer_invitations"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"))
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    used_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))

@@ -30,6 +30,7 @@ from b12plan.contract import CaseError, parse_case
 from b12plan.core.assessment import Assessment
 from b12plan.core.knowledge import Knowledge
 from b12plan.core.model import Case
+from b12plan.reminders.service import ReminderService
 from b12plan.service import (
     SESSION_COOKIE,
     AuthService,
@@ -43,6 +44,7 @@ from b12plan.service import (
     StoredRecordInvalid,
     Unauthenticated,
 )
+from b12plan.service.carers import CarerService
 from b12plan.service.schemas import (
     KINDS,
     AdministrationIn,
@@ -74,6 +76,7 @@ from b12plan.web.forms import (
     unit_choices,
 )
 from b12plan.web.qa import monitoring_label, patient_answers
+from b12plan.web.reminders import add_carer_routes, add_export_routes, add_reminder_routes
 from b12plan.web.text import human_date, num, weeks
 from b12plan.web.views import (
     INJECTION_SITES,
@@ -139,6 +142,11 @@ _MEDIA = {
 }
 
 
+def _home(role: str) -> str:
+    """Where each role lands after signing in."""
+    return {"patient": "/me", "carer": "/carer"}.get(role, "/clinic")
+
+
 async def _form_data(request: Request) -> dict[str, str]:
     """The posted form as text, after a same-origin check (cookie sessions need one)."""
     origin = request.headers.get("origin")
@@ -180,12 +188,16 @@ class _Web:
             nav = [
                 ("/clinic", "Worklist", "worklist"),
                 ("/clinic/patients", "Patients", "patients"),
+                ("/clinic/reminders", "Bookings", "bookings"),
             ]
+        elif who is not None and who.role == "carer":
+            nav = [("/carer", "People I care for", "carer")]
         elif who is not None:
             nav = [
                 ("/me", "My schedule", "me"),
                 ("/me/log", "Log", "log"),
                 ("/me/questions", "Questions", "questions"),
+                ("/me/settings", "Reminders", "settings"),
             ]
         html = self.env.get_template(name).render(
             user=who,
@@ -197,7 +209,7 @@ class _Web:
     def error(
         self, request: Request, who: Principal | None, status: int, heading: str, message: str
     ) -> HTMLResponse:
-        home = "/me" if who is not None and who.role in PATIENT else "/clinic"
+        home = _home(who.role) if who is not None else "/login"
         return self.render(
             "error.html",
             who,
@@ -222,7 +234,7 @@ class _Web:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             raise _Stop(RedirectResponse("/login?" + urlencode({"next": target}), 303))
         if who.role not in roles:
-            place = "clinic staff" if roles == STAFF else "patients"
+            place = {STAFF: "clinic staff", ("carer",): "carers"}.get(roles, "patients")
             raise _Stop(
                 self.error(
                     request,
@@ -632,6 +644,9 @@ def make_router(
     clock: Clock,
     calendar: Calendar,
     secure_cookies: bool = False,
+    reminders: ReminderService | None = None,
+    carers: CarerService | None = None,
+    public_url: str | None = None,
 ) -> APIRouter:
     """The web UI as one router, to mount at the site root of the FastAPI app.
 
@@ -678,7 +693,7 @@ def make_router(
         who = web.principal(request)
         if who is None:
             return RedirectResponse("/login", 303)
-        return RedirectResponse("/me" if who.role in PATIENT else "/clinic", 303)
+        return RedirectResponse(_home(who.role), 303)
 
     @router.get("/login")
     @web.page
@@ -720,7 +735,7 @@ def make_router(
                 next_url=_safe_next(form.get("next")) or "",
             )
         role = issued.user.role
-        target = _safe_next(form.get("next")) or ("/me" if role in PATIENT else "/clinic")
+        target = _safe_next(form.get("next")) or _home(role)
         response = RedirectResponse(target, 303)
         max_age = int((issued.expires_at - clock.now()).total_seconds())
         response.set_cookie(
@@ -1014,4 +1029,9 @@ def make_router(
             headers={"Content-Disposition": 'attachment; filename="b12-injections.ics"'},
         )
 
+    if reminders is not None:
+        add_reminder_routes(router, web, reminders, _form_data, public_url=public_url)
+    if carers is not None:
+        add_carer_routes(router, web, carers, _form_data)
+    add_export_routes(router, web)
     return router

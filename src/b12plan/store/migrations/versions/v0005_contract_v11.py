@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_contract_v11"
-down_revision: str | None = "0003_cds_trust"
+down_revision: str | None = "0004_reminders"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
