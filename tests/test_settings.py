@@ -36,6 +36,7 @@ def _every_setting_changed(tmp_path: Path) -> dict[str, str]:
         "B12PLAN_DEFAULT_JURISDICTION": "US",
         "B12PLAN_CDS_CLIENTS": str(_one_trusted_ehr(tmp_path / "cds-clients.toml")),
         "B12PLAN_CDS_PUBLIC_URL": "https://b12.riverside.example",
+        "B12PLAN_REMINDER_MAX_ATTEMPTS": "7",
     }
 
 

@@ -1,5 +1,6 @@
 """Carers: linked by the clinic or by the patient's invitation; see the schedule, log doses as
-carer, get the reminders, and reach nothing else (SQLite and PostgreSQL)."""
+carer and symptoms as reporter carer, get the reminders, and reach nothing else (SQLite and
+PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -73,10 +74,12 @@ def test_carer_linked_by_the_clinic_sees_the_schedule_and_logs_doses_as_carer(
     assert [r.id for r in records.list_records(grace, pid, KINDS["administrations"])]
     with pytest.raises(Forbidden):
         records.add_record(grace, pid, dose(dt.date(2026, 4, 9), given_by="clinic"))
-    with pytest.raises(Forbidden):
-        records.add_record(
-            grace, pid, SymptomIn(code="fatigue", date=dt.date(2026, 4, 9), status="present")
-        )
+    # A carer's symptom report is stored as the carer's, whatever the request says: it can
+    # never end neurological loading (contract v1.1).
+    claimed = SymptomIn(
+        code="numbness", date=dt.date(2026, 4, 9), status="resolved", reporter="clinician"
+    )
+    assert records.add_record(grace, pid, claimed).data.reporter == "carer"
     with pytest.raises(Forbidden):
         records.list_records(grace, pid, KINDS["observations"])
     with pytest.raises(Forbidden):

@@ -150,20 +150,26 @@ def test_the_migration_upgrades_a_v1_database_with_data(backend: str, tmp_path: 
         assert upgrade(url, "0001") == "0001"
         db = Database(url)
         try:
-            with db.writing() as session:
-                session.add(models.Clinic(id="c-1", name="Clinic", created_at=NOW))
-                session.flush()
-                session.add(models.Patient(id="p-1", clinic_id="c-1", created_at=NOW))
-                session.flush()
-                session.add(
-                    models.AuditEntry(
-                        at=NOW,
-                        actor="tests",
-                        action="create",
-                        entity_type="patient",
-                        entity_id="p-1",
-                        patient_id="p-1",
-                    )
+            with db.writing() as session:  # plain SQL: the models describe the head revision
+                session.execute(
+                    text(
+                        "INSERT INTO clinics (id, name, created_at) VALUES ('c-1', 'Clinic', :at)"
+                    ),
+                    {"at": NOW},
+                )
+                session.execute(
+                    text(
+                        "INSERT INTO patients (id, clinic_id, created_at)"
+                        " VALUES ('p-1', 'c-1', :at)"
+                    ),
+                    {"at": NOW},
+                )
+                session.execute(
+                    text(
+                        "INSERT INTO audit_log (at, actor, action, entity_type, entity_id,"
+                        " patient_id) VALUES (:at, 'tests', 'create', 'patient', 'p-1', 'p-1')"
+                    ),
+                    {"at": NOW},
                 )
             upgrade(url)
             assert current_revision(db.engine) == head_revision()

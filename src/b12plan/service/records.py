@@ -130,9 +130,11 @@ def may_see(who: Principal, patient: models.Patient) -> bool:
     return who.patient_id is not None and patient.id == who.patient_id
 
 
-CARER_KINDS = ("administrations", "symptoms")
-"""What a carer may read and write: the doses they give and the symptoms they observe (stored as
-``reporter: carer``); they see the schedule through the assessment."""
+CARER_KINDS = ("administrations",)
+"""What a carer may read: the doses (they see the schedule through the assessment)."""
+CARER_WRITES = ("administrations", "symptoms")
+"""What a carer may log: the doses they give, and the symptoms they observe (stored as
+``reporter: carer``)."""
 
 
 def _carer_reads(who: Principal, kind: RecordKind[Any]) -> None:
@@ -162,7 +164,7 @@ def _permit_write(
     if kind.clinician_only and who.role != "clinician":
         raise Forbidden(f"only clinicians may record {kind.label}s")
     if who.role == "carer":
-        if kind.name not in CARER_KINDS:
+        if kind.name not in CARER_WRITES:
             raise Forbidden(f"carers may log doses and symptoms only, not {kind.label}s")
         if existing is not None and existing.recorded_by != who.user_id:
             raise Forbidden(f"carers may correct only the {kind.label}s they logged themselves")
