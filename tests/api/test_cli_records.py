@@ -72,8 +72,8 @@ def test_a_fresh_database_is_refused_until_upgraded(run: Run) -> None:
     assert refused.exit_code == 2
     assert "b12plan db upgrade" in refused.output
     upgraded = run("db", "upgrade")
-    assert upgraded.exit_code == 0 and "revision 0001 (head)" in upgraded.output
-    assert "current: 0001  head: 0001" in run("db", "current").output
+    assert upgraded.exit_code == 0 and "revision 0002_security (head)" in upgraded.output
+    assert "current: 0002_security  head: 0002_security" in run("db", "current").output
 
 
 def test_users_are_added_with_their_clinic_and_bad_input_names_the_field(run: Run) -> None:
@@ -125,7 +125,7 @@ def test_seed_demo_prints_the_sign_ins_and_can_run_twice(
     for line in (
         "dr.demo       password demo-clinician",
         "pat.demo      password demo-patient",
-        "admin.demo    password demo-admin",
+        "admin.demo    password demo-administrator",
     ):
         assert line in first.output
     assert "patient demo-01" in first.output

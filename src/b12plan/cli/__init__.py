@@ -12,6 +12,7 @@ import typer
 from b12plan.cli.core_commands import register_core_commands
 from b12plan.cli.population import population_app
 from b12plan.cli.records import register_records_commands
+from b12plan.cli.security import register_security_commands
 
 app = typer.Typer(
     name="b12plan",
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 register_core_commands(app)
 register_records_commands(app)
+register_security_commands(app)
 app.add_typer(population_app, name="population")
 
 

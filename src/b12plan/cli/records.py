@@ -7,6 +7,7 @@ imports (SQLAlchemy, FastAPI, uvicorn) happen inside the commands.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -63,12 +64,7 @@ def settings_for(database_url: str | None) -> Settings:
     except SettingsError as exc:
         _fail(str(exc))
     if database_url:
-        settings = Settings(
-            database_url=database_url,
-            today=settings.today,
-            token_ttl_hours=settings.token_ttl_hours,
-            cookie_secure=settings.cookie_secure,
-        )
+        settings = dataclasses.replace(settings, database_url=database_url)
     return settings
 
 
@@ -143,17 +139,27 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Server processes (each opens its own pool).")
     ] = 1,
+    dev: Annotated[
+        bool,
+        typer.Option(
+            help="Local demo over plain HTTP: the session cookie is not Secure, /docs is served."
+        ),
+    ] = False,
 ) -> None:
-    """Run the REST API (OpenAPI at /docs) with uvicorn."""
+    """Run the REST API and web app with uvicorn (behind HTTPS unless --dev)."""
     import uvicorn
 
     from b12plan.app import create_app
 
     settings = settings_for(database_url)
+    if dev:
+        settings = dataclasses.replace(settings, dev=True, cookie_secure=False)
+        os.environ["B12PLAN_DEV"] = "1"  # for --workers: each process reads the environment
     if migrate:
         _migrate(settings)
     with records_services(settings) as services:
-        typer.echo(f"b12plan API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
+        docs = f"http://{host}:{port}/docs" if dev else f"http://{host}:{port}/openapi.json"
+        typer.echo(f"b12plan API on http://{host}:{port}  (OpenAPI: {docs})")
         typer.echo(f"database: {services.db.engine.url.render_as_string(hide_password=True)}")
         sys.stdout.flush()
         if workers == 1:

@@ -59,9 +59,7 @@ def canonical_at(at: dt.datetime) -> str:
 
 def entry_hash(values: dict[str, Any], prev_hash: str) -> str:
     """The hash of one entry (``values`` holds ``FIELDS``; ``at`` a datetime)."""
-    fields = [
-        canonical_at(values["at"]) if name == "at" else values[name] for name in FIELDS
-    ]
+    fields = [canonical_at(values["at"]) if name == "at" else values[name] for name in FIELDS]
     payload = json.dumps(["b12plan-audit-v1", prev_hash, fields], separators=(",", ":"))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -166,6 +164,7 @@ def _triggers(connection: Connection) -> Sequence[str]:
     else:
         query = (
             "SELECT tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-            "WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND c.relnamespace = to_regnamespace(current_schema())"
+            "WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' "
+            "AND c.relnamespace = to_regnamespace(current_schema())"
         )
     return [str(name) for name in connection.execute(text(query)).scalars()]
