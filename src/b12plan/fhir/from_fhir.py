@@ -50,6 +50,7 @@ DRAFT_ORDER_SKIP = ("entered-in-error", "cancelled")
 _ORDER_SKIP = ("entered-in-error", "cancelled", "draft", "unknown")
 
 PERIOD_DAYS = {"d": 1, "wk": 7, "a": 365}
+MAX_INTERVAL_DAYS = 3660  # an input bound (no regimen is dosed once a decade), not a clinical rule
 """Calendar lengths of FHIR timing units; months depend on the jurisdiction (codes.toml)."""
 
 _OBS_FIELDS = {
@@ -503,7 +504,16 @@ class _Reader:
                 NOT_SUPPORTED,
             )
             return None
-        days: int = math.floor(float(period) * per / float(frequency) + 1e-9)
+        span = float(period) * per / float(frequency) if float(frequency) > 0 else math.inf
+        if not math.isfinite(span) or span > MAX_INTERVAL_DAYS:  # 1e308 years was a 500
+            self.err(
+                i,
+                f"{path}.period",
+                f"an interval of {period} {unit} is longer than {MAX_INTERVAL_DAYS} days",
+                VALUE,
+            )
+            return None
+        days: int = math.floor(span + 1e-9)
         if days < 1:
             self.err(
                 i,
