@@ -295,8 +295,12 @@ def _load_case_as(
 
 
 def _import_case_as(records: RecordsService) -> Callable[[dict[str, Any], Principal], str]:
+    """FHIR create: the server assigns the patient's id (as FHIR's POST does). Keeping the
+    Bundle's id would answer "already exists" for an id held by another clinic, which tells
+    the caller that patient exists (ADR 0012: ids of other clinics reveal nothing)."""
+
     def store(case: dict[str, Any], who: Principal) -> str:
-        return records.import_case(who, case)
+        return records.import_case(who, case, patient_id=records.new_id())
 
     return store
 
