@@ -70,7 +70,9 @@ def test_users_are_managed_by_admins_with_their_links_checked(
 ) -> None:
     auth = services.auth
     name = uid("nurse")[:30]
-    new = NewUser(username=name, password="long enough to pass", role="clinician", clinic_id=staff.clinic)
+    new = NewUser(
+        username=name, password="long enough to pass", role="clinician", clinic_id=staff.clinic
+    )
     with pytest.raises(Forbidden):
         auth.add_user(staff.clinician, new)
     assert auth.add_user(staff.admin, new).clinic_id == staff.clinic
