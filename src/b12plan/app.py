@@ -225,7 +225,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             max_body_bytes=services.settings.max_body_bytes,
             max_import_bytes=services.settings.max_import_bytes,
             allowed_hosts=services.settings.allowed_hosts,
-            csp=DEV_DOCS_CSP if dev else CSP,
+            csp=CSP,
+            docs_csp=DEV_DOCS_CSP if dev else None,
         ),
     )
     current_user = make_current_user(services.auth, cookie)

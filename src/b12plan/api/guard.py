@@ -37,8 +37,18 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+# plotly.js (3.x) styles its charts by creating an EMPTY <style> element and filling its sheet
+# through the CSSOM (which CSP does not govern); the empty element needs its hash (an empty
+# stylesheet can style nothing). It also injects MapLibre's fixed stylesheet at load; that exact
+# text is allowed by its hash. No 'unsafe-inline', no 'unsafe-eval': the browser test fails on
+# any violation, so a plotly upgrade that changes either text is caught (ADR 0043).
+PLOTLY_STYLE_HASHES = (
+    "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",  # "" (the empty <style>)
+    "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='",  # MapLibre's CSS in plotly.min.js
+)
 CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "default-src 'self'; script-src 'self'; "
+    f"style-src 'self' {' '.join(PLOTLY_STYLE_HASHES)}; img-src 'self' data: blob:; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
@@ -57,6 +67,7 @@ class GuardSettings:
     max_json_depth: int = 40
     allowed_hosts: tuple[str, ...] = ()
     csp: str = CSP
+    docs_csp: str | None = None  # for /docs and /redoc only (dev mode: Swagger UI's CDN)
 
 
 class Refused(Exception):
@@ -289,7 +300,8 @@ class SecurityGuard:
 
     def _with_headers(self, scope: Scope, send: Send) -> Send:
         https = scope.get("scheme") == "https"
-        csp = self.settings.csp
+        docs = scope["path"] in ("/docs", "/redoc", "/docs/oauth2-redirect")
+        csp = self.settings.docs_csp if docs and self.settings.docs_csp else self.settings.csp
 
         async def wrapped(message: Message) -> None:
             if message["type"] == "http.response.start":
