@@ -24,6 +24,8 @@ Security settings (issue 13, docs/security.md):
   ``B12PLAN_TOKEN_TTL_HOURS`` is the absolute limit.
 - ``B12PLAN_MAX_BODY_BYTES``: largest request body (default 1,000,000);
   ``B12PLAN_MAX_IMPORT_BYTES``: largest FHIR Bundle to ``POST /fhir`` (default 20,000,000).
+- ``B12PLAN_THROTTLE_DELAY_SECONDS``: a throttled sign-in (429) is answered after this delay
+  (default 1; an async wait that holds no thread), so a flood that ignores Retry-After slows.
 - ``B12PLAN_ALLOWED_HOSTS``: comma-separated host names (as in ``Host``, with the port if not
   the default) the site answers to; ``X-Forwarded-Host`` is honoured only for these.
 """
@@ -93,6 +95,7 @@ class Settings:
     max_body_bytes: int = 1_000_000
     max_import_bytes: int = 20_000_000
     allowed_hosts: tuple[str, ...] = ()
+    throttle_delay_seconds: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -142,10 +145,11 @@ def _security_from_env(env: Mapping[str, str]) -> dict[str, Any]:
         ("B12PLAN_SESSION_IDLE_MINUTES", "session_idle_minutes", 1, 24 * 60),
         ("B12PLAN_MAX_BODY_BYTES", "max_body_bytes", 1024, 1_000_000_000),
         ("B12PLAN_MAX_IMPORT_BYTES", "max_import_bytes", 1024, 1_000_000_000),
+        ("B12PLAN_THROTTLE_DELAY_SECONDS", "throttle_delay_seconds", 0, 30),
     ):
         if env.get(name):
             try:
-                value = float(env[name]) if key == "session_idle_minutes" else int(env[name])
+                value = float(env[name]) if key.endswith(("minutes", "seconds")) else int(env[name])
             except ValueError:
                 raise SettingsError(f"{name}: expected a number") from None
             if not low <= value <= high:
@@ -227,6 +231,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             allowed_hosts=services.settings.allowed_hosts,
             csp=CSP,
             docs_csp=DEV_DOCS_CSP if dev else None,
+            throttle_delay_seconds=services.settings.throttle_delay_seconds,
         ),
     )
     current_user = make_current_user(services.auth, cookie)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -118,12 +119,29 @@ def timed(api: Api) -> Iterator[tuple[Api, MovingClock]]:
     """The same store with a clock the test moves."""
     clock = MovingClock()
     services = build_services(
-        Settings(database_url=api.services.settings.database_url),
+        Settings(database_url=api.services.settings.database_url, throttle_delay_seconds=0),
         clock=clock,
         password_hash=FAST_HASH,
     )
     with TestClient(create_app(services=services)) as client:
         yield Api(client, services, client.app), clock  # type: ignore[arg-type]
+    services.db.dispose()
+
+
+def test_a_throttled_sign_in_is_answered_slowly_without_holding_a_thread(api: Api) -> None:
+    """The tarpit: a client ignoring Retry-After waits on every refused try (an async sleep)."""
+    services = build_services(
+        replace(api.services.settings, throttle_delay_seconds=0.3),
+        clock=api.services.clock,
+        password_hash=FAST_HASH,
+    )
+    client = TestClient(create_app(services=services))
+    for n in range(6):
+        client.post("/api/v1/auth/token", data={"username": "dr.demo", "password": f"x{n}"})
+    started = time.perf_counter()
+    refused = client.post("/api/v1/auth/token", data={"username": "dr.demo", "password": "x"})
+    assert refused.status_code == 429
+    assert time.perf_counter() - started >= 0.3
     services.db.dispose()
 
 

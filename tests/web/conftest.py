@@ -40,7 +40,9 @@ OTHER_CLINIC_ID = "demo-05"  # filed at the second demo clinic
 
 def services_for(path: Path) -> Services:
     return build_services(
-        Settings(database_url=f"sqlite:///{path}"), clock=CLOCK, password_hash=FAST_HASH
+        Settings(database_url=f"sqlite:///{path}", throttle_delay_seconds=0),
+        clock=CLOCK,
+        password_hash=FAST_HASH,
     )
 
 

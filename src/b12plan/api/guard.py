@@ -15,7 +15,10 @@ One ASGI middleware, so each rule exists once for the REST API, the web UI, FHIR
    their own, larger limit.
 3. **JSON shape**: a JSON body nested deeper than ``max_json_depth`` or with a key twice in one
    object is refused (422, naming the key); the parse runs in a thread for large bodies.
-4. **Headers** on every response: the Content-Security-Policy (no inline script, nothing from
+4. **Tarpit**: a 429 (sign-in throttled) is answered only after ``throttle_delay_seconds``
+   (an async sleep: no thread, no lock), so a client that ignores ``Retry-After`` can try at
+   most about once a second per connection instead of hundreds of times.
+5. **Headers** on every response: the Content-Security-Policy (no inline script, nothing from
    another origin), ``nosniff``, no framing, and HSTS when the request came over TLS.
 
 Refusals are problem+json, or an OperationOutcome on ``/fhir`` and ``/cds-services``.
@@ -29,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import anyio.to_thread
 
 Scope = MutableMapping[str, Any]
@@ -68,6 +72,7 @@ class GuardSettings:
     allowed_hosts: tuple[str, ...] = ()
     csp: str = CSP
     docs_csp: str | None = None  # for /docs and /redoc only (dev mode: Swagger UI's CDN)
+    throttle_delay_seconds: float = 1.0
 
 
 class Refused(Exception):
@@ -303,7 +308,11 @@ class SecurityGuard:
         docs = scope["path"] in ("/docs", "/redoc", "/docs/oauth2-redirect")
         csp = self.settings.docs_csp if docs and self.settings.docs_csp else self.settings.csp
 
+        delay = self.settings.throttle_delay_seconds
+
         async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 429 and delay:
+                await anyio.sleep(delay)
             if message["type"] == "http.response.start":
                 present = {k.lower() for k, _ in message.get("headers", [])}
                 extra = [

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -96,6 +98,9 @@ class AuthService:
         self.token_ttl = token_ttl
         self.sessions = SessionLimits(absolute=token_ttl, idle=idle_timeout or SessionLimits.idle)
         self.throttle = SignInThrottle(db, sign_in_limits or SignInLimits())
+        # Argon2 is seconds of CPU under a flood: at most half the cores check passwords at
+        # once, so sign-ins queue behind each other instead of starving every other request.
+        self._hashing = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) // 2))
         self.new_id = new_id
         # Verified when the username is unknown, so a miss costs as much time as a hit.
         self._decoy = self.password_hash.hash(secrets.token_urlsafe(16))
@@ -127,7 +132,8 @@ class AuthService:
             with self.db.reading() as session:
                 user = session.scalar(select(models.User).where(models.User.username == username))
         stored = user.password_hash if user is not None else self._decoy
-        valid = self.password_hash.verify(password, stored)
+        with self._hashing:
+            valid = self.password_hash.verify(password, stored)
         now = self.clock.now()
         if user is None or not valid or not user.active:
             reason = "unknown user" if user is None else "disabled" if valid else "wrong password"
@@ -220,7 +226,9 @@ class AuthService:
             user = session.get(models.User, who.user_id) if who.user_id else None
         if user is None:
             raise Unauthenticated("not signed in as a user")
-        if not self.password_hash.verify(current_password, user.password_hash):
+        with self._hashing:
+            correct = self.password_hash.verify(current_password, user.password_hash)
+        if not correct:
             raise InvalidInput(
                 [field_error("current_password", "is not your current password", "wrong")]
             )
@@ -259,7 +267,8 @@ class AuthService:
         problem = password_problem(new_password)
         if problem is not None:
             raise InvalidInput([field_error("new_password", problem, "weak_password")])
-        hashed = self.password_hash.hash(new_password)  # before the transaction: CPU-heavy
+        with self._hashing:  # before the transaction: CPU-heavy
+            hashed = self.password_hash.hash(new_password)
         with self.db.writing() as session:
             user = session.get(models.User, user_id)
             assert user is not None
