@@ -600,3 +600,11 @@ def test_fhir_errors_are_operation_outcomes_even_before_the_route(api: Api) -> N
     assert unsigned.json()["resourceType"] == "OperationOutcome"
     missing = api.client.get("/fhir/Patient/demo-05/$everything", headers=api.clinician())
     assert missing.json()["resourceType"] == "OperationOutcome"
+
+
+def test_an_import_runs_off_the_event_loop_and_reports_its_throughput(api: Api) -> None:
+    """The figures under load come from benchmarks/import_stall.py; here, the contract."""
+    response = api.client.post("/fhir", headers=api.clinician(), json=import_bundle())
+    assert response.status_code == 201, response.text
+    entries, rate = response.headers["x-import-throughput"].split("; ")
+    assert entries == f"entries={len(import_bundle()['entry'])}" and rate.startswith("per_second=")

@@ -61,6 +61,32 @@ def outcome_response(errors: Sequence[dict[str, str]]) -> Response:
     return fhir_response(operation_outcome(errors), http_status(errors))
 
 
+def read_bundle(
+    body: bytes, as_of: date, knowledge: Knowledge | None
+) -> tuple[dict[str, Any], int] | list[dict[str, str]]:
+    """A POSTed Bundle as a contract case and its entry count, or the errors (``knowledge``
+    None: the shipped knowledge)."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return [error("", f"invalid JSON: {exc}", STRUCTURE)]
+    try:
+        bundle = validate_bundle(data)
+        if bundle["type"] not in IMPORT_TYPES:
+            return [
+                error(
+                    "type",
+                    f"POST /fhir takes a {' or '.join(IMPORT_TYPES)} Bundle,"
+                    f" got {bundle['type']!r}",
+                    NOT_SUPPORTED,
+                )
+            ]
+        case = bundle_to_case_dict(bundle, as_of=as_of, knowledge=knowledge or load_knowledge())
+    except BundleError as exc:
+        return exc.errors
+    return case, len(bundle.get("entry", []))
+
+
 def make_router(
     load_case: LoadCase | LoadCaseAs,
     import_case: ImportCase | ImportCaseAs,
@@ -135,26 +161,10 @@ def make_router(
 
     def import_body(body: bytes, who: Any) -> Response:
         started = time.perf_counter()
-        try:
-            data = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return outcome_response([error("", f"invalid JSON: {exc}", STRUCTURE)])
-        try:
-            bundle = validate_bundle(data)
-            if bundle["type"] not in IMPORT_TYPES:
-                return outcome_response(
-                    [
-                        error(
-                            "type",
-                            f"POST /fhir takes a {' or '.join(IMPORT_TYPES)} Bundle,"
-                            f" got {bundle['type']!r}",
-                            NOT_SUPPORTED,
-                        )
-                    ]
-                )
-            case = bundle_to_case_dict(bundle, as_of=clock(), knowledge=k)
-        except BundleError as exc:
-            return outcome_response(exc.errors)
+        read = read_bundle(body, clock(), k)
+        if isinstance(read, list):
+            return outcome_response(read)
+        case, entries = read
         new_id = store(case, who)
         patient: dict[str, Any] = {"resourceType": "Patient", "id": new_id}
         if "patient" in case:
@@ -163,7 +173,6 @@ def make_router(
                 patient["gender"] = details["sex"]
             if "birth_date" in details:
                 patient["birthDate"] = details["birth_date"]
-        entries = len(bundle.get("entry", []))
         seconds = time.perf_counter() - started
         rate = entries / seconds if seconds > 0 else 0.0
         log.info(
