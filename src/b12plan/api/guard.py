@@ -11,8 +11,8 @@ One ASGI middleware, so each rule exists once for the REST API, the web UI, FHIR
    credential and is left alone. JSON routes refuse other content types (415), so no HTML form
    can reach them.
 2. **Size** (ADR 0042): a body over the limit is refused with 413 before it is read
-   (``Content-Length``) or as soon as it passes the limit (chunked); ``POST /fhir`` imports have
-   their own, larger limit.
+   (``Content-Length``) or as soon as it passes the limit (chunked); ``POST /fhir`` imports and
+   CDS Hooks calls (whose prefetch carries whole Bundles) have their own, larger limit.
 3. **JSON shape**: a JSON body nested deeper than ``max_json_depth`` or with a key twice in one
    object is refused (422, naming the key); the parse runs in a thread for large bodies.
 4. **Tarpit**: a 429 (sign-in throttled) is answered only after ``throttle_delay_seconds``
@@ -273,9 +273,10 @@ class SecurityGuard:
                 "Unsupported media type",
                 f"this route takes JSON (application/json), not {content_type[:60]}",
             )
+        bundles = path == "/fhir" or path.startswith("/cds-services/")  # prefetch is Bundles
         limit = (
             self.settings.max_import_bytes
-            if method == "POST" and path == "/fhir"
+            if method == "POST" and bundles
             else self.settings.max_body_bytes
         )
         if length is not None and length > limit:
