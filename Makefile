@@ -26,7 +26,7 @@ demo: demo-data
 	@echo
 	@echo "Web app and API: http://127.0.0.1:8000/   (API docs at /docs; Ctrl-C to stop)"
 	@echo "Sign in as dr.demo / demo-clinician (clinician), pat.demo / demo-patient (patient) or carer.demo / demo-carer (carer)."
-	$(B12) serve --host 127.0.0.1 --port 8000
+	$(B12) serve --dev --host 127.0.0.1 --port 8000
 
 demo-data: .venv/.synced
 	$(B12) demo

@@ -11,7 +11,8 @@ Environment:
   ``postgresql+psycopg://user@host:port/db``.
 - ``B12PLAN_TODAY``: pin "today" (``YYYY-MM-DD``) for reproducible demos; default: the clock.
 - ``B12PLAN_TOKEN_TTL_HOURS``: lifetime of sign-in tokens and sessions (default 12).
-- ``B12PLAN_COOKIE_SECURE``: ``1`` to mark the session cookie Secure (behind HTTPS).
+- ``B12PLAN_COOKIE_SECURE``: ``0`` to send the session cookie over plain HTTP (default: on,
+  the cookie is ``__Host-b12plan_session``, Secure; off by default with ``B12PLAN_DEV``).
 - ``B12PLAN_CDS_FHIR_SERVERS``: comma-separated FHIR server URLs the CDS Hooks services may
   query for missing prefetch (default: none; they use prefetch or the store).
 - ``B12PLAN_KNOWLEDGE_DIR``: a folder holding a clinic's reviewed copy of the knowledge files
@@ -24,6 +25,19 @@ Environment:
   JWT's ``aud`` must be this plus the path called. Required with ``B12PLAN_CDS_CLIENTS``.
 - ``B12PLAN_SMTP_*``, ``B12PLAN_REMINDER_*``, ``B12PLAN_PUBLIC_URL``: reminders (see
   ``b12plan.reminders.settings``).
+
+Security settings (issue 13, docs/security.md):
+
+- ``B12PLAN_DEV``: ``1`` for a local demo over plain HTTP: the cookie is not Secure and the API
+  docs page (``/docs``, which loads Swagger UI from a CDN) is served.
+- ``B12PLAN_SESSION_IDLE_MINUTES``: a session or token unused this long ends (default 30);
+  ``B12PLAN_TOKEN_TTL_HOURS`` is the absolute limit.
+- ``B12PLAN_MAX_BODY_BYTES``: largest request body (default 1,000,000);
+  ``B12PLAN_MAX_IMPORT_BYTES``: largest FHIR Bundle to ``POST /fhir`` (default 20,000,000).
+- ``B12PLAN_THROTTLE_DELAY_SECONDS``: a throttled sign-in (429) is answered after this delay
+  (default 1; an async wait that holds no thread), so a flood that ignores Retry-After slows.
+- ``B12PLAN_ALLOWED_HOSTS``: comma-separated host names (as in ``Host``, with the port if not
+  the default) the site answers to; ``X-Forwarded-Host`` is honoured only for these.
 """
 
 from __future__ import annotations
@@ -47,6 +61,7 @@ from b12plan.api import (
     make_current_user,
     make_records_router,
 )
+from b12plan.api.guard import CSP, GuardSettings, SecurityGuard
 from b12plan.api.reminders import make_reminders_router
 from b12plan.calendar import assessment_calendar
 from b12plan.caseio import parse_iso_date
@@ -78,6 +93,7 @@ from b12plan.service import (
     Principal,
     RecordsService,
     SystemClock,
+    session_cookie_name,
 )
 from b12plan.service.auth import SESSION_COOKIE
 from b12plan.service.carers import CarerService
@@ -85,6 +101,11 @@ from b12plan.service.cds import CdsLedger
 from b12plan.service.records import new_uuid
 from b12plan.store import DEFAULT_URL, Database, current_revision, head_revision
 from b12plan.web import make_router as make_web_router
+
+# With --dev only: Swagger UI's page loads its script and style from jsDelivr and runs inline.
+DEV_DOCS_CSP = CSP.replace(
+    "script-src 'self'", "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net"
+).replace("style-src 'self'", "style-src 'self' https://cdn.jsdelivr.net")
 
 
 class SettingsError(ValueError):
@@ -96,7 +117,7 @@ class Settings:
     database_url: str = DEFAULT_URL
     today: dt.date | None = None
     token_ttl_hours: float = 12.0
-    cookie_secure: bool = False
+    cookie_secure: bool = True
     cds_fhir_servers: tuple[str, ...] = ()
     knowledge_dir: Path | None = None
     default_jurisdiction: str = "GB"
@@ -104,6 +125,13 @@ class Settings:
     cds_clients: tuple[TrustedClient, ...] = ()
     cds_public_url: str | None = None
     reminders: ReminderSettings = field(default_factory=ReminderSettings)
+    # --- security (issue 13; ADRs 0040-0044) ---------------------------------------------
+    dev: bool = False
+    session_idle_minutes: float = 30.0
+    max_body_bytes: int = 1_000_000
+    max_import_bytes: int = 20_000_000
+    allowed_hosts: tuple[str, ...] = ()
+    throttle_delay_seconds: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -123,7 +151,8 @@ class Settings:
                 raise SettingsError("B12PLAN_TOKEN_TTL_HOURS: expected a number of hours") from None
             if not 0 < ttl <= 24 * 366:
                 raise SettingsError("B12PLAN_TOKEN_TTL_HOURS: must be above 0 and at most a year")
-        secure = env.get("B12PLAN_COOKIE_SECURE", "0").strip().lower()
+        security = _security_from_env(env)
+        secure = env.get("B12PLAN_COOKIE_SECURE", "").strip().lower()
         if secure not in ("0", "1", "true", "false", "yes", "no", ""):
             raise SettingsError("B12PLAN_COOKIE_SECURE: expected 1 or 0")
         servers = tuple(
@@ -145,7 +174,7 @@ class Settings:
             database_url=env.get("B12PLAN_DATABASE_URL") or DEFAULT_URL,
             today=today,
             token_ttl_hours=ttl,
-            cookie_secure=secure in ("1", "true", "yes"),
+            cookie_secure=secure in ("1", "true", "yes") if secure else not security["dev"],
             cds_fhir_servers=servers,
             knowledge_dir=knowledge_dir,
             default_jurisdiction=(
@@ -153,6 +182,7 @@ class Settings:
             ),
             **_cds_trust_settings(env),
             reminders=reminders,
+            **security,
         )
 
 
@@ -175,6 +205,32 @@ def _cds_trust_settings(env: Mapping[str, str]) -> dict[str, Any]:
             " the URL the EHR calls, e.g. https://b12.example.org/cds-services/...)"
         )
     return {"cds_clients": clients, "cds_public_url": url}
+
+
+def _security_from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    """The security settings (kept together so other settings merge without conflict)."""
+    dev = env.get("B12PLAN_DEV", "0").strip().lower()
+    if dev not in ("0", "1", "true", "false", "yes", "no", ""):
+        raise SettingsError("B12PLAN_DEV: expected 1 or 0")
+    out: dict[str, Any] = {"dev": dev in ("1", "true", "yes")}
+    for name, key, low, high in (
+        ("B12PLAN_SESSION_IDLE_MINUTES", "session_idle_minutes", 1, 24 * 60),
+        ("B12PLAN_MAX_BODY_BYTES", "max_body_bytes", 1024, 1_000_000_000),
+        ("B12PLAN_MAX_IMPORT_BYTES", "max_import_bytes", 1024, 1_000_000_000),
+        ("B12PLAN_THROTTLE_DELAY_SECONDS", "throttle_delay_seconds", 0, 30),
+    ):
+        if env.get(name):
+            try:
+                value = float(env[name]) if key.endswith(("minutes", "seconds")) else int(env[name])
+            except ValueError:
+                raise SettingsError(f"{name}: expected a number") from None
+            if not low <= value <= high:
+                raise SettingsError(f"{name}: must be between {low} and {high}")
+            out[key] = value
+    out["allowed_hosts"] = tuple(
+        h.strip().lower() for h in env.get("B12PLAN_ALLOWED_HOSTS", "").split(",") if h.strip()
+    )
+    return out
 
 
 @dataclass(frozen=True)
@@ -233,6 +289,7 @@ def build_services(
             clock=clock,
             password_hash=password_hash,
             token_ttl=dt.timedelta(hours=settings.token_ttl_hours),
+            idle_timeout=dt.timedelta(minutes=settings.session_idle_minutes),
             new_id=new_id,
         ),
         cds=CdsLedger(db, clock=clock, new_id=new_id),
@@ -263,7 +320,11 @@ def _reminder_service(
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
     """The web application: REST API under ``/api/v1``, OpenAPI at ``/docs``."""
     services = services or build_services(settings or Settings.from_env())
+    dev = services.settings.dev
+    cookie = session_cookie_name(services.settings.cookie_secure)
     app = FastAPI(
+        docs_url="/docs" if dev else None,  # Swagger UI comes from a CDN: local demos only
+        redoc_url="/redoc" if dev else None,
         title="b12plan",
         version=_version(),
         summary="Plans, explains and monitors vitamin B12 injection therapy.",
@@ -276,10 +337,25 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     )
     app.state.services = services
     install_problem_handlers(app)
-    current_user = make_current_user(services.auth)
+    app.add_middleware(
+        SecurityGuard,
+        settings=GuardSettings(
+            session_cookies=(cookie,),
+            max_body_bytes=services.settings.max_body_bytes,
+            max_import_bytes=services.settings.max_import_bytes,
+            allowed_hosts=services.settings.allowed_hosts,
+            csp=CSP,
+            docs_csp=DEV_DOCS_CSP if dev else None,
+            throttle_delay_seconds=services.settings.throttle_delay_seconds,
+        ),
+    )
+    current_user = make_current_user(services.auth, cookie)
     app.include_router(
         make_access_router(
-            services.auth, current_user, cookie_secure=services.settings.cookie_secure
+            services.auth,
+            current_user,
+            cookie_name=cookie,
+            cookie_secure=services.settings.cookie_secure,
         )
     )
     app.include_router(make_records_router(services.records, current_user, _calendar))
@@ -320,6 +396,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             reminders=services.reminders,
             carers=services.carers,
             public_url=services.settings.reminders.public_url,
+            cookie_name=cookie,
         )
     )
     return app
@@ -364,8 +441,12 @@ def _cds_auth(services: Services, current_user: Callable[..., Principal]) -> Cds
 
 
 def _import_case_as(records: RecordsService) -> Callable[[dict[str, Any], Principal], str]:
+    """FHIR create: the server assigns the patient's id (as FHIR's POST does). Keeping the
+    Bundle's id would answer "already exists" for an id held by another clinic, which tells
+    the caller that patient exists (ADR 0012: ids of other clinics reveal nothing)."""
+
     def store(case: dict[str, Any], who: Principal) -> str:
-        return records.import_case(who, case)
+        return records.import_case(who, case, patient_id=records.new_id())
 
     return store
 

@@ -25,6 +25,9 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 
+SITE = "https://testserver"
+
+
 @dataclass
 class Api:
     """A test client with the services behind it."""
@@ -47,10 +50,17 @@ class Api:
         return self.login("pat.demo", "demo-patient")
 
     def admin(self) -> dict[str, str]:
-        return self.login("admin.demo", "demo-admin")
+        return self.login("admin.demo", "demo-administrator")
 
     def riverside(self) -> dict[str, str]:
         return self.login("dr.riverside", "demo-riverside")
+
+    def browser(self, origin: str | None = SITE) -> TestClient:
+        """A client like a browser on this site: HTTPS (the ``__Host-`` cookie is Secure) and,
+        unless ``origin`` is None, the ``Origin`` header a browser sends with a post."""
+        return TestClient(
+            self.app, base_url=SITE, headers={"Origin": origin} if origin is not None else {}
+        )
 
 
 @pytest.fixture(scope="session")

@@ -127,7 +127,7 @@ def test_seed_demo_prints_the_sign_ins_and_can_run_twice(
     for line in (
         "dr.demo       password demo-clinician",
         "pat.demo      password demo-patient",
-        "admin.demo    password demo-admin",
+        "admin.demo    password demo-administrator",
         "carer.demo    password demo-carer      carer of patient demo-01",
     ):
         assert line in first.output

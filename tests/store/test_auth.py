@@ -70,17 +70,19 @@ def test_users_are_managed_by_admins_with_their_links_checked(
 ) -> None:
     auth = services.auth
     name = uid("nurse")[:30]
-    new = NewUser(username=name, password="long enough", role="clinician", clinic_id=staff.clinic)
+    new = NewUser(
+        username=name, password="long enough to pass", role="clinician", clinic_id=staff.clinic
+    )
     with pytest.raises(Forbidden):
         auth.add_user(staff.clinician, new)
     assert auth.add_user(staff.admin, new).clinic_id == staff.clinic
     with pytest.raises(Conflict):
         auth.add_user(staff.admin, new)
-    lost = NewUser(username=uid("p")[:30], password="long enough", role="patient")
+    lost = NewUser(username=uid("p")[:30], password="long enough to pass", role="patient")
     with pytest.raises(InvalidInput) as caught:
         auth.add_user(Principal.system("tests"), lost)
     assert [e["loc"] for e in caught.value.errors] == ["patient_id"]
-    nowhere = NewUser(username=uid("c")[:30], password="long enough", role="clinician")
+    nowhere = NewUser(username=uid("c")[:30], password="long enough to pass", role="clinician")
     with pytest.raises(InvalidInput) as caught:
         auth.add_user(staff.admin, nowhere)
     assert [e["loc"] for e in caught.value.errors] == ["clinic_id"]

@@ -32,7 +32,7 @@ FAST_HASH = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=1024, parallelis
 
 CLINICIAN = ("dr.demo", "demo-clinician")
 PATIENT = ("pat.demo", "demo-patient")
-ADMIN = ("admin.demo", "demo-admin")
+ADMIN = ("admin.demo", "demo-administrator")
 PATIENT_ID = "demo-01"  # the demo patient user's own record (neurological, loading)
 OVERDUE_ID = "demo-03"  # maintenance every 3 months, next injection overdue
 OTHER_CLINIC_ID = "demo-05"  # filed at the second demo clinic
@@ -40,7 +40,9 @@ OTHER_CLINIC_ID = "demo-05"  # filed at the second demo clinic
 
 def services_for(path: Path) -> Services:
     return build_services(
-        Settings(database_url=f"sqlite:///{path}"), clock=CLOCK, password_hash=FAST_HASH
+        Settings(database_url=f"sqlite:///{path}", throttle_delay_seconds=0),
+        clock=CLOCK,
+        password_hash=FAST_HASH,
     )
 
 
@@ -80,22 +82,32 @@ def shared_app(shared_services: Services) -> FastAPI:
     return create_app(services=shared_services)
 
 
+SITE = "https://testserver"
+
+
+def browser_client(app: FastAPI) -> TestClient:
+    """A client that behaves like a browser on this site: HTTPS (the session cookie is
+    ``__Host-``, Secure) and an ``Origin`` header on every request, as a browser sends with a
+    form post (the CSRF rule refuses cookie-authenticated posts without one)."""
+    return TestClient(app, base_url=SITE, headers={"Origin": SITE})
+
+
 @pytest.fixture
 def visitor(shared_app: FastAPI) -> TestClient:
     """Not signed in, on the shared read-only app."""
-    return TestClient(shared_app)
+    return browser_client(shared_app)
 
 
 @pytest.fixture(scope="module")
 def viewing_clinician(shared_app: FastAPI) -> TestClient:
     """Signed in as the demo clinician on the shared app: for tests that only read."""
-    return sign_in(TestClient(shared_app), CLINICIAN)
+    return sign_in(browser_client(shared_app), CLINICIAN)
 
 
 @pytest.fixture(scope="module")
 def viewing_patient(shared_app: FastAPI) -> TestClient:
     """Signed in as the demo patient on the shared app: for tests that only read."""
-    return sign_in(TestClient(shared_app), PATIENT)
+    return sign_in(browser_client(shared_app), PATIENT)
 
 
 @pytest.fixture
@@ -113,7 +125,7 @@ def app(services: Services) -> FastAPI:
 
 @pytest.fixture
 def client(app: FastAPI) -> TestClient:
-    return TestClient(app)
+    return browser_client(app)
 
 
 def sign_in(client: TestClient, credentials: tuple[str, str]) -> TestClient:

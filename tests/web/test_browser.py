@@ -129,6 +129,7 @@ def base_url(browser_db: Path) -> Iterator[str]:
         **os.environ,
         "B12PLAN_DATABASE_URL": f"sqlite:///{database}",
         "B12PLAN_TODAY": TODAY.isoformat(),
+        "B12PLAN_DEV": "1",  # plain HTTP on loopback, as `make demo` runs it
     }
     server = subprocess.Popen(
         [
@@ -184,9 +185,30 @@ def new_context(browser: Browser, viewport: ViewportSize = DESKTOP) -> BrowserCo
 
 
 def new_page(context: BrowserContext) -> Page:
+    """A page that fails its test on any JavaScript error, any Content-Security-Policy
+    violation, and any request that leaves the site (issue 13: nothing goes to a third party)."""
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.add_init_script(
+        "document.addEventListener('securitypolicyviolation', e => console.error("
+        "'CSP violation: ' + e.violatedDirective + ' by ' + (e.sourceFile || 'the page') + ':'"
+        " + e.lineNumber + ' ' + JSON.stringify(e.sample)))"
+    )
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text[:300]) if message.text.startswith("CSP violation") else None
+        ),
+    )
+    page.on(
+        "request",
+        lambda request: (
+            errors.append(f"off-site request: {request.url}")
+            if not request.url.startswith(("http://127.0.0.1:", "data:", "blob:", "about:"))
+            else None
+        ),
+    )
     page.on("close", lambda _: _no_errors(errors))
     return page
 
@@ -509,4 +531,27 @@ def test_pages_fit_a_phone_screen(
     page.goto(f"{base_url}/clinic")
     assert not overflows_horizontally(page)
     shot(page, "phone-clinician-worklist", full_page=True)
+    page.close()
+
+
+def test_the_chart_draws_under_the_csp_with_no_way_to_send_it_off_site(
+    clinician: BrowserContext, base_url: str
+) -> None:
+    """Issue 13: Plotly's mode bar offered "Share chart..." (to Plotly's cloud); the page now
+    runs under ``script-src 'self'; style-src 'self'`` (no inline script, no eval) and any
+    CSP violation or off-site request fails this test (see ``new_page``)."""
+    page = new_page(clinician)
+    response = page.goto(f"{base_url}/clinic/patients/{OVERDUE_ID}")
+    assert response is not None
+    csp = response.headers["content-security-policy"]
+    assert "unsafe-inline" not in csp and "unsafe-eval" not in csp
+    wait_for_chart(page)
+    page.hover("#timeline")
+    titles: list[str] = page.evaluate(
+        "() => Array.from(document.querySelectorAll('#timeline .modebar-btn'))"
+        ".map(b => b.getAttribute('data-title') || '')"
+    )
+    assert titles, "the mode bar is drawn"
+    assert not [t for t in titles if "Share" in t or "Chart Studio" in t or "Plotly" in t], titles
+    assert page.locator("#timeline a[href*='plotly']").count() == 0  # no logo link
     page.close()

@@ -154,3 +154,17 @@ def test_table_rows_say_the_same_as_the_chart(knowledge: Knowledge) -> None:
     assert hb.detail == "10.5 g/dL (anaemia)"
     assert [r.date for r in rows] == sorted(r.date for r in rows)
     assert all(r.planned for r in rows if r.kind.startswith("Planned"))
+
+
+def test_what_a_patient_typed_shows_as_typed_not_as_chart_markup() -> None:
+    """Plotly reads <b>, <br> and <a href> in hover text; an injection site typed by a patient
+    must not restyle, break or link the clinician's chart (issue 13)."""
+    knowledge = load_knowledge()
+    document = copy.deepcopy(LOADING_THEN_MAINTENANCE)
+    document["administrations"][0]["site"] = '<b>left</b><br><a href="https://x.example">arm</a>'
+    case = parse_case(document, knowledge)
+    figure = timeline_figure(case, evaluate(case, knowledge, as_of=case.as_of), knowledge)
+    texts = [t for trace in figure["data"] for t in trace.get("text", []) if isinstance(t, str)]
+    typed = [t for t in texts if "left" in t]
+    assert typed and all("<" not in t and ">" not in t for t in typed)
+    assert "&lt;b&gt;left&lt;/b&gt;&lt;br&gt;" in typed[0]

@@ -6,13 +6,15 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Response, status
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Form, Request, Response, status
+from fastapi import Path as FastApiPath
+from pydantic import BaseModel, ConfigDict, Field
 
 from b12plan.api.problems import problem_responses
 from b12plan.api.security import make_optional_token
-from b12plan.service.auth import SESSION_COOKIE, AuthService
+from b12plan.service.auth import AuthService
 from b12plan.service.schemas import (
+    USERNAME_PATTERN,
     ClinicOut,
     IssuedToken,
     NewClinic,
@@ -25,6 +27,23 @@ Username = Annotated[str, Form(min_length=1, max_length=100)]
 Password = Annotated[str, Form(min_length=1, max_length=256)]
 
 
+UserName = Annotated[str, FastApiPath(pattern=USERNAME_PATTERN, description="The user's name.")]
+
+
+class PasswordChange(BaseModel):
+    """Your current password and the new one (12+ characters, not a common password)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=1, max_length=256)
+
+
+def client_address(request: Request) -> str | None:
+    """The peer address (behind a proxy, uvicorn's ``--proxy-headers`` makes it the client's)."""
+    return request.client.host if request.client else None
+
+
 class SessionOut(BaseModel):
     """A cookie session: the token itself travels only in the HttpOnly cookie."""
 
@@ -33,33 +52,41 @@ class SessionOut(BaseModel):
 
 
 def make_access_router(
-    auth: AuthService, current_user: Callable[..., Principal], *, cookie_secure: bool
+    auth: AuthService,
+    current_user: Callable[..., Principal],
+    *,
+    cookie_name: str,
+    cookie_secure: bool,
 ) -> APIRouter:
     router = APIRouter(prefix="/api/v1")
     me = Depends(current_user)
-    token_of_request = Depends(make_optional_token())
+    token_of_request = Depends(make_optional_token(cookie_name))
 
     @router.post(
         "/auth/token",
         response_model=IssuedToken,
         tags=["auth"],
-        responses=problem_responses(401, 422),
+        responses=problem_responses(401, 422, 429),
     )
-    def issue_token(username: Username, password: Password) -> IssuedToken:
-        """Sign in (form fields ``username``, ``password``); use the token as ``Bearer``."""
-        return auth.login(username, password, kind="bearer")
+    def issue_token(username: Username, password: Password, request: Request) -> IssuedToken:
+        """Sign in (form fields ``username``, ``password``); use the token as ``Bearer``.
+
+        Repeated failures for one account or one address are answered 429 with Retry-After."""
+        return auth.login(username, password, kind="bearer", address=client_address(request))
 
     @router.post(
         "/auth/session",
         response_model=SessionOut,
         tags=["auth"],
-        responses=problem_responses(401, 422),
+        responses=problem_responses(401, 403, 422, 429),
     )
-    def open_session(username: Username, password: Password, response: Response) -> SessionOut:
-        """Sign in for a browser: sets the HttpOnly ``b12plan_session`` cookie."""
-        issued = auth.login(username, password, kind="cookie")
+    def open_session(
+        username: Username, password: Password, request: Request, response: Response
+    ) -> SessionOut:
+        """Sign in for a browser: sets the HttpOnly session cookie (same-origin requests only)."""
+        issued = auth.login(username, password, kind="cookie", address=client_address(request))
         response.set_cookie(
-            SESSION_COOKIE,
+            cookie_name,
             issued.access_token,
             max_age=int(auth.token_ttl.total_seconds()),
             httponly=True,
@@ -80,8 +107,22 @@ def make_access_router(
         if token is not None:
             auth.logout(token)
         response = Response(status_code=status.HTTP_204_NO_CONTENT)
-        response.delete_cookie(SESSION_COOKIE, path="/")
+        response.delete_cookie(cookie_name, path="/", secure=cookie_secure, httponly=True)
         return response
+
+    @router.post(
+        "/auth/password",
+        status_code=status.HTTP_204_NO_CONTENT,
+        tags=["auth"],
+        response_class=Response,
+        responses=problem_responses(401, 422),
+    )
+    def change_password(
+        change: PasswordChange, who: Principal = me, token: str | None = token_of_request
+    ) -> Response:
+        """Change your own password; your other sessions and tokens end (this one stays)."""
+        auth.change_password(who, change.current_password, change.new_password, keep_token=token)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     @router.get("/auth/me", response_model=UserOut, tags=["auth"], responses=problem_responses(401))
     def whoami(who: Principal = me) -> UserOut:
@@ -125,5 +166,25 @@ def make_access_router(
     )
     def add_user(new: NewUser, who: Principal = me) -> UserOut:
         return auth.add_user(who, new)
+
+    @router.post(
+        "/users/{username}/disable",
+        response_model=UserOut,
+        tags=["admin"],
+        responses=problem_responses(401, 403, 404),
+    )
+    def disable_user(username: UserName, who: Principal = me) -> UserOut:
+        """Disable a user: every session and token of theirs ends at once (admin)."""
+        return auth.set_active(who, username, False)
+
+    @router.post(
+        "/users/{username}/enable",
+        response_model=UserOut,
+        tags=["admin"],
+        responses=problem_responses(401, 403, 404),
+    )
+    def enable_user(username: UserName, who: Principal = me) -> UserOut:
+        """Enable a disabled user again (they sign in afresh) (admin)."""
+        return auth.set_active(who, username, True)
 
     return router

@@ -9,6 +9,7 @@ Shape: ``type`` (a stable URN per kind of problem), ``title``, ``status``, ``det
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +28,7 @@ from b12plan.service.errors import (
     InvalidInput,
     NotFound,
     ServiceError,
+    TooManyAttempts,
     Unauthenticated,
     field_error,
     format_loc,
@@ -45,6 +47,7 @@ STATUS = {
     StoredRecordInvalid: 409,
     PreconditionRequired: 428,
     PayloadTooLarge: 413,
+    TooManyAttempts: 429,
 }
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -92,7 +95,9 @@ _DESCRIPTIONS = {
     409: "Version conflict: someone changed the record since you read it",
     413: "Request body too large",
     422: "Invalid input; `errors` names each field",
+    415: "Unsupported media type (JSON routes take application/json)",
     428: "If-Match header required",
+    429: "Too many failed sign-ins; retry after the Retry-After header's seconds",
 }
 
 
@@ -125,6 +130,8 @@ def service_problem(exc: ServiceError, instance: str | None = None) -> JSONRespo
     status = next((code for cls, code in STATUS.items() if isinstance(exc, cls)), 400)
     errors: Sequence[FieldError] = getattr(exc, "errors", ())
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+    if isinstance(exc, TooManyAttempts):
+        headers = {"Retry-After": str(exc.retry_after)}
     return problem(
         status,
         exc.type,
@@ -162,68 +169,133 @@ def request_errors(errors: Sequence[Any]) -> list[FieldError]:
     return out
 
 
+FHIR_ISSUE_CODES = {
+    401: "login",
+    403: "forbidden",
+    404: "not-found",
+    405: "not-supported",
+    409: "conflict",
+    413: "too-long",
+    415: "not-supported",
+    422: "invalid",
+    429: "throttled",
+    503: "transient",
+}
+
+
+def fhir_aware(request: Request, response: JSONResponse) -> JSONResponse:
+    """On ``/fhir`` routes the same problem as a FHIR OperationOutcome (FHIR clients read only
+    that); everywhere else the problem+json unchanged."""
+    path = request.url.path
+    if not (path == "/fhir" or path.startswith("/fhir/")):
+        return response
+    problem_body = json.loads(bytes(response.body))
+    code = FHIR_ISSUE_CODES.get(response.status_code, "exception")
+    issues = [
+        {
+            "severity": "error",
+            "code": code,
+            "details": {"text": e["msg"]},
+            "diagnostics": f"{e['loc']}: {e['msg']}" if e["loc"] else e["msg"],
+            **({"expression": [e["loc"]]} if e["loc"] else {}),
+        }
+        for e in problem_body.get("errors", [])
+    ] or [
+        {
+            "severity": "error",
+            "code": code,
+            "details": {"text": problem_body["detail"]},
+            "diagnostics": problem_body["detail"],
+        }
+    ]
+    headers = {
+        k: v for k, v in response.headers.items() if k in ("www-authenticate", "retry-after")
+    }
+    return JSONResponse(
+        {"resourceType": "OperationOutcome", "issue": issues},
+        status_code=response.status_code,
+        media_type="application/fhir+json",
+        headers=headers or None,
+    )
+
+
 def install_problem_handlers(app: FastAPI) -> None:
-    """Route every error the app can raise through ``problem``."""
+    """Route every error the app can raise through ``problem`` (an OperationOutcome on /fhir)."""
 
     @app.exception_handler(ServiceError)
     async def _service(request: Request, exc: ServiceError) -> JSONResponse:
-        return service_problem(exc, request.url.path)
+        return fhir_aware(request, service_problem(exc, request.url.path))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = request_errors(exc.errors())
-        return problem(
-            422,
-            "invalid-input",
-            "Invalid input",
-            "; ".join(f"{e['loc'] or '(body)'}: {e['msg']}" for e in errors),
-            errors=errors,
-            instance=request.url.path,
+        return fhir_aware(
+            request,
+            problem(
+                422,
+                "invalid-input",
+                "Invalid input",
+                "; ".join(f"{e['loc'] or '(body)'}: {e['msg']}" for e in errors),
+                errors=errors,
+                instance=request.url.path,
+            ),
         )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         slug = {404: "not-found", 405: "method-not-allowed"}.get(exc.status_code, "http-error")
-        return problem(
-            exc.status_code,
-            slug,
-            str(exc.detail),
-            str(exc.detail),
-            instance=request.url.path,
-            headers=dict(exc.headers) if exc.headers else None,
+        return fhir_aware(
+            request,
+            problem(
+                exc.status_code,
+                slug,
+                str(exc.detail),
+                str(exc.detail),
+                instance=request.url.path,
+                headers=dict(exc.headers) if exc.headers else None,
+            ),
         )
 
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
         # Two writers raced for the same new id or unique name; the loser wrote nothing.
         log.info("integrity conflict on %s: %s", request.url.path, exc.orig)
-        return problem(
-            409,
-            "conflict",
-            "Conflict",
-            "a concurrent change conflicts with this one; retry",
-            instance=request.url.path,
+        return fhir_aware(
+            request,
+            problem(
+                409,
+                "conflict",
+                "Conflict",
+                "a concurrent change conflicts with this one; retry",
+                instance=request.url.path,
+            ),
         )
 
     @app.exception_handler(OperationalError)
     async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
         log.error("database unavailable on %s: %s", request.url.path, exc.orig)
-        return problem(
-            503,
-            "database-unavailable",
-            "Database unavailable",
-            "the database is busy or unreachable; nothing was written; retry",
-            instance=request.url.path,
-            headers={"Retry-After": "1"},
+        return fhir_aware(
+            request,
+            problem(
+                503,
+                "database-unavailable",
+                "Database unavailable",
+                "the database is busy or unreachable; nothing was written; retry",
+                instance=request.url.path,
+                headers={"Retry-After": "1"},
+            ),
         )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s", request.url.path)
-        return problem(
-            500,
-            "internal-error",
-            "Internal error",
-            "an unexpected error occurred; nothing was written",
-            instance=request.url.path,
+        return fhir_aware(
+            request,
+            problem(
+                500,
+                "internal-error",
+                "Internal error",
+                "an unexpected error occurred; nothing was written",
+                instance=request.url.path,
+            ),
         )

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Security
 from fastapi.security import APIKeyCookie, HTTPAuthorizationCredentials, HTTPBearer
 
-from b12plan.service.auth import SESSION_COOKIE, AuthService
+from b12plan.service.auth import SECURE_SESSION_COOKIE, AuthService
 from b12plan.service.errors import Unauthenticated
 from b12plan.service.schemas import Principal
 
@@ -22,12 +22,16 @@ bearer_scheme = HTTPBearer(
     scheme_name="bearer",
     description="A token from POST /api/v1/auth/token.",
 )
-cookie_scheme = APIKeyCookie(
-    name=SESSION_COOKIE,
-    auto_error=False,
-    scheme_name="session-cookie",
-    description="The session cookie set by POST /api/v1/auth/session (used by the web UI).",
-)
+
+
+def cookie_scheme(name: str = SECURE_SESSION_COOKIE) -> APIKeyCookie:
+    """The session cookie (``__Host-b12plan_session``; ``b12plan_session`` in dev mode)."""
+    return APIKeyCookie(
+        name=name,
+        auto_error=False,
+        scheme_name="session-cookie",
+        description="The session cookie set by POST /api/v1/auth/session (used by the web UI).",
+    )
 
 
 def request_token(
@@ -40,12 +44,15 @@ def request_token(
     return cookie or None
 
 
-def make_current_user(auth: AuthService) -> Callable[..., Principal]:
+def make_current_user(
+    auth: AuthService, cookie_name: str = SECURE_SESSION_COOKIE
+) -> Callable[..., Principal]:
     """A FastAPI dependency giving the signed-in ``Principal`` (401 problem otherwise)."""
+    cookies = cookie_scheme(cookie_name)
 
     def current_user(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
-        cookie: Annotated[str | None, Security(cookie_scheme)],
+        cookie: str | None = Security(cookies),  # a default: the scheme is made per app
     ) -> Principal:
         token = request_token(credentials, cookie)
         if token is None:
@@ -60,12 +67,13 @@ def make_current_user(auth: AuthService) -> Callable[..., Principal]:
     return current_user
 
 
-def make_optional_token() -> Callable[..., str | None]:
+def make_optional_token(cookie_name: str = SECURE_SESSION_COOKIE) -> Callable[..., str | None]:
     """A dependency giving the raw token of the request, if any (for sign-out)."""
+    cookies = cookie_scheme(cookie_name)
 
     def token(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)],
-        cookie: Annotated[str | None, Security(cookie_scheme)],
+        cookie: str | None = Security(cookies),
     ) -> str | None:
         return request_token(credentials, cookie)
 

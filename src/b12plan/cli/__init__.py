@@ -26,6 +26,7 @@ def _typer_app() -> typer.Typer:
     from b12plan.cli.population import population_app
     from b12plan.cli.records import register_records_commands
     from b12plan.cli.reminders import carers_app, reminders_app
+    from b12plan.cli.security import register_security_commands
 
     app = typer.Typer(
         name="b12plan",
@@ -37,6 +38,7 @@ def _typer_app() -> typer.Typer:
     )
     register_core_commands(app)
     register_records_commands(app)
+    register_security_commands(app)
     app.add_typer(population_app, name="population")
     app.add_typer(reminders_app, name="reminders")
     app.add_typer(carers_app, name="carers")

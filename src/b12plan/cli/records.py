@@ -152,9 +152,18 @@ def serve(
             help="Also send reminders every $B12PLAN_REMINDER_INTERVAL_SECONDS (default 900)."
         ),
     ] = False,
+    dev: Annotated[
+        bool,
+        typer.Option(
+            help="Local demo over plain HTTP: the session cookie is not Secure, /docs is served."
+        ),
+    ] = False,
 ) -> None:
-    """Run the REST API (OpenAPI at /docs) with uvicorn."""
+    """Run the REST API and web app with uvicorn (behind HTTPS unless --dev)."""
     settings = settings_for(database_url)
+    if dev:
+        settings = dataclasses.replace(settings, dev=True, cookie_secure=False)
+        os.environ["B12PLAN_DEV"] = "1"  # for --workers: each process reads the environment
     if migrate:
         _migrate(settings)
     if not reminders:
@@ -180,8 +189,10 @@ def _serve(settings: Settings, host: str, port: int, access_log: bool, workers: 
 
     from b12plan.app import create_app
 
+    dev = settings.dev
     with records_services(settings) as services:
-        typer.echo(f"b12plan API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
+        docs = f"http://{host}:{port}/docs" if dev else f"http://{host}:{port}/openapi.json"
+        typer.echo(f"b12plan API on http://{host}:{port}  (OpenAPI: {docs})")
         typer.echo(f"database: {services.db.engine.url.render_as_string(hide_password=True)}")
         sys.stdout.flush()
         if workers == 1:

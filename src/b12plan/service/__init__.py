@@ -13,7 +13,7 @@ Entry points (REST API, CLI, web UI) build these once in ``b12plan.app`` and cal
 Every method takes the acting ``Principal`` first and enforces access itself.
 """
 
-from b12plan.service.auth import SESSION_COOKIE, AuthService
+from b12plan.service.auth import SESSION_COOKIE, AuthService, session_cookie_name
 from b12plan.service.clock import Clock, FixedClock, PinnedDayClock, SystemClock
 from b12plan.service.errors import (
     Conflict,
@@ -47,4 +47,5 @@ __all__ = [
     "StoredRecordInvalid",
     "SystemClock",
     "Unauthenticated",
+    "session_cookie_name",
 ]

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
 import secrets
+import threading
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from pwdlib import PasswordHash
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from b12plan.service.clock import Clock
@@ -27,9 +29,12 @@ from b12plan.service.errors import (
     FieldError,
     Forbidden,
     InvalidInput,
+    NotFound,
+    TooManyAttempts,
     Unauthenticated,
     field_error,
 )
+from b12plan.service.passwords import password_problem
 from b12plan.service.records import new_uuid
 from b12plan.service.schemas import (
     USERNAME_PATTERN,
@@ -40,17 +45,37 @@ from b12plan.service.schemas import (
     Principal,
     UserOut,
 )
+from b12plan.service.throttle import SignInLimits, SignInThrottle, account_key, address_key
 from b12plan.store import models
 from b12plan.store.database import Database
 from b12plan.store.repository import Author, Repository
 
 SESSION_COOKIE = "b12plan_session"
+SECURE_SESSION_COOKIE = "__Host-b12plan_session"
+
+
+def session_cookie_name(secure: bool) -> str:
+    """``__Host-`` cookies are only accepted Secure, for the whole host, with no Domain: a
+    neighbouring subdomain or a plain-HTTP page cannot set or overwrite them."""
+    return SECURE_SESSION_COOKIE if secure else SESSION_COOKIE
+
+
 USERNAME = re.compile(USERNAME_PATTERN)
 DEFAULT_TOKEN_TTL = dt.timedelta(hours=12)
 
 
 def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    """A session ends ``idle`` after its last use, and ``absolute`` after sign-in, whichever
+    comes first; its last use is written at most once per ``touch_every``."""
+
+    absolute: dt.timedelta = DEFAULT_TOKEN_TTL
+    idle: dt.timedelta = dt.timedelta(minutes=30)
+    touch_every: dt.timedelta = dt.timedelta(minutes=1)
 
 
 class AuthService:
@@ -63,12 +88,19 @@ class AuthService:
         clock: Clock,
         password_hash: PasswordHash | None = None,
         token_ttl: dt.timedelta = DEFAULT_TOKEN_TTL,
+        idle_timeout: dt.timedelta | None = None,
+        sign_in_limits: SignInLimits | None = None,
         new_id: Callable[[], str] = new_uuid,
     ) -> None:
         self.db = db
         self.clock = clock
         self.password_hash = password_hash or PasswordHash.recommended()
         self.token_ttl = token_ttl
+        self.sessions = SessionLimits(absolute=token_ttl, idle=idle_timeout or SessionLimits.idle)
+        self.throttle = SignInThrottle(db, sign_in_limits or SignInLimits())
+        # Argon2 is seconds of CPU under a flood: at most half the cores check passwords at
+        # once, so sign-ins queue behind each other instead of starving every other request.
+        self._hashing = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) // 2))
         self.new_id = new_id
         # Verified when the username is unknown, so a miss costs as much time as a hit.
         self._decoy = self.password_hash.hash(secrets.token_urlsafe(16))
@@ -76,32 +108,71 @@ class AuthService:
     # --- sessions ------------------------------------------------------------------------------
 
     def login(
-        self, username: str, password: str, *, kind: Literal["bearer", "cookie"] = "bearer"
+        self,
+        username: str,
+        password: str,
+        *,
+        kind: Literal["bearer", "cookie"] = "bearer",
+        address: str | None = None,
     ) -> IssuedToken:
-        """A new token for a correct username and password; ``Unauthenticated`` otherwise."""
-        if not USERNAME.fullmatch(username):
-            self.password_hash.verify(password, self._decoy)
+        """A new token for a correct username and password.
+
+        Order matters (issue 13): the throttle is read first (a blocked account or address is
+        refused with ``TooManyAttempts`` before any password work); the password is verified
+        with no transaction open, so Argon2's CPU time never holds the database's write lock;
+        only then a short write records the outcome (the token, or the failure and its audit).
+        """
+        limits = self.throttle.limits
+        keys = [account_key(username)] + ([address_key(address)] if address else [])
+        wait = self.throttle.wait_seconds(keys, self.clock.now())
+        if wait:
+            raise TooManyAttempts(wait)
+        user = None
+        if USERNAME.fullmatch(username):
+            with self.db.reading() as session:
+                user = session.scalar(select(models.User).where(models.User.username == username))
+        stored = user.password_hash if user is not None else self._decoy
+        with self._hashing:
+            valid = self.password_hash.verify(password, stored)
+        now = self.clock.now()
+        if user is None or not valid or not user.active:
+            reason = "unknown user" if user is None else "disabled" if valid else "wrong password"
+            with self.db.writing() as session:
+                who = _principal(user) if user else Principal.system(_actor_name(username))
+                self._repo(session, who).audit(
+                    "login-failed",
+                    "user",
+                    user.id if user is not None else "-",
+                    detail=f"{kind}; {reason}; address {address or '-'}",
+                )
+                self.throttle.record_failure(session, keys[0], limits.account_free_failures, now)
+                if address:
+                    self.throttle.record_failure(
+                        session, keys[1], limits.address_free_failures, now
+                    )
             raise Unauthenticated("wrong username or password")
         with self.db.writing() as session:
-            user = session.scalar(select(models.User).where(models.User.username == username))
-            stored = user.password_hash if user is not None else self._decoy
-            valid = self.password_hash.verify(password, stored)
-            if user is None or not valid or not user.active:
+            current = session.get(models.User, user.id)
+            # Changed between the check and now (disabled, new password): sign in again.
+            if current is None or not current.active or current.password_hash != stored:
                 raise Unauthenticated("wrong username or password")
-            now = self.clock.now()
             token = secrets.token_urlsafe(32)
             expires = now + self.token_ttl
             session.add(
                 models.AuthToken(
                     token_hash=token_digest(token),
-                    user_id=user.id,
+                    user_id=current.id,
                     kind=kind,
                     created_at=now,
                     expires_at=expires,
+                    last_seen_at=now,
                 )
             )
-            self._repo(session, _principal(user)).audit("login", "user", user.id, detail=kind)
-            return IssuedToken(access_token=token, expires_at=expires, user=_user_out(user))
+            self._repo(session, _principal(current)).audit(
+                "login", "user", current.id, detail=f"{kind}; address {address or '-'}"
+            )
+            self.throttle.clear(session, keys[0])
+            return IssuedToken(access_token=token, expires_at=expires, user=_user_out(current))
 
     def logout(self, token: str) -> None:
         """Revoke the token (a second sign-out is harmless)."""
@@ -115,22 +186,37 @@ class AuthService:
                 self._repo(session, _principal(user)).audit("logout", "user", user.id)
 
     def current_user(self, token: str) -> Principal | None:
-        """The user a live token stands for; None if unknown, expired, revoked or disabled."""
+        """The user a live token stands for; None if unknown, expired (idle or absolute),
+        revoked, or its user is disabled."""
+        now = self.clock.now()
+        digest = token_digest(token)
         with self.db.reading() as session:
-            user = session.scalar(
-                select(models.User)
+            found = session.execute(
+                select(models.User, models.AuthToken.last_seen_at, models.AuthToken.created_at)
                 .join(models.AuthToken, models.AuthToken.user_id == models.User.id)
                 .where(
-                    models.AuthToken.token_hash == token_digest(token),
+                    models.AuthToken.token_hash == digest,
                     models.AuthToken.revoked_at.is_(None),
-                    models.AuthToken.expires_at > self.clock.now(),
+                    models.AuthToken.expires_at > now,
                     models.User.active.is_(True),
                 )
-            )
-            if user is None:
-                return None
-            if user.role != "carer":
-                return _principal(user)
+            ).first()
+        if found is None:
+            return None
+        user, last_seen, created = found
+        seen = last_seen or created
+        if now - seen > self.sessions.idle:
+            return None
+        if now - seen >= self.sessions.touch_every:
+            with self.db.writing() as session:
+                session.execute(
+                    update(models.AuthToken)
+                    .where(models.AuthToken.token_hash == digest)
+                    .values(last_seen_at=now)
+                )
+        if user.role != "carer":
+            return _principal(user)
+        with self.db.reading() as session:
             linked = session.scalars(
                 select(models.CarerLink.patient_id)
                 .where(
@@ -139,7 +225,91 @@ class AuthService:
                 )
                 .order_by(models.CarerLink.patient_id)
             ).all()
-            return replace(_principal(user), patient_ids=tuple(linked))
+        return replace(_principal(user), patient_ids=tuple(linked))
+
+    # --- accounts ------------------------------------------------------------------------------
+
+    def change_password(
+        self, who: Principal, current_password: str, new_password: str, *, keep_token: str | None
+    ) -> None:
+        """A user's own new password; their other sessions end (this one, if given, stays)."""
+        with self.db.reading() as session:
+            user = session.get(models.User, who.user_id) if who.user_id else None
+        if user is None:
+            raise Unauthenticated("not signed in as a user")
+        with self._hashing:
+            correct = self.password_hash.verify(current_password, user.password_hash)
+        if not correct:
+            raise InvalidInput(
+                [field_error("current_password", "is not your current password", "wrong")]
+            )
+        self._set_password(who, user.id, new_password, keep_token=keep_token)
+
+    def set_password(self, who: Principal, username: str, new_password: str) -> UserOut:
+        """An admin's (or the operator's) new password for a user: every session ends."""
+        _require_admin(who)
+        user_id = self._user_id(username)
+        self._set_password(who, user_id, new_password, keep_token=None)
+        return self._user(user_id)
+
+    def set_active(self, who: Principal, username: str, active: bool) -> UserOut:
+        """Disable (every session ends at once) or enable a user; admins only."""
+        _require_admin(who)
+        user_id = self._user_id(username)
+        if not active and who.user_id == user_id:
+            raise Forbidden("an admin cannot disable their own account")
+        with self.db.writing() as session:
+            user = session.get(models.User, user_id)
+            assert user is not None
+            if user.active != active:
+                # The audit entry goes first: the users trigger refuses an unaudited change.
+                self._repo(session, who).audit(
+                    "enable" if active else "disable", "user", user.id, detail=user.username
+                )
+                session.flush()
+                user.active = active
+                if not active:
+                    self._revoke_all(session, user.id, keep=None)
+            return _user_out(user)
+
+    def _set_password(
+        self, who: Principal, user_id: str, new_password: str, *, keep_token: str | None
+    ) -> None:
+        problem = password_problem(new_password)
+        if problem is not None:
+            raise InvalidInput([field_error("new_password", problem, "weak_password")])
+        with self._hashing:  # before the transaction: CPU-heavy
+            hashed = self.password_hash.hash(new_password)
+        with self.db.writing() as session:
+            user = session.get(models.User, user_id)
+            assert user is not None
+            self._repo(session, who).audit("password", "user", user.id, detail=user.username)
+            session.flush()
+            user.password_hash = hashed
+            keep = token_digest(keep_token) if keep_token else None
+            self._revoke_all(session, user.id, keep=keep)
+            self.throttle.clear(session, account_key(user.username))
+
+    def _revoke_all(self, session: Session, user_id: str, *, keep: str | None) -> None:
+        query = update(models.AuthToken).where(
+            models.AuthToken.user_id == user_id, models.AuthToken.revoked_at.is_(None)
+        )
+        if keep is not None:
+            query = query.where(models.AuthToken.token_hash != keep)
+        session.execute(query.values(revoked_at=self.clock.now()))
+
+    def _user_id(self, username: str) -> str:
+        with self.db.reading() as session:
+            user_id = session.scalar(select(models.User.id).where(models.User.username == username))
+        if user_id is None:
+            raise NotFound(f"no user {username!r}")
+        return user_id
+
+    def _user(self, user_id: str) -> UserOut:
+        with self.db.reading() as session:
+            user = session.get(models.User, user_id)
+            assert user is not None
+            return _user_out(user)
 
     def me(self, who: Principal) -> UserOut:
         with self.db.reading() as session:
@@ -234,6 +404,12 @@ class AuthService:
             now=self.clock.now(),
             new_id=self.new_id,
         )
+
+
+def _actor_name(username: str) -> str:
+    """An unknown sign-in name as the audit's actor: printable, bounded."""
+    shown = "".join(c if c.isprintable() else "?" for c in username[:60])
+    return f"sign-in as {shown!r}"
 
 
 def _require_admin(who: Principal) -> None:

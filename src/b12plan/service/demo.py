@@ -37,7 +37,7 @@ class DemoUser:
 DEMO_USERS = (
     DemoUser("dr.demo", "demo-clinician", "clinician", clinic_id=DEMO_CLINIC.id),
     DemoUser("pat.demo", "demo-patient", "patient", patient_example=PATIENT_USER_EXAMPLE),
-    DemoUser("admin.demo", "demo-admin", "admin"),
+    DemoUser("admin.demo", "demo-administrator", "admin"),
     DemoUser("dr.riverside", "demo-riverside", "clinician", clinic_id=OTHER_CLINIC.id),
     DemoUser("carer.demo", "demo-carer", "carer", patient_example=PATIENT_USER_EXAMPLE),
 )

@@ -48,6 +48,17 @@ class NotFound(ServiceError):
     title = "Not found"
 
 
+class TooManyAttempts(ServiceError):
+    """Sign-in refused for now: too many recent failures for this account or address."""
+
+    type = "too-many-attempts"
+    title = "Too many sign-in attempts"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(f"too many failed sign-ins; try again in {retry_after_seconds} seconds")
+        self.retry_after = retry_after_seconds
+
+
 class Conflict(ServiceError):
     """The write was based on a version that is no longer current (or would duplicate one)."""
 

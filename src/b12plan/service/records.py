@@ -546,7 +546,7 @@ class RecordsService:
     ) -> dict[str, Any]:
         """The stored record as a contract v1 case document (for export and CDS services)."""
         _not_carer(who, "export the whole record")
-        day = as_of or self.clock.today()
+        day = check_as_of(as_of or self.clock.today())
         with self.db.reading() as session:
             record, stamp = self._current_record(session, who, patient_id)
         key = (patient_id, stamp, day)
@@ -560,7 +560,7 @@ class RecordsService:
         self, who: Principal, patient_id: str, *, as_of: dt.date | None = None
     ) -> Assessment:
         """Evaluate the stored record on ``as_of`` (default: today), ignoring entered-in-error."""
-        day = as_of or self.clock.today()
+        day = check_as_of(as_of or self.clock.today())
         with self.db.reading() as session:
             record, stamp = self._current_record(session, who, patient_id)
         key = (patient_id, stamp, day)
@@ -576,7 +576,7 @@ class RecordsService:
             case = parse_case(document, self.knowledge)
         except CaseError as exc:
             raise InvalidInput(cast(list[FieldError], exc.errors)) from None
-        return evaluate(case, self.knowledge, as_of=case.as_of)
+        return evaluate(case, self.knowledge, as_of=check_as_of(case.as_of))
 
     def import_case(
         self,
@@ -672,7 +672,7 @@ class RecordsService:
         injections among them) or monitoring due within ``monitoring_within_days``; with
         ``codes``, the patients with any of those finding codes."""
         _require_staff(who, "see the worklist")
-        day = query.as_of or self.clock.today()
+        day = check_as_of(query.as_of or self.clock.today())
         if who.role == "clinician" and query.clinic not in (None, who.clinic_id):
             raise Forbidden("clinicians see their own clinic's worklist only")
         select_ids = select(models.Patient.id).order_by(models.Patient.id)
@@ -1028,6 +1028,27 @@ def _patient_out(patient: models.Patient, demo: models.Demographics) -> PatientO
         note=demo.note,
         recorded_at=demo.recorded_at,
     )
+
+
+EARLIEST_AS_OF = dt.date(1900, 1, 1)
+LATEST_AS_OF = dt.date(2999, 12, 31)
+
+
+def check_as_of(day: dt.date) -> dt.date:
+    """An evaluation date the date arithmetic can carry: schedules run years past ``as_of``, and
+    ``date.max`` is 9999-12-31, so a date near it once overflowed into a 500 (issue 13)."""
+    if not EARLIEST_AS_OF <= day <= LATEST_AS_OF:
+        raise InvalidInput(
+            [
+                field_error(
+                    "as_of",
+                    f"{day.isoformat()} is outside {EARLIEST_AS_OF.isoformat()}"
+                    f"..{LATEST_AS_OF.isoformat()}",
+                    "date_out_of_range",
+                )
+            ]
+        )
+    return day
 
 
 def _audit_out(entry: models.AuditEntry) -> AuditOut:

@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from b12plan.caseio import DEFAULT_JURISDICTION, parse_iso_date
+from b12plan.service.passwords import password_problem
 from b12plan.store import models
 
 
@@ -513,7 +514,22 @@ class PatientOut(BaseModel):
 
 USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{2,99}$"
 Username = Annotated[str, Strict(), StringConstraints(pattern=USERNAME_PATTERN)]
-Password = Annotated[str, Strict(), StringConstraints(min_length=8, max_length=256)]
+
+
+def _strong_password(value: str) -> str:
+    """At least 12 characters and not a common password (``service.passwords``)."""
+    problem = password_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("weak_password", "{reason}", {"reason": problem})
+    return value
+
+
+Password = Annotated[
+    str,
+    Strict(),
+    StringConstraints(min_length=12, max_length=256),
+    AfterValidator(_strong_password),
+]
 
 
 class NewClinic(_In):

@@ -130,6 +130,8 @@ class AuthToken(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # When the token was last used (written at most once a minute): the idle timeout's clock.
+    last_seen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class AuditEntry(Base):
@@ -148,6 +150,36 @@ class AuditEntry(Base):
     before_row_id: Mapped[str | None] = mapped_column(String(36))
     after_row_id: Mapped[str | None] = mapped_column(String(36))
     detail: Mapped[str | None] = mapped_column(Text)
+    # The hash chain (``b12plan.store.chain``): this row's SHA-256 over its fields and the
+    # previous row's hash, so an edited, removed or inserted row breaks every later link.
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    row_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The one row naming the audit chain's last entry: the lock every audited write takes.
+
+    Holding it (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's write lock) keeps the chain
+    linear under concurrent writers, and it also records the tail, so cutting rows off the end
+    of the log is detected too.
+    """
+
+    __tablename__ = "audit_chain"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_id: Mapped[int] = mapped_column(Integer)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class SignInThrottle(Base):
+    """Failed sign-ins counted per key (``account:NAME`` or ``address:IP``), shared by workers."""
+
+    __tablename__ = "sign_in_throttle"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    blocked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class RecordMixin:

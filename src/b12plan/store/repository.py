@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from b12plan.store.chain import append as chain_append
 from b12plan.store.models import ACTIVE, ENTERED_IN_ERROR, AuditEntry, RecordMixin
 
 R = TypeVar("R", bound=RecordMixin)
@@ -91,6 +92,7 @@ class Repository:
             after_row_id=after_row_id,
             detail=detail,
         )
+        chain_append(self.session, entry)
         self.session.add(entry)
         return entry
 

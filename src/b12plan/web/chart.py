@@ -10,6 +10,7 @@ haemoglobin and MCV, each on its own axis. The same facts come as table rows for
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -116,7 +117,21 @@ def timeline_figure(case: Case, assessment: Assessment, knowledge: Knowledge) ->
     for row in _ROW_ORDER:
         spec = {k: v for k, v in axes[row].items() if not k.startswith("_")}
         layout[_layout_key(axes[row]["_name"])] = spec
-    return {"data": data, "layout": layout}
+    return {"data": [_as_plain_text(trace) for trace in data], "layout": layout}
+
+
+def _as_plain_text(trace: dict[str, Any]) -> dict[str, Any]:
+    """Plotly reads a small HTML subset in hover text and legend names (``<b>``, ``<br>``,
+    ``<a href>``); what a patient typed (an injection site, say) must show as typed, so every
+    ``<``, ``>`` and ``&`` becomes an entity, which Plotly shows as the character (issue 13)."""
+    out = dict(trace)
+    if isinstance(out.get("text"), list):
+        out["text"] = [
+            html.escape(t, quote=False) if isinstance(t, str) else t for t in out["text"]
+        ]
+    if isinstance(out.get("name"), str):
+        out["name"] = html.escape(out["name"], quote=False)
+    return out
 
 
 def timeline_rows(case: Case, assessment: Assessment, knowledge: Knowledge) -> list[TimelineRow]:

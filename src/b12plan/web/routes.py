@@ -19,11 +19,11 @@ from datetime import date
 from importlib import resources
 from pathlib import Path
 from typing import Any, ParamSpec
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import jinja2
 import plotly
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from b12plan.contract import CaseError, parse_case
@@ -45,6 +45,7 @@ from b12plan.service import (
     Unauthenticated,
 )
 from b12plan.service.carers import CarerService
+from b12plan.service.errors import TooManyAttempts
 from b12plan.service.schemas import (
     KINDS,
     AdministrationIn,
@@ -148,13 +149,8 @@ def _home(role: str) -> str:
 
 
 async def _form_data(request: Request) -> dict[str, str]:
-    """The posted form as text, after a same-origin check (cookie sessions need one)."""
-    origin = request.headers.get("origin")
-    hosts = {request.headers.get("host", ""), request.headers.get("x-forwarded-host", "")}
-    if request.headers.get("sec-fetch-site") == "cross-site" or (
-        origin and origin != "null" and urlsplit(origin).netloc not in hosts
-    ):
-        raise HTTPException(status_code=403, detail="cross-site form posts are refused")
+    """The posted form as text. Cross-site posts never get here: ``b12plan.api.guard`` refuses
+    them for every route before the body is read (one CSRF rule for the whole site)."""
     form = await request.form()
     return {k: v for k, v in form.multi_items() if isinstance(v, str)}
 
@@ -170,6 +166,7 @@ class _Web:
     clock: Clock
     calendar: Calendar
     secure_cookies: bool
+    cookie_name: str
     env: jinja2.Environment
     static: dict[str, Path]
 
@@ -225,7 +222,7 @@ class _Web:
     # --- who is asking -------------------------------------------------------------------------
 
     def principal(self, request: Request) -> Principal | None:
-        token = request.cookies.get(SESSION_COOKIE)
+        token = request.cookies.get(self.cookie_name)
         return self.auth.current_user(token) if token else None
 
     def require(self, request: Request, roles: tuple[str, ...]) -> Principal:
@@ -647,11 +644,13 @@ def make_router(
     reminders: ReminderService | None = None,
     carers: CarerService | None = None,
     public_url: str | None = None,
+    cookie_name: str = SESSION_COOKIE,
 ) -> APIRouter:
     """The web UI as one router, to mount at the site root of the FastAPI app.
 
     ``calendar`` makes the patient's .ics (the same function the REST API and CLI use);
-    ``secure_cookies`` marks the session cookie Secure (set it when served over HTTPS).
+    ``secure_cookies`` marks the session cookie Secure (set it when served over HTTPS);
+    ``cookie_name`` is its name (``__Host-b12plan_session`` when Secure).
     """
     rules = diary_rules.load_diary_rules()
     diary_rules.check_rules(rules, knowledge)
@@ -669,7 +668,9 @@ def make_router(
         monitoring_label=monitoring_label,
         knowledge_version=knowledge.version,
     )
-    web = _Web(records, auth, knowledge, clock, calendar, secure_cookies, env, _static_files())
+    web = _Web(
+        records, auth, knowledge, clock, calendar, secure_cookies, cookie_name, env, _static_files()
+    )
     router = APIRouter(include_in_schema=False)
 
     # --- static files ------------------------------------------------------------------------
@@ -713,8 +714,19 @@ def make_router(
     def login(request: Request, form: dict[str, str] = Depends(_form_data)) -> Response:
         username = form.get("username", "").strip()
         password = form.get("password", "")
+        address = request.client.host if request.client else None
         try:
-            issued = auth.login(username, password, kind="cookie")
+            issued = auth.login(username, password, kind="cookie", address=address)
+        except TooManyAttempts as exc:
+            page = web.error(
+                request,
+                None,
+                429,
+                "Too many sign-in attempts",
+                f"Too many failed sign-ins. Please wait {exc.retry_after} seconds and try again.",
+            )
+            page.headers["Retry-After"] = str(exc.retry_after)
+            return page
         except (Unauthenticated, ServiceError):
             failed = Form(
                 "login",
@@ -739,7 +751,7 @@ def make_router(
         response = RedirectResponse(target, 303)
         max_age = int((issued.expires_at - clock.now()).total_seconds())
         response.set_cookie(
-            SESSION_COOKIE,
+            cookie_name,
             issued.access_token,
             max_age=max(max_age, 0),
             httponly=True,
@@ -752,11 +764,11 @@ def make_router(
     @router.post("/logout")
     @web.page
     def logout(request: Request, form: dict[str, str] = Depends(_form_data)) -> Response:
-        token = request.cookies.get(SESSION_COOKIE)
+        token = request.cookies.get(cookie_name)
         if token:
             auth.logout(token)
         response = RedirectResponse("/login", 303)
-        response.delete_cookie(SESSION_COOKIE, path="/")
+        response.delete_cookie(cookie_name, path="/", secure=secure_cookies, httponly=True)
         return response
 
     # --- clinician: worklist, patients, patient page ---------------------------------------------

@@ -49,6 +49,9 @@ class Rx:
     fields: dict[str, str]
 
 
+MAX_INTERVAL_DAYS = 3660  # an input bound (no regimen is dosed once a decade), not a clinical rule
+
+
 def interval_days(ctx: Context, i: int, repeat: Json, path: str) -> int | None:
     """Days between doses from ``period``/``periodUnit``/``frequency`` (e.g. 3 a week -> 2)."""
     period, unit = repeat.get("period"), repeat.get("periodUnit")
@@ -68,7 +71,16 @@ def interval_days(ctx: Context, i: int, repeat: Json, path: str) -> int | None:
             NOT_SUPPORTED,
         )
         return None
-    days: int = math.floor(float(period) * per / float(frequency) + 1e-9)
+    span = float(period) * per / float(frequency) if float(frequency) > 0 else math.inf
+    if not math.isfinite(span) or span > MAX_INTERVAL_DAYS:  # 1e308 years was a 500
+        ctx.err(
+            i,
+            f"{path}.period",
+            f"an interval of {period} {unit} is longer than {MAX_INTERVAL_DAYS} days",
+            VALUE,
+        )
+        return None
+    days: int = math.floor(span + 1e-9)
     if days < 1:
         ctx.err(
             i,

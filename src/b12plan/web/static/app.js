@@ -39,10 +39,18 @@
           figure.layout.height = 640;
           figure.layout.margin = { l: 90, r: 8, t: 24, b: 30 };
         }
+        /* Nothing may leave the site: no Plotly logo link, no "Share chart" / Chart Studio
+           buttons (they would send the chart, with the patient's data, to a cloud service). */
         Plotly.newPlot(holder, figure.data, figure.layout, {
           responsive: true,
           displaylogo: false,
-          modeBarButtonsToRemove: ["select2d", "lasso2d", "toImage"]
+          showSendToCloud: false,
+          showEditInChartStudio: false,
+          plotlyServerURL: "",
+          modeBarButtonsToRemove: [
+            "select2d", "lasso2d", "toImage", "sendChartToCloud", "sendDataToCloud",
+            "editInChartStudio"
+          ]
         }).then(function () {
           holder.setAttribute("data-drawn", "true");
         });
