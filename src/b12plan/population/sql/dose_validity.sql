@@ -9,6 +9,7 @@ WITH judged AS (
     SELECT
         a.patient_key, a.event_date, a.product, a.dose_mcg, a.route,
         a.route = 'oral' AS oral,
+        n.product IS NOT NULL AS other_use,
         n.product IS NOT NULL OR r.product IS NULL AS not_for_deficiency,
         n.product IS NULL AND r.product IS NOT NULL
             AND (a.dose_mcg >= r.max_mcg * :implausible_factor

@@ -111,9 +111,10 @@ WITH cause_flags AS (
     ) AS ranked
     WHERE rn = 1
     GROUP BY patient_key
-), last_valid AS (
-    -- the latest valid dose of each kind (injection, oral) and of either: without an order, the
-    -- product and dose of the latest are the ones in use, and an oral one makes the regimen oral
+), in_use AS (
+    -- the doses in use (b12plan.core.evaluate.build_context): every dose given, valid or not,
+    -- except another use of the product (the cyanide antidote); the latest of all decides
+    -- whether the regimen is oral, the latest of that kind gives the product and dose in use
     SELECT
         patient_key,
         MAX(CASE WHEN by_kind = 1 AND NOT oral THEN product END) AS injection_product,
@@ -121,20 +122,21 @@ WITH cause_flags AS (
         MAX(CASE WHEN by_kind = 1 AND oral THEN product END) AS oral_product,
         MAX(CASE WHEN by_kind = 1 AND oral THEN dose_mcg END) AS oral_dose_mcg,
         MAX(CASE WHEN overall = 1 AND oral THEN 1 ELSE 0 END) AS latest_is_oral,
-        MAX(CASE WHEN oral THEN 1 ELSE 0 END) AS oral_given
+        MAX(CASE WHEN oral AND valid THEN 1 ELSE 0 END) AS oral_given,
+        MAX(CASE WHEN valid THEN 1 ELSE 0 END) AS any_valid
     FROM (
         SELECT
-            patient_key, product, dose_mcg, oral,
+            v.patient_key, v.product, v.dose_mcg, v.oral, v.valid,
             ROW_NUMBER() OVER (
-                PARTITION BY patient_key, oral
-                ORDER BY event_date DESC, product DESC, dose_mcg DESC, route DESC
+                PARTITION BY v.patient_key, v.oral
+                ORDER BY v.event_date DESC, v.product DESC, v.dose_mcg DESC, v.route DESC
             ) AS by_kind,
             ROW_NUMBER() OVER (
-                PARTITION BY patient_key
-                ORDER BY event_date DESC, product DESC, dose_mcg DESC, route DESC
+                PARTITION BY v.patient_key
+                ORDER BY v.event_date DESC, v.product DESC, v.dose_mcg DESC, v.route DESC
             ) AS overall
-        FROM dose_validity
-        WHERE valid
+        FROM dose_validity AS v
+        WHERE v.oral OR NOT v.other_use
     ) AS ranked
     GROUP BY patient_key
 ), follow_up AS (
@@ -191,6 +193,7 @@ WITH cause_flags AS (
         CASE WHEN rx.patient_key IS NOT NULL THEN rx.route = 'oral'
              ELSE COALESCE(lv.latest_is_oral, 0) = 1 END AS oral,
         COALESCE(lv.oral_given, 0) = 1 AS oral_given,
+        COALESCE(lv.any_valid, 0) = 1 AS any_valid_dose,
         CASE WHEN rx.patient_key IS NOT NULL THEN rx.product
              WHEN lv.latest_is_oral = 1 THEN lv.oral_product
              ELSE lv.injection_product END AS product_in_use,
@@ -225,7 +228,7 @@ WITH cause_flags AS (
     LEFT JOIN treatment_start AS ts ON ts.patient_key = p.patient_key
     LEFT JOIN deficiency AS d ON d.patient_key = p.patient_key
     LEFT JOIN start_blood AS sb ON sb.patient_key = p.patient_key
-    LEFT JOIN last_valid AS lv ON lv.patient_key = p.patient_key
+    LEFT JOIN in_use AS lv ON lv.patient_key = p.patient_key
     LEFT JOIN follow_up AS fu ON fu.patient_key = p.patient_key
     LEFT JOIN last_symptom AS ls ON ls.patient_key = p.patient_key
 ), judged AS (
@@ -250,11 +253,11 @@ WITH cause_flags AS (
 ), confirm AS (
     SELECT
         judged.*,
-        -- an indeterminate or supportive result alone, untreated, nothing urgent: test MMA or
-        -- active B12 before injecting (contract v1.1 rule 5)
-        first_dose IS NULL AND deficiency = 'possible' AND NOT mma_tested AND NOT active_tested
-            AND NOT neuro_unresolved AND NOT COALESCE(anaemic_at_start, FALSE) AND NOT chronic
-            AS confirmatory_test_needed
+        -- an indeterminate or supportive result alone, no dose given, no neurological symptom,
+        -- no anaemia, no chronic cause: test MMA or active B12 before injecting (rule 5)
+        NOT any_valid_dose AND prior_since IS NULL AND deficiency = 'possible'
+            AND NOT mma_tested AND NOT active_tested AND NOT neurological AND NOT chronic
+            AND NOT COALESCE(anaemic_at_start, FALSE) AS confirmatory_test_needed
     FROM judged
 )
 SELECT

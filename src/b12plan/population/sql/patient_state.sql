@@ -1,13 +1,14 @@
 -- One row per patient: loading progress, maintenance interval, phase and the next dose's
--- overdue date (b12plan.core.plan.loading_state / maintenance_interval / window_after and
--- b12plan.core.evaluate._phase). Windows are anchored on the last valid dose. Treatment given
--- elsewhere with loading completed makes every recorded dose maintenance; treatment begun at a
--- maintenance interval less than :catch_up_window_days ago catches up with the loading course;
--- an allergic reaction with no rechallenge_cleared decision since puts injections on hold (no
--- next dose); an oral regimen has no injection plan. Judgements several rules share: treatment
--- began at a maintenance interval (b12plan.core.rules._maintenance_without_loading), loading
--- moved to longer intervals before it was complete (_loading_cut_short), and the neurological
--- loading review questions (NEURO_REVIEW_DUE, NEURO_NO_RESPONSE).
+-- overdue date (b12plan.core.evaluate.build_context and _phase; b12plan.core.plan.loading_state,
+-- neuro_loading_end, maintenance_interval, window_after, catch_up_window). Windows are anchored
+-- on the last valid dose. Loading completed elsewhere makes every recorded dose maintenance;
+-- treatment begun at a maintenance interval less than :catch_up_window_days ago catches up with
+-- the loading course (every valid dose counts as loading); an allergic reaction with no
+-- rechallenge_cleared decision since puts injections on hold (no next dose); an oral protocol has
+-- no injection plan. Judgements several rules share: treatment began at a maintenance interval
+-- (b12plan.core.rules._maintenance_without_loading), loading moved to longer intervals before it
+-- was complete (_loading_cut_short), and the neurological loading questions
+-- (plan.patient_reported_settled, plan.no_improvement_recorded).
 WITH base AS (
     SELECT
         f.*,
@@ -16,105 +17,122 @@ WITH base AS (
         k.maintenance_due_days, k.maintenance_overdue_days, k.interval_max_days,
         k.first_dose_grace_days,
         CASE WHEN f.rx_phase = 'maintenance' THEN f.rx_interval_days END AS requested_days,
-        -- treatment began at a maintenance interval (not for a transfer with loading done)
-        NOT f.prior_loading_completed
-            AND NOT (f.deficiency = 'unlikely' AND NOT f.chronic)
-            AND ((f.doses >= 2 AND f.raw_loading_run = 1)
-                 OR (f.rx_phase = 'maintenance' AND f.raw_loading_run <= 1))
-            AS maintenance_without_loading
+        COALESCE(k.kind = 'oral', FALSE) AS oral_protocol,
+        -- the second valid dose came a maintenance gap after the first
+        COALESCE(f.doses >= 2 AND f.raw_loading_run = 1, FALSE) AS started_at_maintenance,
+        NOT (f.deficiency = 'unlikely' AND NOT f.chronic) AND NOT f.prior_loading_completed
+            AS loading_expected
     FROM patient_facts AS f
     LEFT JOIN protocol_choice AS pc ON pc.patient_key = f.patient_key
     LEFT JOIN kb_protocol AS k ON k.protocol_id = pc.protocol_id
 ), course_read AS (
     SELECT
         b.*,
-        b.maintenance_without_loading AND b.first_dose IS NOT NULL
-            AND b.protocol_id IS NOT NULL AND b.kind = 'injection'
+        b.loading_expected AND NOT b.oral_protocol
+            AND (b.started_at_maintenance
+                 OR (b.rx_phase = 'maintenance' AND b.raw_loading_run <= 1))
+            AS maintenance_without_loading,
+        b.loading_expected AND b.protocol_id IS NOT NULL AND NOT b.oral_protocol
+            AND b.started_at_maintenance
             AND DATE_DIFF('day', b.first_dose, :as_of) < :catch_up_window_days AS catch_up,
-        CASE WHEN b.prior_loading_completed THEN 0 ELSE b.raw_loading_run END AS run0
+        -- the course as the rules read it: loading completed elsewhere, every dose maintenance
+        CASE WHEN b.prior_loading_completed THEN 0 ELSE b.raw_loading_run END AS loading_run,
+        CASE WHEN b.prior_loading_completed THEN b.prior_since
+             ELSE b.raw_last_loading_dose END AS last_loading_dose,
+        CASE WHEN b.prior_loading_completed THEN b.first_dose
+             ELSE b.raw_first_maintenance_dose END AS first_maintenance_dose
     FROM base AS b
 ), course_eff AS (
-    -- the course as the plan reads it: transfer with loading done, all maintenance; catch-up,
-    -- all loading; else the loading run before the first maintenance-length gap
     SELECT
         c.*,
-        CASE WHEN c.catch_up THEN COALESCE(c.doses, 0) ELSE c.run0 END AS loading_run,
-        CASE WHEN c.catch_up THEN c.last_dose
-             WHEN c.prior_loading_completed THEN NULL
-             ELSE c.raw_last_loading_dose END AS last_loading_dose,
-        CASE WHEN c.catch_up THEN NULL
-             WHEN c.prior_loading_completed THEN c.first_dose
-             ELSE c.raw_first_maintenance_dose END AS first_maintenance_dose,
-        COALESCE(
-            CASE WHEN c.catch_up THEN NULL
-                 WHEN c.prior_loading_completed THEN c.first_dose
-                 ELSE c.raw_first_maintenance_dose END,
-            :as_of) AS judged_on
+        -- valid doses counted towards loading (catch-up: all of them)
+        CASE WHEN c.catch_up THEN c.doses ELSE c.loading_run END AS loading_counted,
+        COALESCE(c.doses, 0) > c.loading_run AS moved_to_maintenance,
+        -- the day loading is judged: the switch to longer intervals, else :as_of
+        CASE WHEN c.catch_up THEN :as_of
+             ELSE COALESCE(c.first_maintenance_dose, :as_of) END AS judged_on
     FROM course_read AS c
 ), neuro_decision AS (
-    SELECT d.patient_key, MIN(d.event_date) AS decided_on
+    SELECT b.patient_key, MIN(d.event_date) AS decided_on
     FROM decisions AS d
+    JOIN course_eff AS b ON b.patient_key = d.patient_key
     WHERE d.code = 'neuro_loading_complete' AND d.event_date <= :as_of
-    GROUP BY d.patient_key
+        AND d.event_date >= b.first_dose AND d.event_date <= b.judged_on
+    GROUP BY b.patient_key
 ), neuro_reports AS (
     SELECT
         s.patient_key, s.code, s.event_date, s.status,
         COALESCE(s.reporter, 'clinician') AS reporter,
-        COALESCE(r.ends_neuro_loading, FALSE) AS ends_loading,
+        COALESCE(r.ends_neuro_loading, FALSE) AS by_clinician,
+        st.precedence,
+        s.status IN ('stable', 'resolved') AS settled,
         b.judged_on, b.first_dose
     FROM symptoms AS s
     JOIN kb_symptom AS k ON k.code = s.code
+    JOIN kb_status AS st ON st.status = s.status
     JOIN course_eff AS b ON b.patient_key = s.patient_key
     LEFT JOIN kb_reporter AS r ON r.code = COALESCE(s.reporter, 'clinician')
     WHERE k.neurological AND s.event_date <= :as_of
         AND b.loading_end = 'symptoms_stop_improving' AND b.first_dose IS NOT NULL
-), neuro_status AS (
-    -- each neurological symptom's status on the day loading is judged (the switch to longer
-    -- intervals, else :as_of), same-day reports by precedence
+), neuro_codes AS (
+    -- per neurological symptom, on the judging day and on :as_of: the current status, the last
+    -- unsettled report and the last clinician's settled report (plan._clinician_settled_on)
     SELECT
-        n.*,
-        ROW_NUMBER() OVER (
-            PARTITION BY n.patient_key, n.code
-            ORDER BY CASE WHEN n.event_date <= n.judged_on THEN 0 ELSE 1 END,
-                n.event_date DESC, st.precedence DESC, n.reporter DESC
-        ) AS rn
-    FROM neuro_reports AS n
-    JOIN kb_status AS st ON st.status = n.status
-), settled AS (
-    -- loading may end on symptoms: every neurological symptom stable or resolved by a clinician's
-    -- report, an improvement recorded after the first loading dose, and :neuro_loading_min_days
-    -- since that dose
+        patient_key, code,
+        MAX(CASE WHEN rn_judged = 1 AND event_date <= judged_on AND settled THEN 1 ELSE 0 END)
+            AS settled_judged,
+        MAX(CASE WHEN event_date <= judged_on AND NOT settled THEN event_date END)
+            AS unsettled_judged,
+        MAX(CASE WHEN event_date <= judged_on AND settled AND by_clinician THEN event_date END)
+            AS clinician_judged,
+        MAX(CASE WHEN rn_now = 1 AND settled THEN 1 ELSE 0 END) AS settled_now,
+        MAX(CASE WHEN rn_now = 1 AND status = 'stable' AND by_clinician THEN 1 ELSE 0 END)
+            AS clinician_stable_now,
+        MAX(CASE WHEN NOT settled THEN event_date END) AS unsettled_now,
+        MAX(CASE WHEN settled AND by_clinician THEN event_date END) AS clinician_now,
+        MAX(CASE WHEN settled AND NOT by_clinician THEN 1 ELSE 0 END) AS patient_settled_ever
+    FROM (
+        SELECT
+            n.*,
+            ROW_NUMBER() OVER (
+                PARTITION BY n.patient_key, n.code
+                ORDER BY CASE WHEN n.event_date <= n.judged_on THEN 0 ELSE 1 END,
+                    n.event_date DESC, n.precedence DESC, n.reporter DESC
+            ) AS rn_judged,
+            ROW_NUMBER() OVER (
+                PARTITION BY n.patient_key, n.code
+                ORDER BY n.event_date DESC, n.precedence DESC, n.reporter DESC
+            ) AS rn_now
+        FROM neuro_reports AS n
+    ) AS ranked
+    GROUP BY patient_key, code
+), neuro_judged AS (
+    SELECT
+        c.patient_key,
+        -- every neurological symptom judged stable/resolved by a clinician after its last
+        -- unsettled report, on the judging day
+        MIN(CASE WHEN c.settled_judged = 1 AND c.clinician_judged IS NOT NULL
+                      AND (c.unsettled_judged IS NULL OR c.clinician_judged > c.unsettled_judged)
+                 THEN 1 ELSE 0 END) = 1 AS clinician_settled_judged,
+        MIN(c.settled_now) = 1 AS all_settled_now,
+        -- on :as_of, a symptom settled only on a patient's or carer's word
+        MAX(CASE WHEN NOT (c.clinician_now IS NOT NULL
+                           AND (c.unsettled_now IS NULL OR c.clinician_now > c.unsettled_now))
+                      AND c.patient_settled_ever = 1
+                 THEN 1 ELSE 0 END) = 1 AS patient_settled_now,
+        MAX(c.clinician_stable_now) = 1 AS clinician_stable_now
+    FROM neuro_codes AS c
+    GROUP BY c.patient_key
+), improvement AS (
+    -- the first improvement (improving or resolved) of a neurological symptom after the first
+    -- dose: by the judging day, and by :as_of
     SELECT
         patient_key,
-        MIN(CASE WHEN rn = 1 THEN
-                CASE WHEN event_date <= judged_on AND status IN ('stable', 'resolved')
-                          AND ends_loading
-                     THEN 1 ELSE 0 END
-            END) = 1
-        AND MAX(CASE WHEN event_date > first_dose AND event_date <= judged_on
-                          AND status IN ('improving', 'resolved') THEN 1 ELSE 0 END) = 1
-        AND MIN(DATE_DIFF('day', first_dose, judged_on)) >= :neuro_loading_min_days
-            AS symptoms_settled
-    FROM neuro_status
+        MAX(CASE WHEN event_date <= judged_on THEN 1 ELSE 0 END) = 1 AS improved_judged,
+        TRUE AS improved_now
+    FROM neuro_reports
+    WHERE event_date > first_dose AND status IN ('improving', 'resolved')
     GROUP BY patient_key
-), neuro_now AS (
-    -- on :as_of: every neurological symptom settled, whether a patient or carer settled one, a
-    -- clinician's "stable" current, and any improvement since the first dose
-    SELECT
-        s.patient_key,
-        MIN(CASE WHEN s.status IN ('stable', 'resolved') THEN 1 ELSE 0 END) = 1 AS all_settled,
-        MAX(CASE WHEN s.status IN ('stable', 'resolved') AND NOT s.ends_loading
-                 THEN 1 ELSE 0 END) = 1 AS settled_by_patient,
-        MAX(CASE WHEN s.status = 'stable' AND s.ends_loading THEN 1 ELSE 0 END) = 1
-            AS clinician_stable
-    FROM symptom_status AS s
-    JOIN course_eff AS b ON b.patient_key = s.patient_key
-    WHERE s.neurological AND b.loading_end = 'symptoms_stop_improving'
-    GROUP BY s.patient_key
-), improved AS (
-    SELECT DISTINCT n.patient_key
-    FROM neuro_reports AS n
-    WHERE n.event_date > n.first_dose AND n.status IN ('improving', 'resolved')
 ), allergic AS (
     -- injections on hold: an allergic reaction with no rechallenge_cleared decision since
     SELECT DISTINCT e.patient_key
@@ -129,12 +147,14 @@ WITH base AS (
 ), interval_chosen AS (
     SELECT
         b.*,
-        COALESCE(s.symptoms_settled, FALSE) AS symptoms_settled,
-        nd.decided_on IS NOT NULL AND nd.decided_on <= b.judged_on AS decided_complete,
-        COALESCE(nn.all_settled, FALSE) AS neuro_all_settled,
-        COALESCE(nn.settled_by_patient, FALSE) AS neuro_settled_by_patient,
-        COALESCE(nn.clinician_stable, FALSE) AS neuro_clinician_stable,
-        im.patient_key IS NOT NULL AS neuro_improved,
+        nd.decided_on IS NOT NULL AS decided_complete,
+        COALESCE(nj.clinician_settled_judged, FALSE) AND COALESCE(im.improved_judged, FALSE)
+            AND DATE_DIFF('day', b.first_dose, b.judged_on) >= :neuro_loading_min_days
+            AS symptoms_settled,
+        COALESCE(nj.all_settled_now AND nj.patient_settled_now, FALSE)
+            AS neuro_settled_by_patient,
+        COALESCE(nj.clinician_stable_now, FALSE) AS neuro_clinician_stable,
+        COALESCE(im.improved_now, FALSE) AS neuro_improved,
         al.patient_key IS NOT NULL AS on_hold,
         CASE WHEN b.protocol_id IS NULL THEN NULL
              WHEN b.requested_days IS NULL OR b.requested_days > b.interval_max_days
@@ -146,10 +166,9 @@ WITH base AS (
         CAST(FLOOR(CAST(b.requested_days AS DOUBLE) * b.maintenance_overdue_days
                    / b.maintenance_due_days) AS BIGINT) AS scaled_q
     FROM course_eff AS b
-    LEFT JOIN settled AS s ON s.patient_key = b.patient_key
     LEFT JOIN neuro_decision AS nd ON nd.patient_key = b.patient_key
-    LEFT JOIN neuro_now AS nn ON nn.patient_key = b.patient_key
-    LEFT JOIN improved AS im ON im.patient_key = b.patient_key
+    LEFT JOIN neuro_judged AS nj ON nj.patient_key = b.patient_key
+    LEFT JOIN improvement AS im ON im.patient_key = b.patient_key
     LEFT JOIN allergic AS al ON al.patient_key = b.patient_key
 ), windowed AS (
     SELECT
@@ -168,64 +187,80 @@ WITH base AS (
                     ELSE 0 END)
         END AS maintenance_overdue_final,
         CASE
+            WHEN i.protocol_id IS NULL THEN FALSE
             WHEN i.prior_loading_completed THEN TRUE
-            WHEN i.first_dose IS NULL OR i.protocol_id IS NULL OR i.kind = 'oral' THEN FALSE
+            WHEN i.oral_protocol OR i.first_dose IS NULL THEN FALSE
             WHEN i.loading_end = 'doses'
-                THEN i.loading_run >= COALESCE(i.loading_doses_minimum, 0)
+                THEN i.loading_counted >= COALESCE(i.loading_doses_minimum, 0)
             ELSE i.decided_complete OR i.symptoms_settled
         END AS loading_complete
     FROM interval_chosen AS i
 ), phased AS (
     SELECT
         w.*,
+        w.rx_end IS NOT NULL AND w.rx_end <= :as_of AS order_ended,
         CASE
-            WHEN w.oral THEN
+            WHEN w.oral_protocol THEN
                 CASE WHEN w.rx_end IS NOT NULL AND w.rx_end <= :as_of THEN 'stopped'
-                     ELSE 'maintenance' END
+                     WHEN w.rx_start IS NOT NULL OR w.oral_given THEN 'maintenance'
+                     ELSE 'untreated' END
             WHEN w.first_dose IS NULL THEN
-                CASE WHEN w.prior_loading_completed THEN 'maintenance' ELSE 'untreated' END
+                CASE WHEN w.prior_loading_completed
+                          AND NOT (w.rx_end IS NOT NULL AND w.rx_end <= :as_of)
+                     THEN 'maintenance' ELSE 'untreated' END
             WHEN w.rx_end IS NOT NULL AND w.rx_end <= :as_of THEN 'stopped'
             WHEN w.interval_days IS NOT NULL
                 AND DATE_DIFF('day', w.last_dose, :as_of) > :stopped_factor * w.interval_days
                 THEN 'stopped'
-            WHEN w.loading_run < w.doses OR w.loading_complete THEN 'maintenance'
+            WHEN w.loading_complete OR (w.moved_to_maintenance AND NOT w.catch_up)
+                THEN 'maintenance'
             ELSE 'loading'
         END AS phase
     FROM windowed AS w
 ), planned AS (
     SELECT
         p.*,
-        p.protocol_id IS NOT NULL
+        p.protocol_id IS NOT NULL AND NOT p.oral_protocol
             AND p.loading_run >= 2
             AND NOT p.loading_complete
-            AND (p.loading_run < p.doses OR p.rx_phase = 'maintenance') AS loading_cut_short,
-        st.due_days AS stage_due_days,  -- the interval of the loading stage the next dose is in
-        st.overdue_days AS stage_overdue_days
+            AND (p.moved_to_maintenance OR p.rx_phase = 'maintenance') AS loading_cut_short,
+        -- the loading stage the next dose is in
+        st.due_days AS stage_due_days,
+        st.overdue_days AS stage_overdue_days,
+        CASE WHEN st.protocol_id IS NOT NULL THEN st.overdue_days - st.due_days
+             ELSE p.maintenance_overdue_final - p.interval_days END AS stage_grace_days,
+        CASE WHEN p.protocol_id IS NOT NULL THEN
+            COALESCE(st.due_days, p.interval_days) END AS next_due_days
     FROM phased AS p
     LEFT JOIN kb_loading_stage AS st
         ON st.protocol_id = p.protocol_id
-        AND p.loading_run + 1 >= st.first_dose_no
-        AND (st.last_dose_no IS NULL OR p.loading_run + 1 <= st.last_dose_no)
+        AND p.loading_counted + 1 >= st.first_dose_no
+        AND (st.last_dose_no IS NULL OR p.loading_counted + 1 <= st.last_dose_no)
+), neuro_flags AS (
+    SELECT
+        p.*,
+        p.protocol_id IS NOT NULL AND p.loading_end = 'symptoms_stop_improving'
+            AND p.phase = 'loading' AND p.first_dose IS NOT NULL AS neuro_loading
+    FROM planned AS p
 )
 SELECT
     p.*,
-    p.loading_end = 'symptoms_stop_improving' AND p.phase = 'loading' AND NOT p.loading_complete
-        AND p.neuro_all_settled AND p.neuro_settled_by_patient AS neuro_review_due,
-    p.loading_end = 'symptoms_stop_improving' AND p.phase = 'loading' AND NOT p.neuro_improved
+    p.neuro_loading AND p.neuro_settled_by_patient AS neuro_review_due,
+    p.neuro_loading AND NOT p.neuro_improved
         AND (DATE_DIFF('day', p.first_dose, :as_of) >= :neuro_no_response_days
              OR p.neuro_clinician_stable) AS neuro_no_response,
     CASE
-        WHEN p.protocol_id IS NULL OR p.kind = 'oral' OR p.on_hold THEN NULL
+        WHEN p.protocol_id IS NULL OR p.oral_protocol OR p.on_hold THEN NULL
         WHEN p.first_dose IS NULL THEN
             CASE WHEN p.prior_loading_completed THEN NULL
                  ELSE :as_of + CAST(p.first_dose_grace_days AS INTEGER) END
-        WHEN p.phase = 'loading' AND p.catch_up AND p.stage_due_days IS NOT NULL
-            AND p.last_dose + CAST(p.stage_due_days AS INTEGER) < :as_of
-            THEN :as_of + CAST(p.first_dose_grace_days AS INTEGER)
+        WHEN p.phase = 'loading' AND p.catch_up
+            AND p.last_dose + CAST(p.next_due_days AS INTEGER) < :as_of
+            THEN :as_of + CAST(p.stage_grace_days AS INTEGER)
         WHEN p.phase = 'loading' THEN p.last_dose
             + CAST(COALESCE(p.stage_overdue_days, p.maintenance_overdue_final) AS INTEGER)
         WHEN p.phase = 'maintenance'
             OR (p.phase = 'stopped' AND p.chronic AND p.lifelong_when_chronic)
             THEN p.last_dose + CAST(p.maintenance_overdue_final AS INTEGER)
     END AS overdue_after
-FROM planned AS p
+FROM neuro_flags AS p

@@ -2,7 +2,7 @@
 -- product in use picks the family (the jurisdiction's own protocols first), else the
 -- jurisdiction does; neurological involvement and a dietary-only cause select within it; a dose
 -- range breaks a remaining tie, then the jurisdiction default, then the knowledge base's order.
--- An oral regimen takes the jurisdiction's oral protocol, never an injection protocol.
+-- An oral regimen only ever takes an oral protocol (contract v1.1 rule 6).
 -- The choice depends only on those facts, so it is made once per distinct combination.
 WITH facts AS (
     SELECT
@@ -27,19 +27,21 @@ WITH facts AS (
         ) AS has_local
     FROM combos AS f
     JOIN kb_protocol AS k
-        ON (f.oral AND k.kind = 'oral' AND k.jurisdiction = f.jurisdiction)
-        OR (NOT f.oral AND k.kind = 'injection'
-            AND ((NOT f.no_product AND k.product = f.product)
-                 OR (f.no_product AND k.jurisdiction = f.jurisdiction)))
+        ON k.kind = CASE WHEN f.oral THEN 'oral' ELSE 'injection' END
+        AND ((NOT f.no_product AND k.product = f.product)
+             OR (f.no_product AND k.jurisdiction = f.jurisdiction))
 ), fitting AS (
     SELECT
         family.*,
-        NOT no_dose AND COALESCE(dose_mcg >= dose_min_mcg AND dose_mcg <= dose_max_mcg, FALSE)
+        NOT oral AND NOT no_dose
+            AND COALESCE(dose_mcg >= dose_min_mcg AND dose_mcg <= dose_max_mcg, FALSE)
             AS dose_fits
     FROM family
     WHERE (has_local = 0 OR protocol_jurisdiction = jurisdiction)
-        AND (neurological_rule = 'any' OR (neurological_rule = 'required') = neurological)
-        AND (dietary_rule = 'any' OR (dietary_rule = 'required') = dietary_only)
+        -- an oral regimen is not selected by neurology or diet (NEURO_UNDERTREATED says so)
+        AND (oral OR neurological_rule = 'any'
+             OR (neurological_rule = 'required') = neurological)
+        AND (oral OR dietary_rule = 'any' OR (dietary_rule = 'required') = dietary_only)
 ), by_dose AS (
     SELECT
         fitting.*,

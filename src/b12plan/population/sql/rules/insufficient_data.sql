@@ -12,4 +12,4 @@ SELECT
          ELSE 'last dose given elsewhere not recorded' END AS evidence_note
 FROM patient_state
 WHERE deficiency = 'unknown' OR (indicated AND protocol_id IS NULL)
-    OR (prior_loading_completed AND first_dose IS NULL)
+    OR (prior_loading_completed AND first_dose IS NULL AND protocol_id IS NOT NULL)

@@ -8,4 +8,4 @@ SELECT
     dose_in_use_mcg AS evidence_value,
     protocol_id AS evidence_note
 FROM patient_state
-WHERE oral AND malabsorptive AND dose_in_use_mcg < :oral_malabsorption_min_mcg
+WHERE oral_protocol AND malabsorptive AND dose_in_use_mcg < :oral_malabsorption_min_mcg

@@ -31,17 +31,11 @@ WITH rx AS (
     WHERE d.event_date < n.rx_start
     GROUP BY d.patient_key
 ), last_injection AS (
-    -- on a day with several injections, the greatest product, then dose, as core keeps last
-    SELECT
-        a.patient_key, a.event_date, a.product, a.dose_mcg,
-        ROW_NUMBER() OVER (
-            PARTITION BY a.patient_key ORDER BY a.product DESC, a.dose_mcg DESC
-        ) AS rn
-    FROM administrations AS a
-    JOIN last_before AS l ON l.patient_key = a.patient_key AND l.event_date = a.event_date
-    LEFT JOIN kb_not_for_deficiency AS n
-        ON n.product = a.product AND n.route = a.route AND a.dose_mcg >= n.min_mcg
-    WHERE a.route <> 'oral' AND n.product IS NULL
+    -- the valid injection of that day (one a day counts)
+    SELECT v.patient_key, v.event_date, v.product, v.dose_mcg, 1 AS rn
+    FROM dose_validity AS v
+    JOIN last_before AS l ON l.patient_key = v.patient_key AND l.event_date = v.event_date
+    WHERE v.valid AND NOT v.oral
 ), switched AS (
     SELECT n.patient_key, d.event_date
     FROM not_yet_given AS n

@@ -6,11 +6,14 @@
 WITH ranked AS (
     SELECT
         s.patient_key, s.code, s.event_date, s.status,
-        -- two reports on one day: the one core keeps last (statuses in text order)
+        -- two reports on one day: the more intensive status counts as the later
         ROW_NUMBER() OVER (
-            PARTITION BY s.patient_key, s.code ORDER BY s.event_date DESC, s.status DESC
+            PARTITION BY s.patient_key, s.code
+            ORDER BY s.event_date DESC, st.precedence DESC,
+                COALESCE(s.reporter, 'clinician') DESC
         ) AS rn
     FROM symptoms AS s
+    JOIN kb_status AS st ON st.status = s.status
     JOIN patient_state AS p ON p.patient_key = s.patient_key
     WHERE p.phase = 'maintenance' AND p.protocol_id IS NOT NULL
         AND p.last_loading_dose IS NOT NULL AND s.event_date <= :as_of
