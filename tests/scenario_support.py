@@ -4,7 +4,9 @@ A scenario is ``{"id", "rationale", "source", "case", "expect"}``. ``expect`` ma
 ``phase``, ``deficiency``, ``protocol_id`` (null = no regimen), ``loading``,
 ``maintenance_interval_days``, ``maintenance_interval``, ``regimen_lifelong``, ``next_dose``
 (null allowed), ``schedule_first``, ``schedule_phases``, ``schedule_len_at_least``,
-``monitoring_items``, ``codes_present``, ``codes_absent``.
+``monitoring_items``, ``codes_present``, ``codes_absent``; contract v1.1 adds ``dose_validity``
+(``[valid, counts_as, reasons]`` per administration, in date order) and ``message_contains``
+(``{code: text}``: the finding's message must contain the text).
 """
 
 from __future__ import annotations
@@ -69,4 +71,14 @@ def mismatches(expect: dict[str, Any], got: dict[str, Any]) -> list[str]:
         differ(
             "monitoring_items", expect["monitoring_items"], [m["item"] for m in got["monitoring"]]
         )
+    if "dose_validity" in expect:
+        differ(
+            "dose_validity",
+            expect["dose_validity"],
+            [[d["valid"], d["counts_as"], d["reasons"]] for d in got["dose_validity"]],
+        )
+    messages = {f["code"]: f["message"] for f in got["findings"]}
+    for code, text in expect.get("message_contains", {}).items():
+        if text not in messages.get(code, ""):
+            problems.append(f"{code} message lacks {text!r}: {messages.get(code)!r}")
     return problems

@@ -37,10 +37,12 @@ from b12plan.core.model import (
     Administration,
     AdverseEvent,
     Case,
+    Decision,
     Medication,
     Observation,
     Patient,
     Prescription,
+    PriorTreatment,
     SymptomReport,
 )
 
@@ -239,12 +241,28 @@ class PatientIn(_Model):
     id: Text | None = None
     sex: Literal["female", "male", "other", "unknown"] | None = None
     birth_date: IsoDate | None = None
+    deceased_date: IsoDate | None = None
 
 
 class SymptomIn(_Model):
     code: SymptomCode
     date: IsoDate
     status: SymptomStatus
+    reporter: Literal["clinician", "patient", "carer"] | None = None
+
+
+class DecisionIn(_Model):
+    """A clinician's recorded decision (contract v1.1): a reason is required."""
+
+    code: Literal["neuro_loading_complete", "rechallenge_cleared"]
+    date: IsoDate
+    by: Text
+    reason: Text
+
+
+class PriorTreatmentIn(_Model):
+    since: IsoDate
+    loading_completed: Annotated[bool, Strict()]
 
 
 class ObservationIn(_Model):
@@ -372,6 +390,8 @@ class CaseIn(_Model):
     prescription: PrescriptionIn | None = None
     medications: list[MedicationIn] = []
     adverse_events: list[AdverseEventIn] = []
+    decisions: list[DecisionIn] = []
+    prior_treatment: PriorTreatmentIn | None = None
 
     @model_validator(mode="after")
     def _known_version(self) -> CaseIn:
@@ -466,11 +486,16 @@ def _date_problems(doc: CaseIn) -> list[dict[str, str]]:
         ("administrations", "date"),
         ("medications", "start"),
         ("adverse_events", "date"),
+        ("decisions", "date"),
     ):
         records: list[Any] = getattr(doc, name)
         dated.extend((f"{name}[{i}].{field}", getattr(r, field)) for i, r in enumerate(records))
     if doc.prescription is not None:
         dated.append(("prescription.start", doc.prescription.start))
+    if doc.prior_treatment is not None:
+        dated.append(("prior_treatment.since", doc.prior_treatment.since))
+    if doc.patient is not None and doc.patient.deceased_date is not None:
+        dated.append(("patient.deceased_date", doc.patient.deceased_date))
     for loc, when in dated:
         if when < birth:
             problems.append(
@@ -490,10 +515,18 @@ def _to_core(doc: CaseIn, vocabulary: _Vocabulary) -> Case:
         as_of=doc.as_of,
         schema_version=doc.schema_version,
         jurisdiction=doc.jurisdiction or DEFAULT_JURISDICTION,
-        patient=Patient(id=patient.id, sex=patient.sex, birth_date=patient.birth_date),
+        patient=Patient(
+            id=patient.id,
+            sex=patient.sex,
+            birth_date=patient.birth_date,
+            deceased_date=patient.deceased_date,
+        ),
         causes=tuple(doc.causes),
         symptoms=tuple(
-            SymptomReport(date=s.date, code=s.code, status=s.status) for s in doc.symptoms
+            SymptomReport(
+                date=s.date, code=s.code, status=s.status, reporter=s.reporter or "clinician"
+            )
+            for s in doc.symptoms
         ),
         observations=tuple(
             Observation(
@@ -539,6 +572,15 @@ def _to_core(doc: CaseIn, vocabulary: _Vocabulary) -> Case:
             Medication(start=m.start, code=m.code, end=m.end) for m in doc.medications
         ),
         adverse_events=tuple(AdverseEvent(date=e.date, code=e.code) for e in doc.adverse_events),
+        decisions=tuple(
+            Decision(date=d.date, code=d.code, by=d.by, reason=d.reason) for d in doc.decisions
+        ),
+        prior_treatment=None
+        if doc.prior_treatment is None
+        else PriorTreatment(
+            since=doc.prior_treatment.since,
+            loading_completed=doc.prior_treatment.loading_completed,
+        ),
     )
 
 
@@ -679,13 +721,15 @@ def case_to_dict(case: Case) -> dict[str, Any]:
             "id": case.patient.id,
             "sex": case.patient.sex,
             "birth_date": _iso(case.patient.birth_date),
+            "deceased_date": _iso(case.patient.deceased_date),
         }
     )
     if patient:
         out["patient"] = patient
     out["causes"] = list(case.causes)
     out["symptoms"] = [
-        {"code": s.code, "date": s.date.isoformat(), "status": s.status} for s in case.symptoms
+        {"code": s.code, "date": s.date.isoformat(), "status": s.status, "reporter": s.reporter}
+        for s in case.symptoms
     ]
     out["observations"] = [
         _compact(
@@ -740,6 +784,15 @@ def case_to_dict(case: Case) -> dict[str, Any]:
     out["adverse_events"] = [
         {"code": e.code, "date": e.date.isoformat()} for e in case.adverse_events
     ]
+    out["decisions"] = [
+        {"code": d.code, "date": d.date.isoformat(), "by": d.by, "reason": d.reason}
+        for d in case.decisions
+    ]
+    if case.prior_treatment is not None:
+        out["prior_treatment"] = {
+            "since": case.prior_treatment.since.isoformat(),
+            "loading_completed": case.prior_treatment.loading_completed,
+        }
     return out
 
 

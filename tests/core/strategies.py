@@ -10,10 +10,12 @@ from b12plan.core.model import (
     Administration,
     AdverseEvent,
     Case,
+    Decision,
     Medication,
     Observation,
     Patient,
     Prescription,
+    PriorTreatment,
     SymptomReport,
 )
 from b12plan.knowledge import load_knowledge
@@ -30,6 +32,14 @@ symptom = st.builds(
     date=day,
     code=st.sampled_from([s.code for s in K.symptoms]),
     status=st.sampled_from(list(K.symptom_statuses)),
+    reporter=st.sampled_from([r.code for r in K.reporters]),
+)
+decision = st.builds(
+    Decision,
+    date=day,
+    code=st.sampled_from([d.code for d in K.decisions]),
+    by=st.just("Dr Test"),
+    reason=st.just("recorded in a test"),
 )
 
 
@@ -87,8 +97,9 @@ def dosing_course(draw: st.DrawFn) -> tuple[Administration, ...]:
     )
     current = draw(day)
     out = []
+    route = draw(st.sampled_from(["IM", "IM", "IM", "oral"]))
     for _ in range(n):
-        out.append(Administration(current, product, dose, unit, "IM"))
+        out.append(Administration(current, product, dose, unit, route))
         current += timedelta(days=draw(st.sampled_from([1, 2, 3, 7, 28, 30, 56, 84, 90, 200])))
     return tuple(out)
 
@@ -96,11 +107,21 @@ def dosing_course(draw: st.DrawFn) -> tuple[Administration, ...]:
 @st.composite
 def case(draw: st.DrawFn) -> Case:
     as_of = draw(day)
+    birth = draw(st.sampled_from([date(1950, 1, 1), date(1990, 6, 1), date(2012, 3, 1)]))
     return Case(
         as_of=as_of,
         jurisdiction=draw(st.sampled_from(["GB", "US"])),
         patient=Patient(
-            id="p", sex=draw(st.sampled_from(["female", "male", None])), birth_date=date(1950, 1, 1)
+            id="p",
+            sex=draw(st.sampled_from(["female", "male", None])),
+            birth_date=birth,
+            deceased_date=draw(st.none() | st.none() | st.none() | day),
+        ),
+        decisions=tuple(draw(st.lists(decision, max_size=2))),
+        prior_treatment=draw(
+            st.none()
+            | st.none()
+            | st.builds(PriorTreatment, since=day, loading_completed=st.booleans())
         ),
         causes=tuple(draw(st.lists(st.sampled_from([c.code for c in K.causes]), max_size=3))),
         symptoms=tuple(draw(st.lists(symptom, max_size=6))),

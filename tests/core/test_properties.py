@@ -49,7 +49,9 @@ def test_no_regimen_or_schedule_without_a_cited_protocol(c: Case) -> None:
         return
     protocol = K.protocol(a.regimen.protocol_id)
     assert a.regimen.source == protocol.source and protocol.source
-    assert (a.deficiency in ("confirmed", "possible")) or a.cause_chronic
+    known = c.known_on(c.as_of)
+    treated_elsewhere = known.prior_treatment is not None
+    assert (a.deficiency in ("confirmed", "possible")) or a.cause_chronic or treated_elsewhere
 
 
 @SETTINGS
@@ -110,9 +112,10 @@ def test_records_dated_after_as_of_change_nothing(c: Case, later: int) -> None:
 @given(case())
 def test_missing_data_never_yields_a_schedule(c: Case) -> None:
     a = evaluate(c, K, as_of=c.as_of)
-    if a.deficiency == "unknown" and not a.cause_chronic:
+    known = c.known_on(c.as_of)
+    if a.deficiency == "unknown" and not a.cause_chronic and known.prior_treatment is None:
         assert a.regimen is None and a.schedule == ()
-        assert "INSUFFICIENT_DATA" in a.codes()
+        assert "INSUFFICIENT_DATA" in a.codes() or a.codes() == {"PATIENT_DECEASED"}
 
 
 @SETTINGS
@@ -126,3 +129,81 @@ def test_findings_use_known_codes_in_contract_order_with_evidence_and_source(c: 
     keys = [f.sort_key() for f in a.findings]
     assert keys == sorted(keys)
     assert len({f.code for f in a.findings}) == len(a.findings)
+
+
+# --- contract v1.1 safety invariants -------------------------------------------------------------
+
+
+@SETTINGS
+@given(case())
+def test_a_patient_or_carer_reported_status_never_ends_neurological_loading(c: Case) -> None:
+    by_patients = dataclasses.replace(
+        c,
+        symptoms=tuple(dataclasses.replace(s, reporter="patient") for s in c.symptoms),
+        decisions=(),
+        prior_treatment=None,
+    )
+    a = evaluate(by_patients, K, as_of=c.as_of)
+    if a.regimen is None:
+        return
+    if K.protocol(a.regimen.protocol_id).loading_end == "symptoms_stop_improving":
+        assert not a.regimen.loading.complete
+
+
+@SETTINGS
+@given(case())
+def test_no_next_dose_while_an_allergic_reaction_is_uncleared(c: Case) -> None:
+    known = c.known_on(c.as_of)
+    uncleared = [
+        e
+        for e in known.adverse_events
+        if K.adverse_event(e.code).kind == "allergic"
+        and not any(d.code == "rechallenge_cleared" and e.date <= d.date for d in known.decisions)
+    ]
+    a = evaluate(c, K, as_of=c.as_of)
+    if uncleared:
+        assert a.next_dose is None and a.schedule == ()
+        assert "INJECTION_OVERDUE" not in a.codes()
+
+
+@SETTINGS
+@given(case())
+def test_an_oral_order_never_yields_an_injection_plan(c: Case) -> None:
+    known = c.known_on(c.as_of)
+    a = evaluate(c, K, as_of=c.as_of)
+    if known.prescription is not None and known.prescription.route == "oral":
+        assert a.next_dose is None and a.schedule == ()
+        assert a.regimen is None or a.regimen.route == "oral"
+
+
+IMPLAUSIBLE = [
+    ("haemoglobin", 13.6, "g/L"),
+    ("folate", 300.0, "ug/L"),
+    ("b12_total", 5.0, "pmol/L"),
+    ("mcv", 12.0, "fL"),
+    ("potassium", 45.0, "mmol/L"),
+]
+
+
+@SETTINGS
+@given(case(), st.sampled_from(IMPLAUSIBLE), st.integers(0, 400))
+def test_a_result_flagged_implausible_never_changes_the_plan(
+    c: Case, bad: tuple[str, float, str], days_before: int
+) -> None:
+    code, value, unit = bad
+    flagged = dataclasses.replace(
+        c,
+        observations=(
+            *c.observations,
+            Observation(c.as_of - timedelta(days=days_before), code, value, unit),
+        ),
+    )
+    before = evaluate(c, K, as_of=c.as_of).to_dict()
+    after = evaluate(flagged, K, as_of=c.as_of).to_dict()
+    if after["findings"] == [f for f in after["findings"] if f["code"] == "PATIENT_DECEASED"]:
+        assert after == before
+        return
+    assert "RESULT_IMPLAUSIBLE" in {f["code"] for f in after["findings"]}
+    for outcome in (before, after):
+        outcome["findings"] = [f for f in outcome["findings"] if f["code"] != "RESULT_IMPLAUSIBLE"]
+    assert after == before

@@ -23,6 +23,8 @@ def test_every_protocol_of_the_contract_is_present_with_a_source() -> None:
         "gb-hydroxocobalamin-dietary",
         "us-cyanocobalamin-label",
         "us-cyanocobalamin-1000",
+        "gb-oral-cyanocobalamin",
+        "us-oral-cyanocobalamin",
     }
     for p in k.protocols:
         assert p.source and p.maintenance.source and all(s.source for s in p.loading)
@@ -34,6 +36,50 @@ def test_local_choices_are_marked_as_such() -> None:
     assert neuro.review_source == "b12plan-local"
     assert k.monitoring_spec("neuro_loading_review").local_choice
     assert k.timing_source("severe_anaemia_hb_g_per_l") == "b12plan-local"
+    # The clinical safety review found these cited to NG239/Seed: they are local choices.
+    assert k.timing_source("symptom_return_fraction") == "b12plan-local"
+    assert k.timing_source("worsening_after_days") == "b12plan-local"
+    assert k.timing_source("neuro_loading_min_days") == "b12plan-local"
+    assert k.timing_source("catch_up_window_days") == "b12plan-local"
+
+
+def test_hydroxocobalamin_sc_is_off_label_not_a_bnf_route() -> None:
+    sc = load_knowledge().formulary.product("hydroxocobalamin")
+    assert sc is not None
+    route = sc.route_range("SC")
+    assert route is not None and route.off_label and route.source == "b12plan-local"
+
+
+def test_every_dose_range_and_threshold_cites_a_source() -> None:
+    k = load_knowledge()
+    for p in k.protocols:
+        assert (p.dose_range_mcg is None) == (p.dose_range_source is None), p.id
+    for a in k.analytes:
+        assert {r.unit for r in a.plausible} == {u.symbol for u in a.units}, a.code
+        assert all(t.source for t in a.thresholds) and all(r.source for r in a.plausible)
+
+
+def test_b12_cut_offs_are_stated_in_both_ng_per_l_and_pmol_per_l() -> None:
+    b12 = load_knowledge().analyte("b12_total")
+    ng = b12.threshold_in("ng/L")
+    pmol = b12.threshold_in("pmol/L")
+    assert ng is not None and (ng.deficient_below, ng.normal_above) == (180, 350)
+    assert pmol is not None and (pmol.deficient_below, pmol.normal_above) == (133, 258)
+
+
+def test_only_a_clinician_ends_neurological_loading() -> None:
+    k = load_knowledge()
+    assert [r.code for r in k.reporters if r.ends_neuro_loading] == ["clinician"]
+    assert k.symptom_status_precedence[-1] == "worsening"
+
+
+def test_an_oral_order_cannot_be_edited_into_an_injection_protocol() -> None:
+    texts = shipped_texts()
+    old = 'kind = "oral"\ntitle = "Oral cyanocobalamin daily (US practice)"'
+    assert old in texts["protocols"]
+    texts["protocols"] = texts["protocols"].replace(old, 'kind = "injection"\ntitle = "x"')
+    with pytest.raises(KnowledgeError, match="us-oral-cyanocobalamin"):
+        parse_knowledge(texts)
 
 
 def test_the_cyanide_antidote_is_flagged_not_for_deficiency() -> None:
@@ -55,7 +101,7 @@ def test_the_cyanide_antidote_is_flagged_not_for_deficiency() -> None:
         ("findings", 'severity = "critical"', 'severity = "urgent"', "unknown severity"),
         ("protocols", 'routes = ["IM"]', 'routes = ["IV"]', "outside the formulary range"),
         ("rules", "timing = [", "timings = [", "unknown key"),
-        ("vocabulary", 'version = "2026.11.1"', 'version = "2099.1.0"', "differs"),
+        ("vocabulary", 'version = "2026.12.1"', 'version = "2099.1.0"', "differs"),
         ("formulary", "implausible_factor = 10", "implausible_factor = 'ten'", "expected float"),
     ],
 )

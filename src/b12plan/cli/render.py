@@ -65,6 +65,9 @@ def assessment_view(
         parts.append(schedule_table(assessment.schedule))
     if assessment.monitoring:
         parts.append(monitoring_table(assessment.monitoring))
+    flagged = doses_not_counted(assessment)
+    if flagged is not None:
+        parts.append(flagged)
     parts.append(findings_view(assessment.findings))
     return Group(*parts)
 
@@ -111,10 +114,42 @@ def _regimen(regimen: Regimen | None) -> RenderableType:
     return Panel(grid, title="Regimen", title_align="left", box=box.ROUNDED)
 
 
+NO_DOSE_TEXT = {
+    "deceased": "the patient is recorded as deceased",
+    "allergic_hold": "injections are on hold after an allergic reaction until a clinician"
+    " clears them",
+    "oral": "oral regimen: taken by mouth daily, no injections",
+    "outside_scope_age": "under 16: adult protocols do not apply",
+    "confirmatory_test_needed": "test MMA or active B12 first",
+    "no_regimen": "no protocol applies",
+    "not_planned": "see the findings",
+}
+
+
+def doses_not_counted(assessment: Assessment) -> RenderableType | None:
+    """Doses that did not count towards the plan, or carry a caution (contract v1.1)."""
+    flagged = [d for d in assessment.dose_validity if d.reasons]
+    if not flagged:
+        return None
+    table = Table(title="Doses not counted or flagged", box=box.SIMPLE_HEAD, title_justify="left")
+    for column in ("Date", "Dose", "Counted", "Why"):
+        table.add_column(column)
+    for d in flagged:
+        dose = int(d.dose) if float(d.dose).is_integer() else d.dose
+        table.add_row(
+            d.date.isoformat(),
+            f"{d.product} {dose} {d.unit} {d.route}",
+            d.counts_as if d.valid else "no",
+            ", ".join(r.replace("_", " ") for r in d.reasons),
+        )
+    return table
+
+
 def _next_dose(assessment: Assessment) -> RenderableType:
     window = assessment.next_dose
     if window is None:
-        return Text("Next dose: none planned")
+        reason = NO_DOSE_TEXT[assessment.why_no_next_dose() or "not_planned"]
+        return Text(f"Next dose: none planned ({reason})")
     text = Text("Next dose: ", style="bold")
     text.append(
         f"earliest {window.earliest.isoformat()}, due {window.due.isoformat()}, "

@@ -7,10 +7,12 @@ from b12plan.core.model import (
     Administration,
     AdverseEvent,
     Case,
+    Decision,
     Medication,
     Observation,
     Patient,
     Prescription,
+    PriorTreatment,
     SymptomReport,
 )
 
@@ -19,6 +21,7 @@ __all__ = [
     "AdverseEvent",
     "Assessment",
     "Case",
+    "Decision",
     "DoseWindow",
     "Finding",
     "Knowledge",
@@ -27,6 +30,7 @@ __all__ = [
     "Observation",
     "Patient",
     "Prescription",
+    "PriorTreatment",
     "Regimen",
     "ScheduledDose",
     "SymptomReport",

@@ -11,6 +11,7 @@ from datetime import date
 from typing import Any
 
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
+CONTRACT_VERSION = "1.1"
 
 JsonValue = Any
 
@@ -115,6 +116,32 @@ class MonitoringItem:
 
 
 @dataclass(frozen=True)
+class DoseValidity:
+    """One administration judged (contract v1.1): only valid doses count and anchor next_dose."""
+
+    date: date
+    product: str
+    dose: float
+    unit: str
+    route: str
+    valid: bool
+    counts_as: str  # loading | maintenance | oral | none
+    reasons: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, JsonValue]:
+        return {
+            "date": self.date.isoformat(),
+            "product": self.product,
+            "dose": _number(self.dose),
+            "unit": self.unit,
+            "route": self.route,
+            "valid": self.valid,
+            "counts_as": self.counts_as,
+            "reasons": list(self.reasons),
+        }
+
+
+@dataclass(frozen=True)
 class Assessment:
     as_of: date
     deficiency: str
@@ -127,16 +154,48 @@ class Assessment:
     monitoring: tuple[MonitoringItem, ...]
     findings: tuple[Finding, ...]
     knowledge_version: str
+    dose_validity: tuple[DoseValidity, ...] = ()
     schema_version: int = 1
+
+    @property
+    def injections_on_hold(self) -> bool:
+        """An allergic reaction not yet cleared for rechallenge (contract v1.1)."""
+        return any(
+            f.code == "ALLERGIC_REACTION" and dict(f.evidence).get("injections_on_hold") is True
+            for f in self.findings
+        )
+
+    def why_no_next_dose(self) -> str | None:
+        """Why no dose is planned, as a code every channel words the same way (None: one is).
+
+        ``deceased``, ``allergic_hold``, ``oral`` (an oral regimen has no injection plan),
+        ``outside_scope_age``, ``confirmatory_test_needed``, ``no_regimen``, or ``not_planned``
+        (e.g. the last dose given elsewhere is not recorded, or treatment has stopped).
+        """
+        if self.next_dose is not None:
+            return None
+        codes = self.codes()
+        if "PATIENT_DECEASED" in codes:
+            return "deceased"
+        if self.injections_on_hold:
+            return "allergic_hold"
+        if self.regimen is not None and self.regimen.route == "oral":
+            return "oral"
+        if "OUTSIDE_SCOPE_AGE" in codes:
+            return "outside_scope_age"
+        if "CONFIRMATORY_TEST_NEEDED" in codes:
+            return "confirmatory_test_needed"
+        return "no_regimen" if self.regimen is None else "not_planned"
 
     def codes(self) -> frozenset[str]:
         return frozenset(f.code for f in self.findings)
 
     def to_dict(self) -> dict[str, JsonValue]:
-        """The contract v1 output (plus the optional ``knowledge_version`` extension)."""
+        """The contract v1.1 output (plus the optional ``knowledge_version`` extension)."""
         nd = self.next_dose
         return {
             "schema_version": self.schema_version,
+            "contract_version": CONTRACT_VERSION,
             "as_of": self.as_of.isoformat(),
             "knowledge_version": self.knowledge_version,
             "deficiency": self.deficiency,
@@ -164,6 +223,7 @@ class Assessment:
                 {"item": m.item, "due": m.due.isoformat(), "reason": m.reason, "source": m.source}
                 for m in self.monitoring
             ],
+            "dose_validity": [d.to_dict() for d in self.dose_validity],
             "findings": [f.to_dict() for f in self.findings],
         }
 

@@ -1,6 +1,8 @@
 """The course of injections actually given: loading run, switch to maintenance, gaps.
 
-Everything is anchored on actual administration dates, never on the plan.
+Everything is anchored on the dates of valid injections (``validity.check_doses``), never on the
+plan: a same-day duplicate, an antidote, a mcg/mg slip or a dose given during an allergic hold
+does not count.
 """
 
 from __future__ import annotations
@@ -10,33 +12,6 @@ from dataclasses import dataclass
 from datetime import date
 
 from b12plan.core.knowledge import Knowledge
-from b12plan.core.model import Administration, Case
-
-
-def not_for_deficiency_use(
-    admin_product: str, route: str, dose_mcg: float, knowledge: Knowledge
-) -> str | None:
-    """The other use of a product/route/dose (e.g. the cyanide antidote), if it has one."""
-    product = knowledge.formulary.product(admin_product)
-    if product is None:
-        return None
-    for other in product.not_for_deficiency:
-        if other.route == route and dose_mcg >= other.min_mcg:
-            return other.use
-    return None
-
-
-def injections(case: Case, knowledge: Knowledge) -> tuple[Administration, ...]:
-    """Parenteral deficiency doses: oral doses and non-deficiency products are not the course."""
-    out = []
-    for a in case.administrations:
-        if a.route == "oral":
-            continue
-        dose_mcg = knowledge.formulary.to_mcg(a.dose, a.unit)
-        if not_for_deficiency_use(a.product, a.route, dose_mcg, knowledge) is not None:
-            continue
-        out.append(a)
-    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -82,9 +57,8 @@ class Course:
         return found
 
 
-def build_course(case: Case, knowledge: Knowledge) -> Course:
-    """Same-day duplicates count once: one dose a day is the most any protocol gives."""
-    dates = tuple(sorted({a.date for a in injections(case, knowledge)}))
+def build_course(dates: tuple[date, ...], knowledge: Knowledge) -> Course:
+    """The loading run is the doses before the first gap of maintenance length (contract v1)."""
     gap_days = int(knowledge.timing("maintenance_gap_days"))
     run = 0
     for i, d in enumerate(dates):

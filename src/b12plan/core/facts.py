@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from datetime import date
 
 from b12plan.core.knowledge import Analyte, Knowledge
-from b12plan.core.model import Case, Observation
+from b12plan.core.model import Case, Observation, SymptomReport
 
 B12_MARKERS = ("b12_total", "b12_active")
 DIAGNOSTIC = ("b12_total", "b12_active", "mma")  # what counts as a pre-treatment test
 NOT_RESOLVED = ("present", "worsening", "improving", "stable")
 SETTLED = ("stable", "resolved")  # no further improvement expected
+IMPROVED = ("improving", "resolved")  # a response to treatment was recorded
 
 
 @dataclass(frozen=True)
@@ -30,19 +31,7 @@ class Result:
     high: float | None  # raised above (MMA, homocysteine, MCV)
     worse: str  # "low" | "high": the direction of clinical concern
     given: Observation
-
-    @property
-    def category(self) -> str:
-        """deficient | indeterminate | normal for B12-type; raised | normal for markers."""
-        if self.low is not None and self.normal_above is not None:
-            if self.value < self.low:
-                return "deficient"
-            return "normal" if self.value > self.normal_above else "indeterminate"
-        if self.low is not None:
-            return "deficient" if self.value < self.low else "normal"
-        if self.high is not None:
-            return "raised" if self.value > self.high else "normal"
-        return "normal"
+    category: str  # deficient | indeterminate | normal (B12-type); raised | normal (markers)
 
     def describe(self) -> str:
         shown = self.given
@@ -50,23 +39,72 @@ class Result:
         return f"{self.code} {value} {shown.unit} on {self.date.isoformat()} ({self.category})"
 
 
-def to_result(obs: Observation, knowledge: Knowledge) -> Result:
-    """Convert to the canonical unit; an assay's own reference range overrides the defaults.
+def categorise(
+    value: float, low: float | None, normal_above: float | None, high: float | None
+) -> str:
+    """deficient | indeterminate | normal for B12-type; raised | normal for markers."""
+    if low is not None and normal_above is not None:
+        if value < low:
+            return "deficient"
+        return "normal" if value > normal_above else "indeterminate"
+    if low is not None:
+        return "deficient" if value < low else "normal"
+    if high is not None:
+        return "raised" if value > high else "normal"
+    return "normal"
+
+
+def _cut_offs(
+    low: float | None,
+    normal_above: float | None,
+    high: float | None,
+    reference_low: float | None,
+    reference_high: float | None,
+) -> tuple[float | None, float | None, float | None]:
+    """An assay's own reference range overrides the defaults (all in one unit).
 
     For B12-type analytes ``reference_low`` replaces the deficiency cut-off (NG239's indeterminate
     band stays above it); for markers ``reference_high`` replaces the upper limit.
     """
-    analyte: Analyte = knowledge.analyte(obs.code)
-    value = analyte.to_canonical(obs.value, obs.unit)
-    low = analyte.deficient_below
-    normal_above = analyte.normal_above
-    high = analyte.raised_above
-    if obs.reference_low is not None and low is not None:
-        low = analyte.to_canonical(obs.reference_low, obs.unit)
+    if reference_low is not None and low is not None:
+        low = reference_low
         if normal_above is not None:
             normal_above = max(normal_above, low)
-    if obs.reference_high is not None and high is not None:
-        high = analyte.to_canonical(obs.reference_high, obs.unit)
+    if reference_high is not None and high is not None:
+        high = reference_high
+    return low, normal_above, high
+
+
+def to_result(obs: Observation, knowledge: Knowledge) -> Result:
+    """Convert to the canonical unit and classify.
+
+    Contract v1.1 rule 7: where the knowledge base has cut-offs in the reported unit (NG239 states
+    both 180/350 ng/L and 133/258 pmol/L) the reported figure is compared with them, so a value
+    exactly at a published cut-off falls where NG239 puts it. Otherwise the canonical value is
+    compared with the canonical cut-offs (an assay's own range converted likewise).
+    """
+    analyte: Analyte = knowledge.analyte(obs.code)
+    value = analyte.to_canonical(obs.value, obs.unit)
+
+    def canonical(x: float | None) -> float | None:
+        return None if x is None else analyte.to_canonical(x, obs.unit)
+
+    in_unit = analyte.threshold_in(obs.unit)
+    if in_unit is not None:
+        r_low, r_normal, _ = _cut_offs(
+            in_unit.deficient_below, in_unit.normal_above, None, obs.reference_low, None
+        )
+        category = categorise(obs.value, r_low, r_normal, None)
+        low, normal_above, high = canonical(r_low), canonical(r_normal), None
+    else:
+        low, normal_above, high = _cut_offs(
+            analyte.deficient_below,
+            analyte.normal_above,
+            analyte.raised_above,
+            canonical(obs.reference_low),
+            canonical(obs.reference_high),
+        )
+        category = categorise(value, low, normal_above, high)
     return Result(
         obs.date,
         obs.code,
@@ -77,17 +115,29 @@ def to_result(obs: Observation, knowledge: Knowledge) -> Result:
         high,
         analyte.worse,
         obs,
+        category,
     )
 
 
+def plausible(obs: Observation, knowledge: Knowledge) -> bool:
+    """Within the physiologically possible range for its analyte and unit (contract v1.1)."""
+    allowed = knowledge.analyte(obs.code).plausible_in(obs.unit)
+    return allowed is None or allowed.low <= obs.value <= allowed.high
+
+
+def implausible(case: Case, knowledge: Knowledge) -> tuple[Observation, ...]:
+    """Results impossible for their unit (e.g. haemoglobin 13.6 g/L: likely g/dL)."""
+    return tuple(o for o in case.observations if not plausible(o, knowledge))
+
+
 def results(case: Case, knowledge: Knowledge) -> tuple[Result, ...]:
-    """Results by date; on one day, each analyte's worse result last, so it counts as the latest.
+    """Plausible results by date; on one day, each analyte's worse result last (it counts).
 
     Two samples of one analyte on one day have no order of their own: taking the worse (lower B12,
     haemoglobin or folate, higher MMA or MCV) is the conservative reading, and the population
-    rules read them the same way.
+    rules read them the same way. Implausible results are left out of every decision.
     """
-    found = (to_result(o, knowledge) for o in case.observations)
+    found = (to_result(o, knowledge) for o in case.observations if plausible(o, knowledge))
     return tuple(
         sorted(found, key=lambda r: (r.date, r.code, -r.value if r.worse == "low" else r.value))
     )
@@ -151,8 +201,11 @@ def assess_deficiency(found: tuple[Result, ...], before: date | None) -> Deficie
         status = "confirmed"
     elif "indeterminate" in b12:
         status = {"raised": "confirmed", "normal": "unlikely"}.get(mma or "", "possible")
-    elif mma == "raised" or hcy == "raised":
-        status = "possible"  # functional markers raised: e.g. nitrous oxide, or renal disease
+    elif mma == "raised" or (hcy == "raised" and mma != "normal"):
+        # Functional markers raised (e.g. nitrous oxide, or renal disease). Raised homocysteine
+        # alone gives at most "possible", and a normal MMA outweighs it (contract v1.1 rule 4):
+        # homocysteine is raised also by folate lack, renal disease and hypothyroidism (BSH).
+        status = "possible"
     elif b12 or mma == "normal":
         status = "unlikely"
     else:
@@ -191,12 +244,38 @@ def is_anaemic(hb: Result | None, case: Case, knowledge: Knowledge) -> bool | No
     return None
 
 
-def latest_symptom_status(case: Case, code: str, on_or_before: date) -> str | None:
-    status = None
-    for s in case.symptoms:
+def ordered_symptoms(case: Case, knowledge: Knowledge) -> tuple[SymptomReport, ...]:
+    """Symptom records by date; on one date the status that keeps treatment more intensive last.
+
+    Contract v1.1 rule 2: two statuses of one symptom on one date (a patient's diary and a
+    clinician's note, say) have no order of their own; the more intensive (worsening > present >
+    improving > stable > resolved, from the knowledge base) counts as the latest, as the worse of
+    two same-day results does.
+    """
+    return tuple(
+        sorted(
+            case.symptoms,
+            key=lambda s: (s.date, s.code, knowledge.status_rank(s.status), s.reporter),
+        )
+    )
+
+
+def current_record(
+    symptoms: tuple[SymptomReport, ...], code: str, on_or_before: date
+) -> SymptomReport | None:
+    """The record that sets a symptom's status on a day (``symptoms`` from ``ordered_symptoms``)."""
+    found = None
+    for s in symptoms:
         if s.code == code and s.date <= on_or_before:
-            status = s.status
-    return status
+            found = s
+    return found
+
+
+def latest_symptom_status(
+    symptoms: tuple[SymptomReport, ...], code: str, on_or_before: date
+) -> str | None:
+    record = current_record(symptoms, code, on_or_before)
+    return None if record is None else record.status
 
 
 def neurological_codes(case: Case, knowledge: Knowledge) -> tuple[str, ...]:
@@ -204,8 +283,27 @@ def neurological_codes(case: Case, knowledge: Knowledge) -> tuple[str, ...]:
     return tuple(sorted({s.code for s in case.symptoms if knowledge.symptom(s.code).neurological}))
 
 
-def unresolved(case: Case, codes: tuple[str, ...], on: date) -> tuple[str, ...]:
-    return tuple(c for c in codes if latest_symptom_status(case, c, on) in NOT_RESOLVED)
+def unresolved(
+    symptoms: tuple[SymptomReport, ...], codes: tuple[str, ...], on: date
+) -> tuple[str, ...]:
+    return tuple(c for c in codes if latest_symptom_status(symptoms, c, on) in NOT_RESOLVED)
+
+
+def age_years(birth: date | None, on: date) -> int | None:
+    """Completed years of age on ``on``; None when the birth date is not known."""
+    if birth is None:
+        return None
+    return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
+
+
+def nitrous_oxide_sources(case: Case) -> tuple[str, ...]:
+    """Where nitrous oxide use is recorded: as a cause, as a medication, or both."""
+    via = []
+    if "nitrous_oxide" in case.causes:
+        via.append("cause")
+    if any(m.code == "nitrous_oxide" for m in case.medications):
+        via.append("medication")
+    return tuple(via)
 
 
 def cause_chronic(case: Case, knowledge: Knowledge) -> bool:
@@ -213,6 +311,7 @@ def cause_chronic(case: Case, knowledge: Knowledge) -> bool:
 
 
 def dietary_only(case: Case) -> bool:
-    """Dietary is the only absorption-related cause (pregnancy and 'unknown' do not count)."""
-    others = set(case.causes) - {"dietary", "pregnancy", "unknown"}
+    """Dietary is the only absorption-related cause (pregnancy, breastfeeding and 'unknown' do
+    not count)."""
+    others = set(case.causes) - {"dietary", "pregnancy", "breastfeeding", "unknown"}
     return "dietary" in case.causes and not others

@@ -96,6 +96,8 @@ class Protocol:
     lifelong_when_chronic: bool
     source: str
     dose_range_mcg: tuple[float, float] | None = None  # doses that select this protocol
+    dose_range_source: str | None = None
+    kind: str = "injection"  # injection | oral: an oral order never maps to injections
     review_after_days: int | None = None
     review_source: str | None = None
     notes: str = ""
@@ -106,6 +108,18 @@ class Protocol:
                 raise KnowledgeError(f"protocol {self.id}: {name} must be required|excluded|any")
         if self.loading_end not in ("doses", "symptoms_stop_improving"):
             raise KnowledgeError(f"protocol {self.id}: unknown loading_end {self.loading_end!r}")
+        if self.kind not in ("injection", "oral"):
+            raise KnowledgeError(f"protocol {self.id}: kind must be injection|oral")
+        if (self.dose_range_mcg is None) != (self.dose_range_source is None):
+            raise KnowledgeError(f"protocol {self.id}: dose_range_mcg needs dose_range_source")
+        if self.kind == "oral":
+            if self.loading or self.routes != ("oral",):
+                raise KnowledgeError(
+                    f"protocol {self.id}: an oral protocol has route oral and no loading"
+                )
+            return
+        if "oral" in self.routes:
+            raise KnowledgeError(f"protocol {self.id}: an injection protocol has no oral route")
         if not self.loading:
             raise KnowledgeError(f"protocol {self.id}: needs at least one loading stage")
         for stage in self.loading[:-1]:
@@ -116,6 +130,10 @@ class Protocol:
                 f"protocol {self.id}: an open-ended last stage needs"
                 " loading_end = 'symptoms_stop_improving', and only it"
             )
+
+    @property
+    def oral(self) -> bool:
+        return self.kind == "oral"
 
     @property
     def loading_doses_planned(self) -> int | None:
@@ -151,7 +169,8 @@ class RouteRange:
     min_mcg: float
     max_mcg: float
     source: str
-    off_label: bool = False
+    off_label: bool = False  # a dose by this route counts but is flagged route_not_recommended
+    notes: str = ""
 
     def __post_init__(self) -> None:
         if not 0 < self.min_mcg <= self.max_mcg:
@@ -218,6 +237,30 @@ class Formulary:
 
 
 @dataclass(frozen=True)
+class UnitThreshold:
+    """Cut-offs stated by the source in one reported unit: compared in that unit."""
+
+    unit: str
+    source: str
+    deficient_below: float | None = None
+    normal_above: float | None = None
+
+
+@dataclass(frozen=True)
+class PlausibleRange:
+    """The physiologically possible values in one unit; outside it a result drives nothing."""
+
+    unit: str
+    low: float
+    high: float
+    source: str
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.low < self.high:
+            raise KnowledgeError(f"plausible range for {self.unit}: need 0 <= low < high")
+
+
+@dataclass(frozen=True)
 class Analyte:
     """A laboratory analyte: its canonical unit, accepted units, LOINC codes and cut-offs.
 
@@ -238,8 +281,20 @@ class Analyte:
     normal_above: float | None = None
     raised_above: float | None = None
     default_range_note: str = ""
+    thresholds: tuple[UnitThreshold, ...] = ()
+    plausible: tuple[PlausibleRange, ...] = ()
+    follow_up: bool = False  # counts as follow-up laboratory testing after injections
 
     def __post_init__(self) -> None:
+        symbols = {u.symbol for u in self.units}
+        for t in self.thresholds:
+            if t.unit not in symbols:
+                raise KnowledgeError(f"analyte {self.code}: threshold unit {t.unit!r} not accepted")
+        for r in self.plausible:
+            if r.unit not in symbols:
+                raise KnowledgeError(f"analyte {self.code}: plausible unit {r.unit!r} not accepted")
+        if self.plausible and {r.unit for r in self.plausible} != symbols:
+            raise KnowledgeError(f"analyte {self.code}: a plausible range is needed for every unit")
         if not any(u.symbol == self.canonical_unit and u.factor == 1 for u in self.units):
             raise KnowledgeError(f"analyte {self.code}: canonical unit must have factor 1")
         if (
@@ -254,6 +309,12 @@ class Analyte:
             self.raised_above is not None and self.worse != "high"
         ):
             raise KnowledgeError(f"analyte {self.code}: worse contradicts its cut-offs")
+
+    def threshold_in(self, unit: str) -> UnitThreshold | None:
+        return next((t for t in self.thresholds if t.unit == unit), None)
+
+    def plausible_in(self, unit: str) -> PlausibleRange | None:
+        return next((r for r in self.plausible if r.unit == unit), None)
 
     def to_canonical(self, value: float, unit: str) -> float:
         for u in self.units:
@@ -285,8 +346,19 @@ class VocabularyEntry:
     label: str
     source: str
     chronic: bool = False  # causes: irreversible, so treatment is lifelong
+    malabsorptive: bool = False  # causes: oral doses need at least 1 mg daily (NG239)
     neurological: bool = False  # symptoms
     kind: str = ""  # adverse events: allergic | local | systemic
+    risk_factor: bool = False  # medications: a recorded possible cause (a reason to test)
+    ends_neuro_loading: bool = False  # reporters: whose stable/resolved may end neuro loading
+
+
+@dataclass(frozen=True)
+class MessageVariant:
+    """Another wording of a finding's message for one situation (e.g. pregnancy)."""
+
+    when: str
+    message: str
 
 
 @dataclass(frozen=True)
@@ -298,6 +370,15 @@ class FindingSpec:
     rule: str
     advice: str
     source: str
+    variants: tuple[MessageVariant, ...] = ()
+
+    def message_for(self, variant: str | None) -> str:
+        if variant is None:
+            return self.message
+        for v in self.variants:
+            if v.when == variant:
+                return v.message
+        raise KnowledgeError(f"finding {self.code}: no message variant {variant!r}")
 
     def __post_init__(self) -> None:
         if self.severity not in ("info", "warning", "critical"):
@@ -332,8 +413,15 @@ class Knowledge:
     adverse_events: tuple[VocabularyEntry, ...]
     findings: tuple[FindingSpec, ...]
     monitoring: tuple[MonitoringSpec, ...]
+    symptom_status_precedence: tuple[str, ...] = ()
+    reporters: tuple[VocabularyEntry, ...] = ()
+    decisions: tuple[VocabularyEntry, ...] = ()
 
     def __post_init__(self) -> None:
+        if sorted(self.symptom_status_precedence) != sorted(self.symptom_statuses):
+            raise KnowledgeError(
+                "symptom_status_precedence must list every symptom status exactly once"
+            )
         known = {s.id for s in self.sources}
         for cited_by, source in self._citations():
             for part in source.split("+"):
@@ -343,7 +431,21 @@ class Knowledge:
             ids = [getattr(e, "id", None) or getattr(e, "code", None) for e in getattr(self, name)]
             if len(ids) != len(set(ids)):
                 raise KnowledgeError(f"{name}: duplicate ids")
+        for jurisdiction in {p.jurisdiction for p in self.protocols}:
+            defaults = [
+                p
+                for p in self.protocols
+                if p.jurisdiction == jurisdiction and p.jurisdiction_default and not p.oral
+            ]
+            if len(defaults) != 1:
+                raise KnowledgeError(
+                    f"jurisdiction {jurisdiction}: needs exactly one default injection protocol"
+                )
         for p in self.protocols:
+            if p.dose_range_source:
+                out_of_range = p.dose_range_mcg is None
+                if out_of_range:
+                    raise KnowledgeError(f"protocol {p.id}: dose_range_source without a range")
             product = self.formulary.product(p.product)
             if product is None:
                 raise KnowledgeError(f"protocol {p.id}: product {p.product!r} not in formulary")
@@ -363,14 +465,26 @@ class Knowledge:
             out.extend((f"protocol {p.id} loading", s.source) for s in p.loading)
             if p.review_source:
                 out.append((f"protocol {p.id} review", p.review_source))
+            if p.dose_range_source:
+                out.append((f"protocol {p.id} dose range", p.dose_range_source))
         for pr in self.formulary.products:
             out.append((f"product {pr.id}", pr.source))
             out.extend((f"product {pr.id} route {r.route}", r.source) for r in pr.routes)
             out.extend((f"product {pr.id} {n.id}", n.source) for n in pr.not_for_deficiency)
-        out.extend((f"analyte {a.code}", a.source) for a in self.analytes)
+        for a in self.analytes:
+            out.append((f"analyte {a.code}", a.source))
+            out.extend((f"analyte {a.code} threshold {t.unit}", t.source) for t in a.thresholds)
+            out.extend((f"analyte {a.code} plausible {r.unit}", r.source) for r in a.plausible)
         out.extend((f"anaemia {a.group}", a.source) for a in self.anaemia)
         out.extend((f"timing {t.name}", t.source) for t in self.timings)
-        for group in (self.causes, self.symptoms, self.medications, self.adverse_events):
+        for group in (
+            self.causes,
+            self.symptoms,
+            self.medications,
+            self.adverse_events,
+            self.reporters,
+            self.decisions,
+        ):
             out.extend((f"vocabulary {v.code}", v.source) for v in group)
         out.extend((f"finding {f.code}", f.source) for f in self.findings)
         out.extend((f"monitoring {m.item}", m.source) for m in self.monitoring)
@@ -388,6 +502,8 @@ class Knowledge:
             ("cause", self.causes, "code"),
             ("symptom", self.symptoms, "code"),
             ("adverse event", self.adverse_events, "code"),
+            ("medication", self.medications, "code"),
+            ("reporter", self.reporters, "code"),
             ("monitoring item", self.monitoring, "item"),
         ):
             for entry in entries:
@@ -403,6 +519,14 @@ class Knowledge:
     def protocol(self, protocol_id: str) -> Protocol:
         entry: Protocol = self._get("protocol", protocol_id)
         return entry
+
+    def default_protocol(self, jurisdiction: str) -> Protocol:
+        """The jurisdiction's default injection protocol (validated at load: exactly one)."""
+        return next(
+            p
+            for p in self.protocols
+            if p.jurisdiction == jurisdiction and p.jurisdiction_default and not p.oral
+        )
 
     def analyte(self, code: str) -> Analyte:
         entry: Analyte = self._get("analyte", code)
@@ -427,6 +551,18 @@ class Knowledge:
     def symptom(self, code: str) -> VocabularyEntry:
         entry: VocabularyEntry = self._get("symptom", code)
         return entry
+
+    def medication(self, code: str) -> VocabularyEntry:
+        entry: VocabularyEntry = self._get("medication", code)
+        return entry
+
+    def reporter(self, code: str) -> VocabularyEntry:
+        entry: VocabularyEntry = self._get("reporter", code)
+        return entry
+
+    def status_rank(self, status: str) -> int:
+        """Same-day precedence: a higher rank keeps treatment more intensive and counts."""
+        return self.symptom_status_precedence.index(status)
 
     def adverse_event(self, code: str) -> VocabularyEntry:
         entry: VocabularyEntry = self._get("adverse event", code)

@@ -25,15 +25,21 @@ class Patient:
     id: str | None = None
     sex: str | None = None  # "female" | "male" | "other" | "unknown"
     birth_date: date | None = None
+    deceased_date: date | None = None
 
 
 @dataclass(frozen=True, order=True)
 class SymptomReport:
-    """One assessment of one symptom on one date; the latest per code is the current state."""
+    """One assessment of one symptom on one date; the latest per code is the current state.
+
+    ``reporter`` says who made the assessment: only a clinician's judgement may end neurological
+    loading (contract v1.1); a patient's or carer's diary entry asks for a review instead.
+    """
 
     date: date
     code: str
     status: str  # present | worsening | improving | stable | resolved
+    reporter: str = "clinician"  # clinician | patient | carer
 
 
 @dataclass(frozen=True, order=True)
@@ -93,6 +99,24 @@ class AdverseEvent:
     code: str
 
 
+@dataclass(frozen=True, order=True)
+class Decision:
+    """A clinician's recorded decision: who made it, when and why (contract v1.1)."""
+
+    date: date
+    code: str  # neuro_loading_complete | rechallenge_cleared
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PriorTreatment:
+    """Treatment before the first recorded dose (transferred in, or records kept elsewhere)."""
+
+    since: date
+    loading_completed: bool
+
+
 @dataclass(frozen=True)
 class Case:
     """Everything the assessment may use. Record tuples are kept sorted (date, then content)."""
@@ -108,6 +132,8 @@ class Case:
     prescription: Prescription | None = None
     medications: tuple[Medication, ...] = ()
     adverse_events: tuple[AdverseEvent, ...] = ()
+    decisions: tuple[Decision, ...] = ()
+    prior_treatment: PriorTreatment | None = None
 
     def __post_init__(self) -> None:
         # Input order carries no meaning: normalise it here so nothing downstream depends on it.
@@ -118,12 +144,14 @@ class Case:
             "administrations",
             "medications",
             "adverse_events",
+            "decisions",
         ):
             object.__setattr__(self, name, tuple(sorted(getattr(self, name), key=_record_key)))
 
     def known_on(self, as_of: date) -> Case:
         """The case as it was known on ``as_of``: records dated later are left out."""
         rx = self.prescription
+        prior = self.prior_treatment
         return Case(
             as_of=as_of,
             schema_version=self.schema_version,
@@ -136,6 +164,8 @@ class Case:
             prescription=rx if rx is not None and rx.start <= as_of else None,
             medications=tuple(m for m in self.medications if m.start <= as_of),
             adverse_events=tuple(e for e in self.adverse_events if e.date <= as_of),
+            decisions=tuple(d for d in self.decisions if d.date <= as_of),
+            prior_treatment=prior if prior is not None and prior.since <= as_of else None,
         )
 
 

@@ -9,12 +9,23 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from datetime import date, timedelta
+from typing import Any
 
 from b12plan.core.assessment import Finding
 from b12plan.core.context import Context
-from b12plan.core.course import injections, not_for_deficiency_use
-from b12plan.core.facts import DIAGNOSTIC, Result, is_anaemic, latest
+from b12plan.core.course import Course
+from b12plan.core.facts import (
+    B12_MARKERS,
+    DIAGNOSTIC,
+    Result,
+    current_record,
+    is_anaemic,
+    latest,
+    nitrous_oxide_sources,
+)
 from b12plan.core.model import Administration, Prescription
+from b12plan.core.plan import no_improvement_recorded, patient_reported_settled
+from b12plan.core.validity import allergic_events, clearance, not_for_deficiency_use
 
 Check = Callable[[Context], tuple[Finding, ...]]
 NONE: tuple[Finding, ...] = ()
@@ -41,6 +52,11 @@ def check_insufficient_data(ctx: Context) -> tuple[Finding, ...]:
             )
     if ctx.choice.problem:
         reasons.append(ctx.choice.problem)
+    if ctx.prior_loading_completed and ctx.course.last is None and ctx.protocol is not None:
+        reasons.append(
+            "treated elsewhere with loading completed, but the date of the last dose is not"
+            " recorded: record it to plan the next dose"
+        )
     if not reasons:
         return NONE
     return (ctx.finding("INSUFFICIENT_DATA", reasons=reasons),)
@@ -49,8 +65,8 @@ def check_insufficient_data(ctx: Context) -> tuple[Finding, ...]:
 def check_no_pretreatment_test(ctx: Context) -> tuple[Finding, ...]:
     """Take blood for testing before the first dose (NG239; Silverstein 2019)."""
     first = ctx.course.first
-    if first is None:
-        return NONE
+    if first is None or ctx.prior_loading_completed:
+        return NONE  # contract v1.1 rule 10: treated elsewhere first, tests were there
     if any(r.code in DIAGNOSTIC and r.date <= first for r in ctx.results):
         return NONE
     return (ctx.finding("NO_PRETREATMENT_TEST", first_injection=first),)
@@ -60,7 +76,7 @@ def check_treatment_without_indication(ctx: Context) -> tuple[Finding, ...]:
     """Treated although pre-treatment tests were normal, with no neurological symptom, chronic
     cause or macrocytic anaemia (Silverstein 2019: a quarter of injected older adults)."""
     first = ctx.course.first
-    if first is None or ctx.deficiency.status != "unlikely":
+    if first is None or ctx.deficiency.status != "unlikely" or ctx.prior_loading_completed:
         return NONE
     if ctx.neuro_codes or ctx.chronic or (ctx.anaemic_at_start and ctx.macrocytic_at_start):
         return NONE
@@ -76,6 +92,13 @@ def check_treatment_without_indication(ctx: Context) -> tuple[Finding, ...]:
 def _undertreatment_reason(ctx: Context) -> str | None:
     """Why the current regimen is less intensive than neurological involvement needs, if it is."""
     protocol, rx, course = ctx.protocol, ctx.case.prescription, ctx.course
+    if ctx.oral:
+        return "the regimen is oral: neurological involvement needs injections"
+    if ctx.on_hold:
+        return (
+            "injections are on hold after an allergic reaction: seek specialist advice on an"
+            " alternative product under supervision"
+        )
     if not course.dates:
         return "no treatment has started"
     if ctx.phase == "stopped":
@@ -126,15 +149,21 @@ def check_neuro_undertreated(ctx: Context) -> tuple[Finding, ...]:
     )
 
 
+def started_at_maintenance(course: Course) -> bool:
+    """The second valid dose came a maintenance gap after the first: no loading run."""
+    return len(course.dates) >= 2 and course.loading_run == 1
+
+
 def _maintenance_without_loading(ctx: Context) -> bool:
     course, rx = ctx.course, ctx.case.prescription
     if ctx.deficiency.status == "unlikely" and not ctx.chronic:
         return False
-    started_at_maintenance = len(course.dates) >= 2 and course.loading_run == 1
+    if ctx.prior_loading_completed or ctx.oral:
+        return False  # loading was done elsewhere; an oral regimen has no loading course
     ordered_at_maintenance = (
         rx is not None and rx.phase == "maintenance" and course.loading_run <= 1
     )
-    return started_at_maintenance or ordered_at_maintenance
+    return started_at_maintenance(course) or ordered_at_maintenance
 
 
 def check_maintenance_without_loading(ctx: Context) -> tuple[Finding, ...]:
@@ -143,13 +172,23 @@ def check_maintenance_without_loading(ctx: Context) -> tuple[Finding, ...]:
     if not _maintenance_without_loading(ctx):
         return NONE
     course, rx = ctx.course, ctx.case.prescription
-    if len(course.dates) >= 2 and course.loading_run == 1:
+    if started_at_maintenance(course):
         gap = _days(course.dates[0], course.dates[1])
         how = f"second dose {gap} days after the first on {course.dates[0]}"
+        window = int(ctx.knowledge.timing("catch_up_window_days"))
+        if ctx.catching_up:
+            plan_text = ": the plan now completes the protocol's loading course"
+        else:
+            plan_text = (
+                f"; the first dose was {window} days or more ago, so stores were probably"
+                " refilled: review whether a loading course is still needed"
+            )
         return (
             ctx.finding(
                 "MAINTENANCE_WITHOUT_LOADING",
                 how=how,
+                plan_text=plan_text,
+                catch_up=ctx.catching_up,
                 first_injection=course.dates[0],
                 second_injection=course.dates[1],
                 gap_days=gap,
@@ -162,6 +201,7 @@ def check_maintenance_without_loading(ctx: Context) -> tuple[Finding, ...]:
         ctx.finding(
             "MAINTENANCE_WITHOUT_LOADING",
             how=how,
+            plan_text="",
             prescription_phase=rx.phase,
             prescription_interval_days=rx.interval_days,
             loading_doses_given=course.loading_run,
@@ -171,7 +211,7 @@ def check_maintenance_without_loading(ctx: Context) -> tuple[Finding, ...]:
 
 def _loading_cut_short(ctx: Context) -> bool:
     course, rx = ctx.course, ctx.case.prescription
-    if ctx.protocol is None or course.loading_run < 2 or ctx.loading.complete:
+    if ctx.protocol is None or ctx.oral or course.loading_run < 2 or ctx.loading.complete:
         return False
     return course.moved_to_maintenance or (rx is not None and rx.phase == "maintenance")
 
@@ -224,7 +264,7 @@ def check_ready_for_maintenance(ctx: Context) -> tuple[Finding, ...]:
 
 
 def _results_after_loading(ctx: Context) -> tuple[Result, ...]:
-    end = ctx.course.last_loading_dose
+    end = ctx.loading_end
     if end is None:
         return ()
     return tuple(r for r in ctx.results if r.date > end)
@@ -299,15 +339,15 @@ def check_levels_falling_between_doses(ctx: Context) -> tuple[Finding, ...]:
     return (ctx.finding("LEVELS_FALLING_BETWEEN_DOSES", detail=detail, troughs=troughs),)
 
 
-def _returning_symptom(ctx: Context) -> dict[str, object] | None:
+def _returning_symptom(ctx: Context) -> dict[str, Any] | None:
     """A symptom that had improved, reported present or worse late in a maintenance interval."""
-    if ctx.interval is None or ctx.course.last_loading_dose is None:
+    loading_end = ctx.loading_end
+    if ctx.interval is None or loading_end is None:
         return None
     fraction = ctx.knowledge.timing("symptom_return_fraction")
     interval = ctx.interval.final
-    loading_end = ctx.course.last_loading_dose
-    for code in sorted({s.code for s in ctx.case.symptoms}):
-        reports = [s for s in ctx.case.symptoms if s.code == code]
+    for code in sorted({s.code for s in ctx.symptoms}):
+        reports = [s for s in ctx.symptoms if s.code == code]
         last = reports[-1]
         if last.status not in ("present", "worsening") or last.date <= loading_end:
             continue
@@ -349,8 +389,8 @@ def check_symptoms_worsening(ctx: Context) -> tuple[Finding, ...]:
     after = ctx.knowledge.timing("worsening_after_days")
     worse: list[str] = []
     latest_on: date | None = None
-    for code in sorted({s.code for s in ctx.case.symptoms}):
-        last = [s for s in ctx.case.symptoms if s.code == code][-1]
+    for code in sorted({s.code for s in ctx.symptoms}):
+        last = [s for s in ctx.symptoms if s.code == code][-1]
         if last.status == "worsening" and _days(first, last.date) >= after:
             worse.append(code)
             latest_on = max(latest_on or last.date, last.date)
@@ -368,15 +408,15 @@ def check_symptoms_worsening(ctx: Context) -> tuple[Finding, ...]:
 
 
 def check_no_followup_review(ctx: Context) -> tuple[Finding, ...]:
-    """About 3 months after starting, review symptoms and response; never adjust on symptoms
-    alone without objective follow-up (NG239, Seed)."""
+    """About 3 months after starting, review the response with a laboratory result (FBC, MMA or
+    active B12), not symptoms alone (NG239; the Seed's second mistake; contract v1.1 rule 8)."""
     first = ctx.course.first
     if first is None:
         return NONE
     days = _days(first, ctx.as_of)
     if days < ctx.knowledge.timing("followup_review_days"):
         return NONE
-    if any(r.date > first for r in ctx.results) or any(s.date > first for s in ctx.case.symptoms):
+    if any(r.date > first and ctx.knowledge.analyte(r.code).follow_up for r in ctx.results):
         return NONE
     return (ctx.finding("NO_FOLLOWUP_REVIEW", first_injection=first, days_since_first=days),)
 
@@ -404,7 +444,7 @@ def check_product_strength_mismatch(ctx: Context) -> tuple[Finding, ...]:
         if a.date >= rx.start and (rx.end is None or a.date <= rx.end)
     ]
     differing = [f"{a.date}: {_describe_admin(a)}" for a in during if differs(a)]
-    before = [a for a in injections(ctx.case, ctx.knowledge) if a.date < rx.start]
+    before = [a for a in ctx.valid_injections() if a.date < rx.start]
     if not during and before and differs(before[-1]):
         # A new order that switches product or strength: flag it until a dose is given under it.
         differing.append(f"{before[-1].date} (before this order): {_describe_admin(before[-1])}")
@@ -475,8 +515,10 @@ def check_dose_unit_suspect(ctx: Context) -> tuple[Finding, ...]:
 
 
 def check_stopped_lifelong_therapy(ctx: Context) -> tuple[Finding, ...]:
-    """Do not stop injections when the cause is irreversible (NG239)."""
-    if not ctx.chronic or ctx.phase != "stopped":
+    """Do not stop injections when the cause is irreversible (NG239). Not while injections are on
+    hold after an allergic reaction: "restart" would contradict the hold; the allergic-reaction
+    finding asks for specialist review of an alternative instead."""
+    if not ctx.chronic or ctx.phase != "stopped" or ctx.on_hold:
         return NONE
     causes = [c for c in ctx.case.causes if ctx.knowledge.cause(c).chronic]
     rx = ctx.case.prescription
@@ -509,7 +551,7 @@ def check_injection_overdue(ctx: Context) -> tuple[Finding, ...]:
     """The next dose window is anchored to the last actual dose; past it, the dose is overdue."""
     nd = ctx.next_dose
     if nd is None or ctx.as_of <= nd.overdue_after:
-        return NONE
+        return NONE  # no next dose while injections are on hold: never "overdue" then
     return (
         ctx.finding(
             "INJECTION_OVERDUE",
@@ -542,23 +584,30 @@ def check_adherence_gap(ctx: Context) -> tuple[Finding, ...]:
 
 def check_post_injection_sample(ctx: Context) -> tuple[Finding, ...]:
     """Serum B12 after injections reflects the injections, not stores (NG239)."""
-    first = ctx.course.first
+    first = ctx.first_treatment  # a B12 after treatment elsewhere began counts too (rule 10)
     if first is None:
         return NONE
-    dates = sorted(
-        {r.date for r in ctx.results if r.code in ("b12_total", "b12_active") and r.date > first}
-    )
+    dates = sorted({r.date for r in ctx.results if r.code in B12_MARKERS and r.date > first})
     if not dates:
         return NONE
     return (ctx.finding("POST_INJECTION_SAMPLE", dates=dates, first_injection=first),)
 
 
+def _maintenance_days(ctx: Context) -> int:
+    """The chosen protocol's maintenance interval, else the jurisdiction's default protocol's."""
+    if ctx.interval is not None and not ctx.oral:
+        return ctx.interval.final
+    return ctx.knowledge.default_protocol(
+        ctx.case.jurisdiction
+    ).maintenance.window.due_interval_days
+
+
 def check_folate_without_b12(ctx: Context) -> tuple[Finding, ...]:
-    """Never folic acid alone while B12 deficiency is present or not excluded (BNF, NG239);
-    start B12 at least 24 hours first (BSH)."""
-    if ctx.deficiency.status not in ("confirmed", "possible"):
-        return NONE
-    if ctx.case.administrations or any(m.code == "oral_b12" for m in ctx.case.medications):
+    """Never folic acid alone while B12 deficiency is present or not excluded, and "never tested"
+    is not excluded (BNF, NG239; contract v1.1 rule 3); start B12 at least 24 hours first (BSH).
+    B12 given more than twice the maintenance interval before folic acid started does not count.
+    In pregnancy folic acid continues: start or test B12 alongside it (NG239)."""
+    if ctx.deficiency.status not in ("confirmed", "possible", "unknown"):
         return NONE
     folic = [
         m
@@ -567,9 +616,37 @@ def check_folate_without_b12(ctx: Context) -> tuple[Finding, ...]:
     ]
     if not folic:
         return NONE
+    start = folic[0].start
+    lookback = int(ctx.knowledge.timing("folate_b12_lookback_factor") * _maintenance_days(ctx))
+    since = start - timedelta(days=lookback)
+    if any(d.valid and d.given.date >= since for d in ctx.doses):
+        return NONE
+    if any(
+        m.code == "oral_b12" and (m.end is None or m.end >= since) for m in ctx.case.medications
+    ):
+        return NONE
+    older = [d.given.date for d in ctx.doses if d.valid]
+    lookback_text = (
+        f" (the last B12 dose, on {older[-1]}, was more than {lookback} days before)"
+        if older
+        else ""
+    )
+    deficiency_text = (
+        "not excluded (B12 never tested)"
+        if ctx.deficiency.status == "unknown"
+        else ctx.deficiency.status
+    )
+    pregnant = bool({"pregnancy", "breastfeeding"} & set(ctx.case.causes))
     return (
         ctx.finding(
-            "FOLATE_WITHOUT_B12", folic_acid_start=folic[0].start, deficiency=ctx.deficiency.status
+            "FOLATE_WITHOUT_B12",
+            variant="pregnancy" if pregnant else None,
+            folic_acid_start=start,
+            deficiency=ctx.deficiency.status,
+            deficiency_text=deficiency_text,
+            lookback_text=lookback_text,
+            lookback_days=lookback,
+            pregnant_or_breastfeeding=pregnant,
         ),
     )
 
@@ -600,9 +677,30 @@ def _events(ctx: Context, kind: str) -> list[str]:
 
 
 def check_allergic_reaction(ctx: Context) -> tuple[Finding, ...]:
-    """Anaphylaxis is rare: stop, escalate, record (US label, BNF)."""
+    """Anaphylaxis is rare: stop, escalate, record; further doses only after a clinician's review,
+    possibly a different product under supervision (US label, BNF). Until a recorded
+    ``rechallenge_cleared`` decision, injections are on hold: no next dose, no schedule, never
+    "overdue" (contract v1.1)."""
     events = _events(ctx, "allergic")
-    return (ctx.finding("ALLERGIC_REACTION", events=events),) if events else NONE
+    if not events:
+        return NONE
+    cleared = [
+        c
+        for e in allergic_events(ctx.case, ctx.knowledge)
+        if (c := clearance(e, ctx.case.decisions, ctx.as_of)) is not None
+    ]
+    if ctx.on_hold:
+        hold_text = (
+            "injections are on hold until a clinician records that they are cleared"
+            " (rechallenge_cleared)"
+        )
+    else:
+        last = max(cleared, key=lambda d: d.date)
+        hold_text = f"injections were cleared on {last.date} by {last.by} ({last.reason})"
+    evidence: dict[str, Any] = {"events": events, "injections_on_hold": ctx.on_hold}
+    if cleared and not ctx.on_hold:
+        evidence["cleared_on"] = max(c.date for c in cleared)
+    return (ctx.finding("ALLERGIC_REACTION", hold_text=hold_text, **evidence),)
 
 
 def check_injection_site_reaction(ctx: Context) -> tuple[Finding, ...]:
@@ -634,6 +732,8 @@ def check_cause_unknown(ctx: Context) -> tuple[Finding, ...]:
         return NONE
     if set(ctx.case.causes) - {"unknown"}:
         return NONE
+    if any(ctx.knowledge.medication(m.code).risk_factor for m in ctx.case.medications):
+        return NONE  # contract v1.1 rule 11: a drug risk factor is a recorded possible cause
     return (
         ctx.finding(
             "CAUSE_UNKNOWN", deficiency=ctx.deficiency.status, causes=list(ctx.case.causes)
@@ -645,6 +745,8 @@ def _maintenance_fits(ctx: Context) -> list[str] | None:
     """The seed's criteria for maintenance-interval dosing; the results that show it, or None."""
     course = ctx.course
     if not (ctx.in_maintenance and ctx.loading.complete and course.moved_to_maintenance):
+        return None
+    if ctx.on_hold or ctx.oral:
         return None
     if _active_deficiency(ctx) or _falling_levels(ctx) or _returning_symptom(ctx):
         return None
@@ -663,8 +765,8 @@ def _maintenance_fits(ctx: Context) -> list[str] | None:
     hb = latest(after, "haemoglobin")
     if hb is not None and is_anaemic(hb, ctx.case, ctx.knowledge) is not False:
         return None
-    for code in sorted({s.code for s in ctx.case.symptoms}):
-        current = [s for s in ctx.case.symptoms if s.code == code][-1]
+    for code in sorted({s.code for s in ctx.symptoms}):
+        current = [s for s in ctx.symptoms if s.code == code][-1]
         if current.status in ("present", "worsening"):
             return None
     shown = [r for code in ("mma", "haemoglobin", "mcv") if (r := latest(after, code))]
@@ -705,6 +807,211 @@ def check_interval_longer_than_protocol(ctx: Context) -> tuple[Finding, ...]:
     )
 
 
+# --- contract v1.1: clinical safety ------------------------------------------------------------
+
+
+def _neuro_loading(ctx: Context) -> bool:
+    """On the neurological protocol and still loading (loading not ended)."""
+    p = ctx.protocol
+    return (
+        p is not None
+        and p.loading_end == "symptoms_stop_improving"
+        and ctx.phase == "loading"
+        and ctx.course.first is not None
+    )
+
+
+def check_neuro_review_due(ctx: Context) -> tuple[Finding, ...]:
+    """A patient's or carer's "stable"/"resolved" never ends alternate-day loading: "until no
+    further improvement" is a clinician's judgement; it asks for a review (BNF, NG239; contract
+    v1.1 rule 1)."""
+    if not _neuro_loading(ctx):
+        return NONE
+    report = patient_reported_settled(ctx.symptoms, ctx.neuro_codes, ctx.as_of, ctx.knowledge)
+    if report is None:
+        return NONE
+    current = [current_record(ctx.symptoms, c, ctx.as_of) for c in ctx.neuro_codes]
+    statuses = sorted({r.status for r in current if r is not None})
+    return (
+        ctx.finding(
+            "NEURO_REVIEW_DUE",
+            reporter=report.reporter,
+            symptoms=list(ctx.neuro_codes),
+            statuses=" or ".join(statuses),
+            reported_on=report.date,
+            first_injection=ctx.course.first,
+        ),
+    )
+
+
+def check_neuro_no_response(ctx: Context) -> tuple[Finding, ...]:
+    """No improvement recorded after 21 days of alternate-day loading, or a clinician's "stable"
+    with no improvement ever recorded, is non-response: re-evaluate the diagnosis, seek specialist
+    advice; loading continues (NG239; the 21 days are a local choice)."""
+    first = ctx.course.first
+    if not _neuro_loading(ctx) or first is None:
+        return NONE
+    if not no_improvement_recorded(ctx.symptoms, ctx.neuro_codes, first, ctx.as_of):
+        return NONE
+    days = _days(first, ctx.as_of)
+    clinician_stable = [
+        c
+        for c in ctx.neuro_codes
+        if (r := current_record(ctx.symptoms, c, ctx.as_of)) is not None
+        and r.status == "stable"
+        and ctx.knowledge.reporter(r.reporter).ends_neuro_loading
+    ]
+    if days < ctx.knowledge.timing("neuro_no_response_days") and not clinician_stable:
+        return NONE
+    stable_text = (
+        f", judged stable by a clinician ({', '.join(clinician_stable)})"
+        if clinician_stable
+        else ""
+    )
+    return (
+        ctx.finding(
+            "NEURO_NO_RESPONSE",
+            first_injection=first,
+            days_on_loading=days,
+            stable_text=stable_text,
+            clinician_stable=clinician_stable,
+            symptoms=list(ctx.neuro_codes),
+        ),
+    )
+
+
+def check_nitrous_oxide_exposure(ctx: Context) -> tuple[Finding, ...]:
+    """Nitrous oxide causes functional deficiency with a normal total B12: with neurological
+    symptoms treat now without waiting for results, test homocysteine or MMA, advise stopping,
+    seek specialist advice (NG239)."""
+    via = nitrous_oxide_sources(ctx.case)
+    if not via or not ctx.neuro_unresolved:
+        return NONE
+    return (
+        ctx.finding(
+            "NITROUS_OXIDE_EXPOSURE",
+            via=" and ".join(f"recorded as a {v}" for v in via),
+            symptoms=list(ctx.neuro_unresolved),
+            deficiency=ctx.deficiency.status,
+        ),
+    )
+
+
+def check_confirmatory_test_needed(ctx: Context) -> tuple[Finding, ...]:
+    """An indeterminate total B12 (or a raised homocysteine alone) with no MMA or active B12, no
+    neurological symptom and no anaemia: test before treating; a drug risk factor is a reason to
+    test, never on its own to inject (NG239, BSH; contract v1.1 rule 5)."""
+    if not ctx.confirmatory_test_needed:
+        return NONE
+    risks = [m.code for m in ctx.case.medications if ctx.knowledge.medication(m.code).risk_factor]
+    risks += [c for c in ctx.case.causes if c in ("metformin", "ppi")]
+    risk_text = (
+        f" ({', '.join(sorted(set(risks)))}: a reason to test, not to inject)" if risks else ""
+    )
+    return (
+        ctx.finding(
+            "CONFIRMATORY_TEST_NEEDED",
+            results=[r.describe() for r in ctx.deficiency.basis],
+            risk_text=risk_text,
+            risk_factors=sorted(set(risks)),
+        ),
+    )
+
+
+def check_pregnancy_review(ctx: Context) -> tuple[Finding, ...]:
+    """Pregnancy or breastfeeding: active B12 first (total B12 falls in pregnancy), specialist
+    advice, folic acid continues, review at 1 month (NG239)."""
+    states = [c for c in ("pregnancy", "breastfeeding") if c in ctx.case.causes]
+    if not states or ctx.deficiency.status not in ("confirmed", "possible"):
+        return NONE
+    state = "Pregnant" if "pregnancy" in states else "Breastfeeding"
+    return (
+        ctx.finding(
+            "PREGNANCY_REVIEW", state=state, causes=states, deficiency=ctx.deficiency.status
+        ),
+    )
+
+
+def check_outside_scope_age(ctx: Context) -> tuple[Finding, ...]:
+    """NG239 covers people aged 16 and over: no adult dose for a child (paediatric specialist,
+    BNFC)."""
+    if not ctx.out_of_scope_age:
+        return NONE
+    return (
+        ctx.finding(
+            "OUTSIDE_SCOPE_AGE",
+            age_years=ctx.age_years,
+            as_of=ctx.as_of,
+            birth_date=ctx.case.patient.birth_date,
+            minimum_age_years=int(ctx.knowledge.timing("minimum_age_years")),
+        ),
+    )
+
+
+def check_oral_dose_too_low_for_malabsorption(ctx: Context) -> tuple[Finding, ...]:
+    """With malabsorption, oral B12 needs at least 1 mg daily (NG239)."""
+    if not ctx.oral or ctx.dose_in_use is None or ctx.protocol is None:
+        return NONE
+    causes = [c for c in ctx.case.causes if ctx.knowledge.cause(c).malabsorptive]
+    minimum = ctx.knowledge.timing("oral_malabsorption_min_mcg")
+    dose_mcg = ctx.knowledge.formulary.to_mcg(*ctx.dose_in_use)
+    if not causes or dose_mcg >= minimum:
+        return NONE
+    return (
+        ctx.finding(
+            "ORAL_DOSE_TOO_LOW_FOR_MALABSORPTION",
+            product=ctx.protocol.product,
+            dose=_amount(*ctx.dose_in_use),
+            dose_mcg=dose_mcg,
+            minimum=_amount(minimum, "mcg"),
+            causes=causes,
+        ),
+    )
+
+
+def check_result_implausible(ctx: Context) -> tuple[Finding, ...]:
+    """A value impossible for its unit is a unit error until proven otherwise: it drives no
+    decision (local rule; the ranges are local choices in the knowledge base)."""
+    if not ctx.implausible:
+        return NONE
+    shown = [
+        f"{o.code} {_amount(o.value, o.unit)} on {o.date}" + _plausible_text(ctx, o.code, o.unit)
+        for o in ctx.implausible
+    ]
+    return (ctx.finding("RESULT_IMPLAUSIBLE", results=shown),)
+
+
+def _plausible_text(ctx: Context, code: str, unit: str) -> str:
+    allowed = ctx.knowledge.analyte(code).plausible_in(unit)
+    if allowed is None:
+        return ""
+    return f" (possible: {_amount(allowed.low, '')}-{_amount(allowed.high, unit)})".replace(
+        " -", "-"
+    )
+
+
+def check_possible_hypersensitivity(ctx: Context) -> tuple[Finding, ...]:
+    """Rash or itching soon after a dose may be early hypersensitivity (US label)."""
+    window = int(ctx.knowledge.timing("hypersensitivity_window_days"))
+    injected = [d.given.date for d in ctx.doses if not d.oral]
+    found = [
+        f"{e.code} on {e.date}"
+        for e in ctx.case.adverse_events
+        if e.code in ("rash", "itching") and any(0 <= _days(d, e.date) <= window for d in injected)
+    ]
+    if not found:
+        return NONE
+    return (ctx.finding("POSSIBLE_HYPERSENSITIVITY", events=found, window_days=window),)
+
+
+def check_patient_deceased(ctx: Context) -> tuple[Finding, ...]:
+    """A deceased patient has no plan, no reminders and leaves every worklist (contract v1.1)."""
+    died = ctx.case.patient.deceased_date
+    if died is None or died > ctx.as_of:
+        return NONE
+    return (ctx.finding("PATIENT_DECEASED", deceased_date=died),)
+
+
 CHECKS: tuple[Check, ...] = (
     check_insufficient_data,
     check_no_pretreatment_test,
@@ -733,4 +1040,14 @@ CHECKS: tuple[Check, ...] = (
     check_injection_site_reaction,
     check_oral_maintenance_option,
     check_cause_unknown,
+    check_neuro_review_due,
+    check_neuro_no_response,
+    check_nitrous_oxide_exposure,
+    check_confirmatory_test_needed,
+    check_pregnancy_review,
+    check_outside_scope_age,
+    check_oral_dose_too_low_for_malabsorption,
+    check_result_implausible,
+    check_possible_hypersensitivity,
+    check_patient_deceased,
 )

@@ -1,4 +1,4 @@
-"""Example cases shipped for ``b12plan demo``: contract v1 JSON, one patient story per file.
+"""Example cases shipped for ``b12plan demo``: contract v1.1 JSON, one patient story per file.
 
 Each file is a plain case document (no extra keys: the contract forbids them), so it also serves
 as a template for writing cases by hand. The titles below say what each story shows.
@@ -16,6 +16,7 @@ TITLES = {
     "04-us-cyanocobalamin-maintenance.json": "US cyanocobalamin 1000 mcg monthly after gastrectomy",
     "05-no-pretreatment-test.json": "Injections started without a pre-treatment B12 test",
     "06-stopped-lifelong.json": "Irreversible cause, prescription ended: lifelong therapy stopped",
+    "07-allergic-hold.json": "Anaphylaxis after the second dose: injections on hold (v1.1)",
 }
 
 

@@ -20,7 +20,6 @@ from fhir.resources.R4B.bundle import Bundle
 
 from b12plan.caseio import CaseError, case_to_dict
 from b12plan.core.assessment import Assessment
-from b12plan.core.course import not_for_deficiency_use
 from b12plan.core.knowledge import Knowledge
 from b12plan.core.model import (
     Administration,
@@ -31,6 +30,7 @@ from b12plan.core.model import (
     Prescription,
     SymptomReport,
 )
+from b12plan.core.validity import not_for_deficiency_use
 from b12plan.fhir.codes import (
     ATC,
     LOINC,

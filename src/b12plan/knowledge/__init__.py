@@ -36,7 +36,16 @@ _BODY_KEYS = {
     "protocols": {"protocol"},
     "formulary": {"product", "dose_unit", "implausible_factor", "implausible_source"},
     "analytes": {"analyte", "anaemia"},
-    "vocabulary": {"symptom_statuses", "causes", "symptoms", "medications", "adverse_events"},
+    "vocabulary": {
+        "symptom_statuses",
+        "symptom_status_precedence",
+        "reporters",
+        "decisions",
+        "causes",
+        "symptoms",
+        "medications",
+        "adverse_events",
+    },
     "rules": {"timing"},
     "findings": {"finding"},
     "monitoring": {"item"},
@@ -78,6 +87,7 @@ def parse_knowledge(texts: dict[str, str]) -> Knowledge:
                 f"{name}.toml: version {doc['version']!r} differs from sources.toml {version!r}"
             )
     for protocol in docs["protocols"].get("protocol", []):
+        protocol.setdefault("loading", [])  # oral protocols have no loading course
         for stage in protocol.get("loading", []):
             if stage.get("doses") == "open":  # TOML has no null: "open" means until response
                 stage["doses"] = None
@@ -100,6 +110,9 @@ def parse_knowledge(texts: dict[str, str]) -> Knowledge:
         "symptom_statuses": docs["vocabulary"].get("symptom_statuses", []),
         "medications": docs["vocabulary"].get("medications", []),
         "adverse_events": docs["vocabulary"].get("adverse_events", []),
+        "symptom_status_precedence": docs["vocabulary"].get("symptom_status_precedence", []),
+        "reporters": docs["vocabulary"].get("reporters", []),
+        "decisions": docs["vocabulary"].get("decisions", []),
         "findings": docs["findings"].get("finding", []),
         "monitoring": docs["monitoring"].get("item", []),
     }

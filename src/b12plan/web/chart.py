@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from b12plan.core.assessment import Assessment
-from b12plan.core.course import build_course, injections
+from b12plan.core.assessment import Assessment, DoseValidity
 from b12plan.core.facts import Result, anaemia_threshold, is_anaemic, to_result
 from b12plan.core.knowledge import Knowledge
-from b12plan.core.model import Case
+from b12plan.core.model import Administration, Case
 
 Figure = dict[str, Any]
 
@@ -123,11 +122,11 @@ def timeline_figure(case: Case, assessment: Assessment, knowledge: Knowledge) ->
 def timeline_rows(case: Case, assessment: Assessment, knowledge: Knowledge) -> list[TimelineRow]:
     """The chart's facts in date order, for the table under the chart and for print."""
     known = case.known_on(assessment.as_of)
-    course = build_course(known, knowledge)
-    loading_dates = set(course.dates[: course.loading_run])
     rows: list[TimelineRow] = []
-    for a in injections(known, knowledge):
-        phase = "loading" if a.date in loading_dates else "maintenance"
+    for a, judged in _judged_doses(known, assessment):
+        if a.route == "oral":
+            continue
+        phase = judged.counts_as if judged.valid else "not counted: " + ", ".join(judged.reasons)
         rows.append(TimelineRow(a.date, f"Injection ({phase})", _administration_text(a)))
     for s in known.symptoms:
         label = knowledge.symptom(s.code).label
@@ -179,6 +178,12 @@ def _axes() -> dict[str, dict[str, Any]]:
     return axes
 
 
+def _judged_doses(known: Case, assessment: Assessment) -> list[tuple[Administration, DoseValidity]]:
+    """Each administration with the core's judgement of it (``dose_validity`` is in the same
+    order as the case's administrations): the chart shows what the assessment counted."""
+    return list(zip(known.administrations, assessment.dose_validity, strict=True))
+
+
 def _layout_key(axis_name: str) -> str:
     return "yaxis" if axis_name == "y" else f"yaxis{axis_name[1:]}"
 
@@ -186,15 +191,13 @@ def _layout_key(axis_name: str) -> str:
 def _injection_traces(
     case: Case, assessment: Assessment, knowledge: Knowledge, axis: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    course = build_course(case, knowledge)
-    loading_dates = set(course.dates[: course.loading_run])
-    given = injections(case, knowledge)
+    judged = _judged_doses(case.known_on(assessment.as_of), assessment)
     traces = []
     for phase, colour, symbol in (
         ("loading", LOADING_COLOUR, "diamond"),
         ("maintenance", MAINTENANCE_COLOUR, "circle"),
     ):
-        chosen = [a for a in given if (a.date in loading_dates) == (phase == "loading")]
+        chosen = [a for a, d in judged if d.counts_as == phase]
         if chosen:
             traces.append(
                 _points(
