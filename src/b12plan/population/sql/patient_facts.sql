@@ -155,12 +155,15 @@ WITH cause_flags AS (
         p.patient_key,
         p.jurisdiction,
         p.sex,
+        -- completed years of age on :as_of below the minimum (b12plan.core.facts.age_years)
         p.birth_date IS NOT NULL
             AND EXTRACT(YEAR FROM CAST(:as_of AS DATE)) - EXTRACT(YEAR FROM p.birth_date)
-                - CASE WHEN EXTRACT(MONTH FROM CAST(:as_of AS DATE)) * 100
-                            + EXTRACT(DAY FROM CAST(:as_of AS DATE))
-                            < EXTRACT(MONTH FROM p.birth_date) * 100
-                              + EXTRACT(DAY FROM p.birth_date)
+                - CASE WHEN EXTRACT(MONTH FROM CAST(:as_of AS DATE))
+                            < EXTRACT(MONTH FROM p.birth_date)
+                           OR (EXTRACT(MONTH FROM CAST(:as_of AS DATE))
+                                   = EXTRACT(MONTH FROM p.birth_date)
+                               AND EXTRACT(DAY FROM CAST(:as_of AS DATE))
+                                   < EXTRACT(DAY FROM p.birth_date))
                        THEN 1 ELSE 0 END
                 < :minimum_age_years AS out_of_scope,
         COALESCE(cf.chronic, 0) = 1 AS chronic,
