@@ -3,18 +3,18 @@
 -- not for deficiency; a dose :implausible_factor times outside the route's range is implausible
 -- (a mcg/mg slip); an off-label route still counts; an injection given after an allergic reaction
 -- (dated before the dose) with no rechallenge_cleared decision between them was given during the
--- hold; of the otherwise valid doses of one date (injections and oral doses apart) the first in
--- order counts and the rest are same-day duplicates. Only valid doses make the course.
+-- hold. ``valid``: none of these. Of the valid doses of one day and kind only the first in order
+-- counts (the rest are same-day duplicates); every reader takes valid doses by day (the course's
+-- dates, "a valid dose since"), and the one that needs the dose that counted on a day
+-- (PRODUCT_STRENGTH_MISMATCH) ranks that day's doses itself, so duplicates are not marked here.
 WITH judged AS (
     SELECT
         a.patient_key, a.event_date, a.product, a.dose_mcg, a.route,
         a.route = 'oral' AS oral,
         n.product IS NOT NULL AS other_use,
-        n.product IS NOT NULL OR r.product IS NULL AS not_for_deficiency,
         n.product IS NULL AND r.product IS NOT NULL
-            AND (a.dose_mcg >= r.max_mcg * :implausible_factor
-                 OR a.dose_mcg <= r.min_mcg / :implausible_factor) AS dose_implausible,
-        n.product IS NULL AND COALESCE(r.off_label, FALSE) AS route_not_recommended
+            AND a.dose_mcg < r.max_mcg * :implausible_factor
+            AND a.dose_mcg > r.min_mcg / :implausible_factor AS for_deficiency
     FROM administrations AS a
     LEFT JOIN kb_not_for_deficiency AS n
         ON n.product = a.product AND n.route = a.route AND a.dose_mcg >= n.min_mcg
@@ -33,30 +33,16 @@ WITH judged AS (
     WHERE e.event_date <= :as_of
     GROUP BY e.patient_key, e.event_date
 ), held AS (
+    -- injection days during a hold
     SELECT DISTINCT j.patient_key, j.event_date
     FROM judged AS j
     JOIN allergic AS al
         ON al.patient_key = j.patient_key AND al.event_date < j.event_date
         AND (al.cleared_on IS NULL OR al.cleared_on > j.event_date)
     WHERE NOT j.oral
-), flagged AS (
-    SELECT
-        j.*,
-        h.patient_key IS NOT NULL AS after_allergic_reaction
-    FROM judged AS j
-    LEFT JOIN held AS h ON h.patient_key = j.patient_key AND h.event_date = j.event_date
-        AND NOT j.oral
-), ordered AS (
-    SELECT
-        f.*,
-        NOT (f.not_for_deficiency OR f.dose_implausible OR f.after_allergic_reaction)
-            AS otherwise_valid
-    FROM flagged AS f
 )
 SELECT
-    o.*,
-    o.otherwise_valid AND ROW_NUMBER() OVER (
-        PARTITION BY o.patient_key, o.event_date, o.oral, o.otherwise_valid
-        ORDER BY o.product, o.dose_mcg, o.route
-    ) = 1 AS valid
-FROM ordered AS o
+    j.patient_key, j.event_date, j.product, j.dose_mcg, j.route, j.oral, j.other_use,
+    j.for_deficiency AND (j.oral OR h.patient_key IS NULL) AS valid
+FROM judged AS j
+LEFT JOIN held AS h ON h.patient_key = j.patient_key AND h.event_date = j.event_date

@@ -111,33 +111,51 @@ WITH cause_flags AS (
     ) AS ranked
     WHERE rn = 1
     GROUP BY patient_key
-), in_use AS (
+), in_use_rows AS (
     -- the doses in use (b12plan.core.evaluate.build_context): every dose given, valid or not,
-    -- except another use of the product (the cyanide antidote); the latest of all decides
-    -- whether the regimen is oral, the latest of that kind gives the product and dose in use
+    -- except another use of the product (the cyanide antidote)
+    SELECT patient_key, event_date, product, dose_mcg, route, oral, valid
+    FROM dose_validity
+    WHERE oral OR NOT other_use
+), last_day AS (
+    SELECT
+        patient_key, oral, MAX(event_date) AS last_date,
+        MAX(CASE WHEN valid THEN 1 ELSE 0 END) AS any_valid
+    FROM in_use_rows
+    GROUP BY patient_key, oral
+), last_rows AS (
+    -- the latest dose of each kind (injection, oral); on a day with several, the last in order
+    SELECT
+        r.patient_key, r.oral, r.event_date, r.product, r.dose_mcg, r.route,
+        ROW_NUMBER() OVER (
+            PARTITION BY r.patient_key, r.oral
+            ORDER BY r.product DESC, r.dose_mcg DESC, r.route DESC
+        ) AS pick,
+        ROW_NUMBER() OVER (
+            PARTITION BY r.patient_key
+            ORDER BY r.event_date DESC, r.product DESC, r.dose_mcg DESC, r.route DESC
+        ) AS overall
+    FROM in_use_rows AS r
+    JOIN last_day AS l
+        ON l.patient_key = r.patient_key AND l.oral = r.oral AND l.last_date = r.event_date
+), in_use AS (
+    -- the latest of all decides whether the regimen is oral; the latest of that kind gives the
+    -- product and dose in use
     SELECT
         patient_key,
-        MAX(CASE WHEN by_kind = 1 AND NOT oral THEN product END) AS injection_product,
-        MAX(CASE WHEN by_kind = 1 AND NOT oral THEN dose_mcg END) AS injection_dose_mcg,
-        MAX(CASE WHEN by_kind = 1 AND oral THEN product END) AS oral_product,
-        MAX(CASE WHEN by_kind = 1 AND oral THEN dose_mcg END) AS oral_dose_mcg,
-        MAX(CASE WHEN overall = 1 AND oral THEN 1 ELSE 0 END) AS latest_is_oral,
-        MAX(CASE WHEN oral AND valid THEN 1 ELSE 0 END) AS oral_given,
-        MAX(CASE WHEN valid THEN 1 ELSE 0 END) AS any_valid
-    FROM (
-        SELECT
-            v.patient_key, v.product, v.dose_mcg, v.oral, v.valid,
-            ROW_NUMBER() OVER (
-                PARTITION BY v.patient_key, v.oral
-                ORDER BY v.event_date DESC, v.product DESC, v.dose_mcg DESC, v.route DESC
-            ) AS by_kind,
-            ROW_NUMBER() OVER (
-                PARTITION BY v.patient_key
-                ORDER BY v.event_date DESC, v.product DESC, v.dose_mcg DESC, v.route DESC
-            ) AS overall
-        FROM dose_validity AS v
-        WHERE v.oral OR NOT v.other_use
-    ) AS ranked
+        MAX(CASE WHEN pick = 1 AND NOT oral THEN product END) AS injection_product,
+        MAX(CASE WHEN pick = 1 AND NOT oral THEN dose_mcg END) AS injection_dose_mcg,
+        MAX(CASE WHEN pick = 1 AND oral THEN product END) AS oral_product,
+        MAX(CASE WHEN pick = 1 AND oral THEN dose_mcg END) AS oral_dose_mcg,
+        MAX(CASE WHEN overall = 1 AND oral THEN 1 ELSE 0 END) AS latest_is_oral
+    FROM last_rows
+    GROUP BY patient_key
+), validity AS (
+    SELECT
+        patient_key,
+        MAX(CASE WHEN oral THEN any_valid ELSE 0 END) AS oral_given,
+        MAX(any_valid) AS any_valid
+    FROM last_day
     GROUP BY patient_key
 ), follow_up AS (
     SELECT r.patient_key, MAX(r.event_date) AS last_follow_up_date
@@ -145,11 +163,6 @@ WITH cause_flags AS (
     JOIN kb_analyte AS a ON a.code = r.code
     WHERE a.follow_up
     GROUP BY r.patient_key
-), last_symptom AS (
-    SELECT patient_key, MAX(event_date) AS last_symptom_date
-    FROM symptoms
-    WHERE event_date <= :as_of
-    GROUP BY patient_key
 ), facts AS (
     SELECT
         p.patient_key,
@@ -195,8 +208,8 @@ WITH cause_flags AS (
         ts.first_treatment,
         CASE WHEN rx.patient_key IS NOT NULL THEN rx.route = 'oral'
              ELSE COALESCE(lv.latest_is_oral, 0) = 1 END AS oral,
-        COALESCE(lv.oral_given, 0) = 1 AS oral_given,
-        COALESCE(lv.any_valid, 0) = 1 AS any_valid_dose,
+        COALESCE(va.oral_given, 0) = 1 AS oral_given,
+        COALESCE(va.any_valid, 0) = 1 AS any_valid_dose,
         CASE WHEN rx.patient_key IS NOT NULL THEN rx.product
              WHEN lv.latest_is_oral = 1 THEN lv.oral_product
              ELSE lv.injection_product END AS product_in_use,
@@ -204,7 +217,6 @@ WITH cause_flags AS (
              WHEN lv.latest_is_oral = 1 THEN lv.oral_dose_mcg
              ELSE lv.injection_dose_mcg END AS dose_in_use_mcg,
         fu.last_follow_up_date,
-        ls.last_symptom_date,
         d.patient_key IS NOT NULL AND d.mma IS NOT NULL AS mma_tested,
         COALESCE(d.active_tested, 0) = 1 AS active_tested,
         CASE
@@ -232,8 +244,8 @@ WITH cause_flags AS (
     LEFT JOIN deficiency AS d ON d.patient_key = p.patient_key
     LEFT JOIN start_blood AS sb ON sb.patient_key = p.patient_key
     LEFT JOIN in_use AS lv ON lv.patient_key = p.patient_key
+    LEFT JOIN validity AS va ON va.patient_key = p.patient_key
     LEFT JOIN follow_up AS fu ON fu.patient_key = p.patient_key
-    LEFT JOIN last_symptom AS ls ON ls.patient_key = p.patient_key
 ), judged AS (
     SELECT
         facts.*,

@@ -31,8 +31,13 @@ WITH rx AS (
     WHERE d.event_date < n.rx_start
     GROUP BY d.patient_key
 ), last_injection AS (
-    -- the valid injection of that day (one a day counts)
-    SELECT v.patient_key, v.event_date, v.product, v.dose_mcg, 1 AS rn
+    -- the dose that counted that day: the first valid injection in order (the rest are
+    -- same-day duplicates)
+    SELECT
+        v.patient_key, v.event_date, v.product, v.dose_mcg,
+        ROW_NUMBER() OVER (
+            PARTITION BY v.patient_key ORDER BY v.product, v.dose_mcg, v.route
+        ) AS rn
     FROM dose_validity AS v
     JOIN last_before AS l ON l.patient_key = v.patient_key AND l.event_date = v.event_date
     WHERE v.valid AND NOT v.oral
