@@ -146,7 +146,9 @@ def random_case(rng: random.Random, k: Knowledge) -> Case:
     medications = [
         Medication(
             day(),
-            rng.choice(["folic_acid", "folic_acid", "oral_b12", "metformin", "ppi", "nitrous_oxide"]),
+            rng.choice(
+                ["folic_acid", "folic_acid", "oral_b12", "metformin", "ppi", "nitrous_oxide"]
+            ),
             rng.choice([None, AS_OF - timedelta(days=rng.randint(-30, 30))]),
         )
         for _ in range(rng.choice([0, 0, 1, 2]))
@@ -169,7 +171,9 @@ def random_case(rng: random.Random, k: Knowledge) -> Case:
         decisions.append(Decision(when, "neuro_loading_complete", "Dr B", "no further change"))
     prior = None
     if rng.random() < 0.08:
-        prior = PriorTreatment(start - timedelta(days=rng.choice([1, 100, 700])), rng.random() < 0.6)
+        prior = PriorTreatment(
+            start - timedelta(days=rng.choice([1, 100, 700])), rng.random() < 0.6
+        )
     birth = date(1950, 1, 1)
     if rng.random() < 0.05:  # a child, or just 16
         birth = AS_OF - timedelta(days=rng.choice([200, 3000, 16 * 365 + 3, 16 * 365 + 5]))

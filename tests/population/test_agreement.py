@@ -85,9 +85,7 @@ def test_the_scenarios_exercise_every_covered_code(
     assert fired == set(rule_codes())
 
 
-def test_deceased_patients_leave_the_worklist(
-    tmp_path: Path, knowledge: Knowledge
-) -> None:
+def test_deceased_patients_leave_the_worklist(tmp_path: Path, knowledge: Knowledge) -> None:
     """Core gives a deceased patient the one finding PATIENT_DECEASED; the worklist has no row
     for them (and the same patient, not yet deceased on as_of, is on it)."""
     rng = random.Random(7)

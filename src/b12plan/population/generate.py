@@ -302,7 +302,9 @@ class _Sql:
             CASE WHEN {u(116)} < {self.share("v11", "deceased")}
                  THEN {self.end} - CAST(floor({u(117)} * 365) AS INTEGER) END AS deceased_date,
             treated AND {u(118)} < {self.share("v11", "oral_switch")} AS oral_switch,
-            CASE WHEN {u(119)} < {self.share("v11", "oral_low_dose")} THEN {oral_low} ELSE {oral_high} END
+            CASE WHEN {u(119)} < {self.share("v11", "oral_low_dose")} THEN {oral_low} ELSE {
+            oral_high
+        } END
                 AS oral_dose_mcg
         FROM f;
 
@@ -427,7 +429,7 @@ class _Sql:
 
     # -- output tables ----------------------------------------------------------------------------
     def table(self, name: str) -> str:
-        u, p = self.u, self.p
+        u = self.u
         end = self.end
         if name == "patients":
             return """SELECT n AS patient_key, patient_id, clinic_id, sex, birth_date,
@@ -569,9 +571,9 @@ class _Sql:
                     CASE WHEN {u(126)} < {self.share("v11", "patient_reported_review")}
                          THEN 'patient'
                          WHEN {u(126)} < {
-            self.share("v11", "patient_reported_review")
-            + self.share("v11", "carer_reported_review")
-        } THEN 'carer'
+                self.share("v11", "patient_reported_review")
+                + self.share("v11", "carer_reported_review")
+            } THEN 'carer'
                          ELSE 'clinician' END
                 FROM pt WHERE treated AND (neuro OR {u(81)} < 0.7) AND {u(84)} < {review}
             ) WHERE event_date <= {end}

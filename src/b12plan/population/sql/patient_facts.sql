@@ -53,10 +53,6 @@ WITH cause_flags AS (
     -- the first treatment: the first valid injection, or the start of treatment given elsewhere
     SELECT
         p.patient_key,
-        CASE WHEN p.prior_since <= :as_of THEN p.prior_since END AS prior_since,
-        CASE WHEN p.prior_since <= :as_of THEN COALESCE(p.prior_loading_completed, FALSE)
-             ELSE FALSE END AS prior_loading_completed,
-        c.first_dose,
         CASE
             WHEN p.prior_since IS NULL OR p.prior_since > :as_of THEN c.first_dose
             WHEN c.first_dose IS NULL OR p.prior_since < c.first_dose THEN p.prior_since
@@ -112,15 +108,14 @@ WITH cause_flags AS (
     WHERE rn = 1
     GROUP BY patient_key
 ), in_use_rows AS (
-    -- the doses in use (b12plan.core.evaluate.build_context): every dose given, valid or not,
-    -- except another use of the product (the cyanide antidote)
-    SELECT patient_key, event_date, product, dose_mcg, route, oral, valid
-    FROM dose_validity
-    WHERE oral OR NOT other_use
+    -- without an order, the doses in use (b12plan.core.evaluate.build_context): every dose
+    -- given, valid or not, except another use of the product (the cyanide antidote)
+    SELECT v.patient_key, v.event_date, v.product, v.dose_mcg, v.route, v.oral
+    FROM dose_validity AS v
+    LEFT JOIN rx ON rx.patient_key = v.patient_key
+    WHERE rx.patient_key IS NULL AND (v.oral OR NOT v.other_use)
 ), last_day AS (
-    SELECT
-        patient_key, oral, MAX(event_date) AS last_date,
-        MAX(CASE WHEN valid THEN 1 ELSE 0 END) AS any_valid
+    SELECT patient_key, oral, MAX(event_date) AS last_date
     FROM in_use_rows
     GROUP BY patient_key, oral
 ), last_rows AS (
@@ -150,13 +145,11 @@ WITH cause_flags AS (
         MAX(CASE WHEN overall = 1 AND oral THEN 1 ELSE 0 END) AS latest_is_oral
     FROM last_rows
     GROUP BY patient_key
-), validity AS (
-    SELECT
-        patient_key,
-        MAX(CASE WHEN oral THEN any_valid ELSE 0 END) AS oral_given,
-        MAX(any_valid) AS any_valid
-    FROM last_day
-    GROUP BY patient_key
+), oral_valid AS (
+    -- a valid oral dose recorded (valid injections are the course)
+    SELECT DISTINCT patient_key
+    FROM dose_validity
+    WHERE oral AND valid
 ), follow_up AS (
     SELECT r.patient_key, MAX(r.event_date) AS last_follow_up_date
     FROM results AS r
@@ -203,13 +196,18 @@ WITH cause_flags AS (
         c.last_dose,
         c.last_loading_dose AS raw_last_loading_dose,
         c.first_maintenance_dose AS raw_first_maintenance_dose,
-        ts.prior_since,
-        ts.prior_loading_completed,
-        ts.first_treatment,
+        CASE WHEN p.prior_since <= :as_of THEN p.prior_since END AS prior_since,
+        CASE WHEN p.prior_since <= :as_of THEN COALESCE(p.prior_loading_completed, FALSE)
+             ELSE FALSE END AS prior_loading_completed,
+        CASE
+            WHEN p.prior_since IS NULL OR p.prior_since > :as_of THEN c.first_dose
+            WHEN c.first_dose IS NULL OR p.prior_since < c.first_dose THEN p.prior_since
+            ELSE c.first_dose
+        END AS first_treatment,
         CASE WHEN rx.patient_key IS NOT NULL THEN rx.route = 'oral'
              ELSE COALESCE(lv.latest_is_oral, 0) = 1 END AS oral,
-        COALESCE(va.oral_given, 0) = 1 AS oral_given,
-        COALESCE(va.any_valid, 0) = 1 AS any_valid_dose,
+        ov.patient_key IS NOT NULL AS oral_given,
+        ov.patient_key IS NOT NULL OR c.first_dose IS NOT NULL AS any_valid_dose,
         CASE WHEN rx.patient_key IS NOT NULL THEN rx.product
              WHEN lv.latest_is_oral = 1 THEN lv.oral_product
              ELSE lv.injection_product END AS product_in_use,
@@ -240,11 +238,10 @@ WITH cause_flags AS (
     LEFT JOIN neuro AS n ON n.patient_key = p.patient_key
     LEFT JOIN rx ON rx.patient_key = p.patient_key
     LEFT JOIN course AS c ON c.patient_key = p.patient_key
-    LEFT JOIN treatment_start AS ts ON ts.patient_key = p.patient_key
     LEFT JOIN deficiency AS d ON d.patient_key = p.patient_key
     LEFT JOIN start_blood AS sb ON sb.patient_key = p.patient_key
     LEFT JOIN in_use AS lv ON lv.patient_key = p.patient_key
-    LEFT JOIN validity AS va ON va.patient_key = p.patient_key
+    LEFT JOIN oral_valid AS ov ON ov.patient_key = p.patient_key
     LEFT JOIN follow_up AS fu ON fu.patient_key = p.patient_key
 ), judged AS (
     SELECT
