@@ -272,8 +272,16 @@ WITH cause_flags AS (
             AND NOT COALESCE(anaemic_at_start, FALSE) AS confirmatory_test_needed
     FROM judged
 )
+-- only the columns later steps read
 SELECT
-    confirm.*,
+    patient_key, jurisdiction, sex, chronic, dietary_only, pregnant, neurological, rx_phase,
+    rx_interval_days, rx_start, rx_end, rx_route, doses, raw_loading_run, first_dose, last_dose,
+    raw_last_loading_dose, raw_first_maintenance_dose, prior_since, prior_loading_completed,
+    first_treatment, oral, oral_given, product_in_use, dose_in_use_mcg, hb_reference_low,
+    deficiency, out_of_scope, malabsorptive, pregnant_or_breastfeeding, known_cause,
+    risk_factor_medication, nitrous_oxide, neuro_unresolved, rx_product, rx_dose_mcg,
+    last_follow_up_date, hb_at_start, macrocytic_at_start, anaemic_at_start,
+    confirmatory_test_needed,
     (deficiency IN ('confirmed', 'possible') OR chronic OR prior_since IS NOT NULL)
         AND NOT out_of_scope AND NOT confirmatory_test_needed AS indicated
 FROM confirm

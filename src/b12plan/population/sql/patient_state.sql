@@ -243,8 +243,19 @@ WITH base AS (
             AND p.phase = 'loading' AND p.first_dose IS NOT NULL AS neuro_loading
     FROM planned AS p
 )
+-- only the columns the rules read: every reader of a shared step pays for its width
 SELECT
-    p.*,
+    p.patient_key, p.jurisdiction, p.sex, p.out_of_scope, p.chronic, p.malabsorptive,
+    p.pregnant, p.pregnant_or_breastfeeding, p.known_cause, p.risk_factor_medication,
+    p.nitrous_oxide, p.neurological, p.neuro_unresolved, p.rx_product, p.rx_dose_mcg,
+    p.rx_phase, p.rx_interval_days, p.rx_start, p.rx_end, p.doses, p.first_dose, p.last_dose,
+    p.prior_loading_completed, p.oral, p.dose_in_use_mcg, p.last_follow_up_date, p.hb_at_start,
+    p.hb_reference_low, p.macrocytic_at_start, p.deficiency, p.anaemic_at_start,
+    p.confirmatory_test_needed, p.indicated, p.protocol_id, p.kind, p.loading_doses_minimum,
+    p.dietary_rule, p.maintenance_due_days, p.interval_max_days, p.oral_protocol,
+    p.maintenance_without_loading, p.loading_run, p.last_loading_dose, p.first_maintenance_dose,
+    p.moved_to_maintenance, p.judged_on, p.first_treatment, p.neuro_clinician_stable, p.on_hold, p.interval_days,
+    p.interval_limited, p.loading_complete, p.phase, p.loading_cut_short, p.stage_due_days,
     p.neuro_loading AND p.neuro_settled_by_patient AS neuro_review_due,
     p.neuro_loading AND NOT p.neuro_improved
         AND (DATE_DIFF('day', p.first_dose, :as_of) >= :neuro_no_response_days
