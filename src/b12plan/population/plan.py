@@ -31,11 +31,13 @@ DIALECTS = ("duckdb", "postgres", "spark")
 FACT_STEPS: tuple[tuple[str, bool], ...] = (
     ("results", True),
     ("symptom_status", True),
-    ("dose_validity", True),
+    ("dose_validity", False),
+    ("oral_doses", True),
     ("course_dose", True),
     ("course", True),
     ("patient_facts", True),
     ("protocol_choice", False),
+    ("patient_course", True),
     ("patient_state", True),
     ("follow_up_results", True),
     ("order_checks", True),
@@ -162,14 +164,8 @@ def build_plan(
     sources += [(f"rule_{code.lower()}", _rule_sql(code), code in read_by_rules) for code in rules]
     steps = tuple(Step(n, transpile(sql, dialect, params), m) for n, sql, m in sources)
     worklist = transpile(_worklist_sql(chosen), dialect, params)
-    # "WITH name AS (...), ... SELECT" reads the same in the three dialects, nested WITH included;
-    # DuckDB is told which shared steps to compute once (it may otherwise inline a step into each
-    # reader and compute it again for each)
-    ctes = ",\n".join(
-        f"{step.name} AS {_MATERIALIZED if step.materialize and dialect == 'duckdb' else ''}"
-        f"(\n{step.sql}\n)"
-        for step in steps
-    )
+    # "WITH name AS (...), ... SELECT" reads the same in the three dialects, nested WITH included
+    ctes = ",\n".join(f"{step.name} AS (\n{step.sql}\n)" for step in steps)
     return Plan(
         dialect=dialect,
         as_of=as_of,
@@ -178,9 +174,6 @@ def build_plan(
         query=f"WITH {ctes}\n{worklist}",
         codes=chosen,
     )
-
-
-_MATERIALIZED = "MATERIALIZED "
 
 
 def _worklist_sql(codes: Iterable[str]) -> str:

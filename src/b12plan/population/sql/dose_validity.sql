@@ -33,13 +33,13 @@ WITH judged AS (
     WHERE e.event_date <= :as_of
     GROUP BY e.patient_key, e.event_date
 ), held AS (
-    -- injection days during a hold
-    SELECT DISTINCT j.patient_key, j.event_date
-    FROM judged AS j
+    -- injection days during a hold (read from the few patients with an allergic reaction)
+    SELECT DISTINCT a.patient_key, a.event_date
+    FROM administrations AS a
     JOIN allergic AS al
-        ON al.patient_key = j.patient_key AND al.event_date < j.event_date
-        AND (al.cleared_on IS NULL OR al.cleared_on > j.event_date)
-    WHERE NOT j.oral
+        ON al.patient_key = a.patient_key AND al.event_date < a.event_date
+        AND (al.cleared_on IS NULL OR al.cleared_on > a.event_date)
+    WHERE a.route <> 'oral' AND a.event_date <= :as_of
 )
 SELECT
     j.patient_key, j.event_date, j.product, j.dose_mcg, j.route, j.oral, j.other_use,

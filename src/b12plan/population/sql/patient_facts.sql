@@ -110,10 +110,13 @@ WITH cause_flags AS (
 ), in_use_rows AS (
     -- without an order, the doses in use (b12plan.core.evaluate.build_context): every dose
     -- given, valid or not, except another use of the product (the cyanide antidote)
-    SELECT v.patient_key, v.event_date, v.product, v.dose_mcg, v.route, v.oral
-    FROM dose_validity AS v
-    LEFT JOIN rx ON rx.patient_key = v.patient_key
-    WHERE rx.patient_key IS NULL AND (v.oral OR NOT v.other_use)
+    SELECT a.patient_key, a.event_date, a.product, a.dose_mcg, a.route, a.route = 'oral' AS oral
+    FROM administrations AS a
+    LEFT JOIN rx ON rx.patient_key = a.patient_key
+    LEFT JOIN kb_not_for_deficiency AS n
+        ON n.product = a.product AND n.route = a.route AND a.dose_mcg >= n.min_mcg
+    WHERE rx.patient_key IS NULL AND a.event_date <= :as_of
+        AND (a.route = 'oral' OR n.product IS NULL)
 ), last_day AS (
     SELECT patient_key, oral, MAX(event_date) AS last_date
     FROM in_use_rows
@@ -146,10 +149,10 @@ WITH cause_flags AS (
     FROM last_rows
     GROUP BY patient_key
 ), oral_valid AS (
-    -- a valid oral dose recorded (valid injections are the course)
+    -- a valid oral dose recorded (valid injections are the course; an oral dose is never held)
     SELECT DISTINCT patient_key
-    FROM dose_validity
-    WHERE oral AND valid
+    FROM oral_doses
+    WHERE valid
 ), follow_up AS (
     SELECT r.patient_key, MAX(r.event_date) AS last_follow_up_date
     FROM results AS r

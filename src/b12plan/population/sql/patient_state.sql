@@ -9,53 +9,10 @@
 -- (b12plan.core.rules._maintenance_without_loading), loading moved to longer intervals before it
 -- was complete (_loading_cut_short), and the neurological loading questions
 -- (plan.patient_reported_settled, plan.no_improvement_recorded).
-WITH base AS (
-    SELECT
-        f.*,
-        pc.protocol_id,
-        k.kind, k.loading_end, k.loading_doses_minimum, k.lifelong_when_chronic, k.dietary_rule,
-        k.maintenance_due_days, k.maintenance_overdue_days, k.interval_max_days,
-        k.first_dose_grace_days,
-        CASE WHEN f.rx_phase = 'maintenance' THEN f.rx_interval_days END AS requested_days,
-        COALESCE(k.kind = 'oral', FALSE) AS oral_protocol,
-        -- the second valid dose came a maintenance gap after the first
-        COALESCE(f.doses >= 2 AND f.raw_loading_run = 1, FALSE) AS started_at_maintenance,
-        NOT (f.deficiency = 'unlikely' AND NOT f.chronic) AND NOT f.prior_loading_completed
-            AS loading_expected
-    FROM patient_facts AS f
-    LEFT JOIN protocol_choice AS pc ON pc.patient_key = f.patient_key
-    LEFT JOIN kb_protocol AS k ON k.protocol_id = pc.protocol_id
-), course_read AS (
-    SELECT
-        b.*,
-        b.loading_expected AND NOT b.oral_protocol
-            AND (b.started_at_maintenance
-                 OR (b.rx_phase = 'maintenance' AND b.raw_loading_run <= 1))
-            AS maintenance_without_loading,
-        b.loading_expected AND b.protocol_id IS NOT NULL AND NOT b.oral_protocol
-            AND b.started_at_maintenance
-            AND DATE_DIFF('day', b.first_dose, :as_of) < :catch_up_window_days AS catch_up,
-        -- the course as the rules read it: loading completed elsewhere, every dose maintenance
-        CASE WHEN b.prior_loading_completed THEN 0 ELSE b.raw_loading_run END AS loading_run,
-        CASE WHEN b.prior_loading_completed THEN b.prior_since
-             ELSE b.raw_last_loading_dose END AS last_loading_dose,
-        CASE WHEN b.prior_loading_completed THEN b.first_dose
-             ELSE b.raw_first_maintenance_dose END AS first_maintenance_dose
-    FROM base AS b
-), course_eff AS (
-    SELECT
-        c.*,
-        -- valid doses counted towards loading (catch-up: all of them)
-        CASE WHEN c.catch_up THEN c.doses ELSE c.loading_run END AS loading_counted,
-        COALESCE(c.doses, 0) > c.loading_run AS moved_to_maintenance,
-        -- the day loading is judged: the switch to longer intervals, else :as_of
-        CASE WHEN c.catch_up THEN :as_of
-             ELSE COALESCE(c.first_maintenance_dose, :as_of) END AS judged_on
-    FROM course_read AS c
-), neuro_decision AS (
+WITH neuro_decision AS (
     SELECT b.patient_key, MIN(d.event_date) AS decided_on
     FROM decisions AS d
-    JOIN course_eff AS b ON b.patient_key = d.patient_key
+    JOIN patient_course AS b ON b.patient_key = d.patient_key
     WHERE d.code = 'neuro_loading_complete' AND d.event_date <= :as_of
         AND d.event_date >= b.first_dose AND d.event_date <= b.judged_on
     GROUP BY b.patient_key
@@ -70,7 +27,7 @@ WITH base AS (
     FROM symptoms AS s
     JOIN kb_symptom AS k ON k.code = s.code
     JOIN kb_status AS st ON st.status = s.status
-    JOIN course_eff AS b ON b.patient_key = s.patient_key
+    JOIN patient_course AS b ON b.patient_key = s.patient_key
     LEFT JOIN kb_reporter AS r ON r.code = COALESCE(s.reporter, 'clinician')
     WHERE k.neurological AND s.event_date <= :as_of
         AND b.loading_end = 'symptoms_stop_improving' AND b.first_dose IS NOT NULL
@@ -165,7 +122,7 @@ WITH base AS (
         CAST(b.requested_days AS BIGINT) * b.maintenance_overdue_days AS scaled_x,
         CAST(FLOOR(CAST(b.requested_days AS DOUBLE) * b.maintenance_overdue_days
                    / b.maintenance_due_days) AS BIGINT) AS scaled_q
-    FROM course_eff AS b
+    FROM patient_course AS b
     LEFT JOIN neuro_decision AS nd ON nd.patient_key = b.patient_key
     LEFT JOIN neuro_judged AS nj ON nj.patient_key = b.patient_key
     LEFT JOIN improvement AS im ON im.patient_key = b.patient_key

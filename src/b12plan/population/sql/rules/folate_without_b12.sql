@@ -22,10 +22,16 @@ WITH folic AS (
         ON d.jurisdiction = s.jurisdiction AND d.jurisdiction_default AND d.kind = 'injection'
     WHERE s.deficiency IN ('confirmed', 'possible', 'unknown')
 ), b12_given AS (
+    -- a valid injection day, or a valid oral dose
     SELECT DISTINCT j.patient_key
     FROM judged AS j
-    JOIN dose_validity AS v ON v.patient_key = j.patient_key
-    WHERE v.valid AND v.event_date >= j.window_start
+    JOIN course_dose AS d ON d.patient_key = j.patient_key
+    WHERE d.event_date >= j.window_start
+    UNION
+    SELECT DISTINCT j.patient_key
+    FROM judged AS j
+    JOIN oral_doses AS o ON o.patient_key = j.patient_key
+    WHERE o.valid AND o.event_date >= j.window_start
     UNION
     SELECT m.patient_key
     FROM medications AS m
