@@ -13,21 +13,26 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
+# Bytecode is compiled at install (site-packages by uv, our editable sources by compileall), so
+# a machine that never writes .pyc files (PYTHONDONTWRITEBYTECODE, a read-only checkout) still
+# starts the CLI fast; see docs/decisions/0058-cli-start-up.md.
 .venv/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --quiet
+	$(UV) sync --frozen --quiet --compile-bytecode
+	env -u PYTHONPYCACHEPREFIX .venv/bin/python -m compileall -q src/b12plan
 	touch $@
 
 # The main job on the embedded defaults (SQLite + DuckDB, demo data), then the web app.
 demo: demo-data
 	@echo
 	@echo "Web app and API: http://127.0.0.1:8000/   (API docs at /docs; Ctrl-C to stop)"
-	@echo "Sign in as dr.demo / demo-clinician (clinician) or pat.demo / demo-patient (patient)."
+	@echo "Sign in as dr.demo / demo-clinician (clinician), pat.demo / demo-patient (patient) or carer.demo / demo-carer (carer)."
 	$(B12) serve --host 127.0.0.1 --port 8000
 
 demo-data: .venv/.synced
 	$(B12) demo
 	$(B12) db upgrade
 	$(B12) seed-demo
+	$(B12) reminders preview --as-of $(TODAY) --days 7
 	$(B12) population generate --patients 5000 --seed 12 --out out/cohort
 	$(B12) population run --engine duckdb --input out/cohort --as-of $(TODAY) --out out/worklist.parquet --show 10
 	$(B12) population summary out/worklist.parquet

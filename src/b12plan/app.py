@@ -14,6 +14,16 @@ Environment:
 - ``B12PLAN_COOKIE_SECURE``: ``1`` to mark the session cookie Secure (behind HTTPS).
 - ``B12PLAN_CDS_FHIR_SERVERS``: comma-separated FHIR server URLs the CDS Hooks services may
   query for missing prefetch (default: none; they use prefetch or the store).
+- ``B12PLAN_KNOWLEDGE_DIR``: a folder holding a clinic's reviewed copy of the knowledge files
+  (default: the shipped ones). Checked whole at start-up; a bad copy stops the program.
+- ``B12PLAN_DEFAULT_JURISDICTION``: the protocols (``GB`` or ``US``) for an imported FHIR record
+  that names no country b12plan knows in ``Patient.address`` (default ``GB``).
+- ``B12PLAN_CDS_CLIENTS``: a TOML or JSON file of the CDS clients (EHRs) trusted to call the
+  CDS Hooks services with a signed JWT (default: none; only b12plan's own users may call).
+- ``B12PLAN_CDS_PUBLIC_URL``: the base URL EHRs call (e.g. ``https://b12.example.org``); a
+  JWT's ``aud`` must be this plus the path called. Required with ``B12PLAN_CDS_CLIENTS``.
+- ``B12PLAN_SMTP_*``, ``B12PLAN_REMINDER_*``, ``B12PLAN_PUBLIC_URL``: reminders (see
+  ``b12plan.reminders.settings``).
 """
 
 from __future__ import annotations
@@ -21,11 +31,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from pwdlib import PasswordHash
 
 from b12plan.api import (
@@ -35,14 +47,29 @@ from b12plan.api import (
     make_current_user,
     make_records_router,
 )
+from b12plan.api.reminders import make_reminders_router
 from b12plan.calendar import assessment_calendar
 from b12plan.caseio import parse_iso_date
+from b12plan.cds_hooks.api import CdsAuth
 from b12plan.cds_hooks.api import make_router as make_cds_router
 from b12plan.cds_hooks.api import new_uuid as cds_card_id
+from b12plan.cds_hooks.trust import (
+    ClientTrust,
+    TrustConfigError,
+    TrustedClient,
+    bearer_token,
+    https_or_loopback,
+    load_clients,
+)
 from b12plan.core.assessment import Assessment
-from b12plan.core.knowledge import Knowledge
+from b12plan.core.knowledge import Knowledge, KnowledgeError
 from b12plan.fhir.api import make_router as make_fhir_router
-from b12plan.knowledge import load_knowledge
+from b12plan.knowledge import KNOWLEDGE_DIR_ENV, load_knowledge_at
+from b12plan.reminders.knowledge import load_reminder_rules
+from b12plan.reminders.mail import SmtpMailer
+from b12plan.reminders.outbox import Backoff, Outbox
+from b12plan.reminders.service import ReminderService
+from b12plan.reminders.settings import ReminderSettings, ReminderSettingsError
 from b12plan.service import (
     AuthService,
     Clock,
@@ -52,6 +79,9 @@ from b12plan.service import (
     RecordsService,
     SystemClock,
 )
+from b12plan.service.auth import SESSION_COOKIE
+from b12plan.service.carers import CarerService
+from b12plan.service.cds import CdsLedger
 from b12plan.service.records import new_uuid
 from b12plan.store import DEFAULT_URL, Database, current_revision, head_revision
 from b12plan.web import make_router as make_web_router
@@ -68,6 +98,12 @@ class Settings:
     token_ttl_hours: float = 12.0
     cookie_secure: bool = False
     cds_fhir_servers: tuple[str, ...] = ()
+    knowledge_dir: Path | None = None
+    default_jurisdiction: str = "GB"
+    # CDS Hooks client trust (ADR 0045): B12PLAN_CDS_CLIENTS, B12PLAN_CDS_PUBLIC_URL
+    cds_clients: tuple[TrustedClient, ...] = ()
+    cds_public_url: str | None = None
+    reminders: ReminderSettings = field(default_factory=ReminderSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -96,13 +132,49 @@ class Settings:
         for server in servers:
             if not server.startswith(("https://", "http://")):
                 raise SettingsError(f"B12PLAN_CDS_FHIR_SERVERS: not an http(s) URL: {server!r}")
+        knowledge_dir = None
+        if env.get(KNOWLEDGE_DIR_ENV):
+            knowledge_dir = Path(env[KNOWLEDGE_DIR_ENV])
+            if not knowledge_dir.is_dir():
+                raise SettingsError(f"{KNOWLEDGE_DIR_ENV}: no such directory: {knowledge_dir}")
+        try:
+            reminders = ReminderSettings.from_env(env)
+        except ReminderSettingsError as exc:
+            raise SettingsError(str(exc)) from None
         return cls(
             database_url=env.get("B12PLAN_DATABASE_URL") or DEFAULT_URL,
             today=today,
             token_ttl_hours=ttl,
             cookie_secure=secure in ("1", "true", "yes"),
             cds_fhir_servers=servers,
+            knowledge_dir=knowledge_dir,
+            default_jurisdiction=(
+                env.get("B12PLAN_DEFAULT_JURISDICTION", "").strip().upper() or "GB"
+            ),
+            **_cds_trust_settings(env),
+            reminders=reminders,
         )
+
+
+def _cds_trust_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """``cds_clients`` and ``cds_public_url`` from the environment (ADR 0045)."""
+    path = env.get("B12PLAN_CDS_CLIENTS", "").strip()
+    url = env.get("B12PLAN_CDS_PUBLIC_URL", "").strip() or None
+    try:
+        clients = load_clients(Path(path)) if path else ()
+    except TrustConfigError as exc:
+        raise SettingsError(f"B12PLAN_CDS_CLIENTS: {exc}") from None
+    if url is not None:
+        try:
+            url = https_or_loopback(url).rstrip("/")
+        except ValueError as exc:
+            raise SettingsError(f"B12PLAN_CDS_PUBLIC_URL: {exc}") from None
+    if clients and url is None:
+        raise SettingsError(
+            "B12PLAN_CDS_PUBLIC_URL: required with B12PLAN_CDS_CLIENTS (a JWT's aud must name"
+            " the URL the EHR calls, e.g. https://b12.example.org/cds-services/...)"
+        )
+    return {"cds_clients": clients, "cds_public_url": url}
 
 
 @dataclass(frozen=True)
@@ -115,6 +187,9 @@ class Services:
     knowledge: Knowledge
     records: RecordsService
     auth: AuthService
+    cds: CdsLedger
+    reminders: ReminderService
+    carers: CarerService
 
 
 def build_services(
@@ -124,17 +199,35 @@ def build_services(
     password_hash: PasswordHash | None = None,
     new_id: Callable[[], str] = new_uuid,
 ) -> Services:
-    """The service layer for ``settings``: one database, one clock, one knowledge base."""
+    """The service layer for ``settings``: one database, one clock, one knowledge base.
+
+    The knowledge base is loaded here and nowhere else: every adapter is handed this one, so a
+    clinic's reviewed copy (``knowledge_dir``) is what every channel uses. A copy that fails
+    validation raises ``SettingsError`` naming ``B12PLAN_KNOWLEDGE_DIR`` and the file.
+    """
+    try:
+        knowledge = load_knowledge_at(settings.knowledge_dir)
+    except KnowledgeError as exc:
+        raise SettingsError(f"{KNOWLEDGE_DIR_ENV}: {exc}") from None
     if clock is None:
         clock = PinnedDayClock(settings.today) if settings.today else SystemClock()
+    jurisdictions = sorted({p.jurisdiction for p in knowledge.protocols})
+    if settings.default_jurisdiction not in jurisdictions:
+        raise SettingsError(
+            f"B12PLAN_DEFAULT_JURISDICTION: {settings.default_jurisdiction!r} has no protocols"
+            f" (one of {', '.join(jurisdictions)})"
+        )
     db = Database(settings.database_url)
-    knowledge = load_knowledge()
+    records = RecordsService(db, clock=clock, knowledge=knowledge, new_id=new_id)
+    carers = CarerService(db, clock=clock)
     return Services(
         settings=settings,
         db=db,
         clock=clock,
         knowledge=knowledge,
-        records=RecordsService(db, clock=clock, knowledge=knowledge, new_id=new_id),
+        records=records,
+        reminders=_reminder_service(settings.reminders, records, carers),
+        carers=carers,
         auth=AuthService(
             db,
             clock=clock,
@@ -142,6 +235,28 @@ def build_services(
             token_ttl=dt.timedelta(hours=settings.token_ttl_hours),
             new_id=new_id,
         ),
+        cds=CdsLedger(db, clock=clock, new_id=new_id),
+    )
+
+
+def _reminder_service(
+    settings: ReminderSettings, records: RecordsService, carers: CarerService
+) -> ReminderService:
+    outbox = Outbox(
+        records.db,
+        now=records.clock.now,
+        lease=dt.timedelta(seconds=settings.lease_seconds),
+        backoff=Backoff(base_seconds=settings.backoff_seconds, max_attempts=settings.max_attempts),
+    )
+    smtp = settings.smtp
+    return ReminderService(
+        records,
+        outbox,
+        load_reminder_rules(),
+        mailer=None if smtp is None else SmtpMailer(smtp),
+        sender=smtp.sender if smtp is not None else "b12plan <reminders@localhost>",
+        settings_url=None if settings.public_url is None else f"{settings.public_url}/me/settings",
+        carers=carers,
     )
 
 
@@ -168,6 +283,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         )
     )
     app.include_router(make_records_router(services.records, current_user, _calendar))
+    app.include_router(make_reminders_router(services.reminders, current_user))
     head = head_revision()
     app.include_router(
         make_assess_router(services.records, current_user, lambda: _health(services, head))
@@ -179,6 +295,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             clock=services.clock.today,
             knowledge=services.knowledge,
             principal=current_user,
+            default_jurisdiction=services.settings.default_jurisdiction,
         )
     )
     app.include_router(
@@ -188,7 +305,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             clock=services.clock.today,
             id_factory=cds_card_id,
             fhir_servers=services.settings.cds_fhir_servers,
-            principal=current_user,
+            principal=_cds_auth(services, current_user),
+            ledger=services.cds,
         )
     )
     app.include_router(
@@ -199,6 +317,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             clock=services.clock,
             calendar=_calendar,
             secure_cookies=services.settings.cookie_secure,
+            reminders=services.reminders,
+            carers=services.carers,
+            public_url=services.settings.reminders.public_url,
         )
     )
     return app
@@ -221,6 +342,25 @@ def _load_case_as(
             return None
 
     return load
+
+
+def _cds_auth(services: Services, current_user: Callable[..., Principal]) -> CdsAuth:
+    """Who may call the CDS services: trusted CDS clients (a signed JWT) and b12plan's users."""
+    settings = services.settings
+
+    def user(request: Request) -> Principal:
+        token = bearer_token(request.headers.get("authorization"))
+        credentials = (
+            None
+            if token is None
+            else HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
+        )
+        return current_user(credentials, request.cookies.get(SESSION_COOKIE))
+
+    trust = None
+    if settings.cds_clients:
+        trust = ClientTrust(settings.cds_clients, clock=services.clock, replay=services.cds)
+    return CdsAuth(user=user, trust=trust, public_base_url=settings.cds_public_url)
 
 
 def _import_case_as(records: RecordsService) -> Callable[[dict[str, Any], Principal], str]:

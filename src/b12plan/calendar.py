@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from dataclasses import dataclass
 
+from icalendar import Alarm as Alarm_
 from icalendar import Calendar, Event
 
 from b12plan.core.assessment import Assessment, MonitoringItem, ScheduledDose
@@ -17,50 +19,74 @@ from b12plan.core.assessment import Assessment, MonitoringItem, ScheduledDose
 PRODID = "-//b12plan//B12 injection schedule//EN"
 
 
+@dataclass(frozen=True)
+class Alarm:
+    """A display alarm relative to the event's start (negative: before it)."""
+
+    offset: dt.timedelta
+    description: str
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One all-day event; ``sequence`` (RFC 5545) rises whenever a published event changes."""
+
+    uid: str
+    day: dt.date
+    summary: str
+    description: str
+    sequence: int | None = None
+    alarms: tuple[Alarm, ...] = ()
+
+
+def build_calendar(
+    name: str, stamp: dt.datetime, events: list[EventSpec], *, prodid: str = PRODID
+) -> bytes:
+    """The one place events become iCalendar (the static download and the feed both use it)."""
+    calendar = Calendar()
+    calendar.add("prodid", prodid)
+    calendar.add("version", "2.0")
+    calendar.add("calscale", "GREGORIAN")
+    calendar.add("x-wr-calname", name)
+    for spec in sorted(events, key=lambda e: (e.day, e.uid)):
+        event = _event(spec.uid, stamp, spec.day, spec.summary, spec.description)
+        if spec.sequence is not None:
+            event.add("sequence", spec.sequence)
+        for alarm in spec.alarms:
+            valarm = Alarm_()
+            valarm.add("action", "DISPLAY")
+            valarm.add("description", alarm.description)
+            valarm.add("trigger", alarm.offset)
+            event.add_component(valarm)
+        calendar.add_component(event)
+    data: bytes = calendar.to_ical()
+    return data
+
+
 def assessment_calendar(assessment: Assessment, *, patient_id: str | None) -> bytes:
     """One all-day event per scheduled dose and per monitoring item, in date order."""
     stamp = dt.datetime.combine(assessment.as_of, dt.time(0, 0), tzinfo=dt.UTC)
     owner = patient_id or "unknown-patient"
-    calendar = Calendar()
-    calendar.add("prodid", PRODID)
-    calendar.add("version", "2.0")
-    calendar.add("calscale", "GREGORIAN")
-    calendar.add("x-wr-calname", f"B12 injections: {owner}")
-    events: list[tuple[dt.date, str, Event]] = []
+    events: list[EventSpec] = []
     for index, dose in enumerate(assessment.schedule):
-        uid = _uid(owner, dose.date, f"dose-{dose.phase}")
         events.append(
-            (
+            EventSpec(
+                _uid(owner, dose.date, f"dose-{dose.phase}"),
                 dose.date,
-                uid,
-                _event(
-                    uid,
-                    stamp,
-                    dose.date,
-                    _dose_summary(assessment, dose),
-                    _dose_description(assessment, dose, first=index == 0),
-                ),
+                _dose_summary(assessment, dose),
+                dose_description(assessment, dose, first=index == 0),
             )
         )
     for item in assessment.monitoring:
-        uid = _uid(owner, item.due, f"monitoring-{item.item}")
         events.append(
-            (
+            EventSpec(
+                _uid(owner, item.due, f"monitoring-{item.item}"),
                 item.due,
-                uid,
-                _event(
-                    uid,
-                    stamp,
-                    item.due,
-                    _monitoring_summary(item),
-                    f"{item.reason}\nSource: {item.source}",
-                ),
+                _monitoring_summary(item),
+                f"{item.reason}\nSource: {item.source}",
             )
         )
-    for _, _, event in sorted(events, key=lambda e: (e[0], e[1])):
-        calendar.add_component(event)
-    data: bytes = calendar.to_ical()
-    return data
+    return build_calendar(f"B12 injections: {owner}", stamp, events)
 
 
 def _uid(owner: str, day: dt.date, kind: str) -> str:
@@ -88,7 +114,7 @@ def _dose_summary(assessment: Assessment, dose: ScheduledDose) -> str:
     return f"B12 injection: {regimen.product} {amount} {regimen.route} ({dose.phase})"
 
 
-def _dose_description(assessment: Assessment, dose: ScheduledDose, *, first: bool) -> str:
+def dose_description(assessment: Assessment, dose: ScheduledDose, *, first: bool) -> str:
     lines: list[str] = []
     window = assessment.next_dose
     if first and window is not None:

@@ -40,6 +40,12 @@ SAMPLES: dict[str, dict[str, Any]] = {
     },
     "medications": {"code": "ppi", "start": "2025-01-01"},
     "adverse-events": {"code": "headache", "date": "2026-05-20"},
+    "decisions": {
+        "code": "neuro_loading_complete",
+        "date": "2026-05-20",
+        "reason": "No further improvement at the last two reviews.",
+    },
+    "prior-treatment": {"since": "2024-02-01", "loading_completed": True},
 }
 
 

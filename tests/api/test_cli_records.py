@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from b12plan.caseio import parse_case
 from b12plan.cli import app
 from b12plan.knowledge import load_knowledge
+from b12plan.store import head_revision
 
 DAY = "2026-06-01"
 
@@ -72,8 +73,9 @@ def test_a_fresh_database_is_refused_until_upgraded(run: Run) -> None:
     assert refused.exit_code == 2
     assert "b12plan db upgrade" in refused.output
     upgraded = run("db", "upgrade")
-    assert upgraded.exit_code == 0 and "revision 0001 (head)" in upgraded.output
-    assert "current: 0001  head: 0001" in run("db", "current").output
+    head = head_revision()
+    assert upgraded.exit_code == 0 and f"revision {head} (head)" in upgraded.output
+    assert f"current: {head}  head: {head}" in run("db", "current").output
 
 
 def test_users_are_added_with_their_clinic_and_bad_input_names_the_field(run: Run) -> None:
@@ -126,6 +128,7 @@ def test_seed_demo_prints_the_sign_ins_and_can_run_twice(
         "dr.demo       password demo-clinician",
         "pat.demo      password demo-patient",
         "admin.demo    password demo-admin",
+        "carer.demo    password demo-carer      carer of patient demo-01",
     ):
         assert line in first.output
     assert "patient demo-01" in first.output
@@ -178,3 +181,56 @@ def test_import_and_export_refuse_bad_input_by_name(run_seeded: Run, tmp_path: P
     assert run("export", "demo-01", "--format", "xml").output.startswith("--format:")
     wrong_url = run("db", "upgrade", "--database-url", "mysql://somewhere/db")
     assert wrong_url.exit_code == 2 and wrong_url.output.startswith("database_url:")
+
+
+EHR = Path(__file__).parents[1] / "fhir" / "ehr"
+
+
+def test_a_us_export_is_imported_with_each_left_out_item_on_stderr(
+    run_seeded: Run, tmp_path: Path
+) -> None:
+    """A "QNS" result and a lab under a local code are left out and named, not fatal."""
+    run = run_seeded
+    imported = run(
+        "import",
+        str(EHR / "us-core-dayton.json"),
+        "--clinic",
+        "demo-clinic",
+        "--patient-id",
+        "oh-1",
+    )
+    assert imported.exit_code == 0, imported.output
+    assert "imported patient oh-1" in imported.output
+    assert "warning: entry[7].resource.valueString: not a quantity (valueString 'QNS')" in (
+        imported.output
+    )
+    assert "warning: entry[8].resource.code: no LOINC code" in imported.output
+    case = json.loads(run("export", "oh-1", "--format", "case").output)
+    assert case["jurisdiction"] == "US"
+    assert {m["code"] for m in case["medications"]} == {"metformin", "ppi"}
+
+
+def test_the_default_jurisdiction_survives_a_database_url_option(
+    seeded: tuple[Path, Any], tmp_path: Path
+) -> None:
+    """``--database-url`` replaces the URL only: B12PLAN_DEFAULT_JURISDICTION still applies."""
+    source, _ = seeded
+    copy = tmp_path / "cli.db"
+    for suffix in ("", "-wal", "-shm"):
+        if source.with_name(source.name + suffix).exists():
+            shutil.copyfile(
+                source.with_name(source.name + suffix), copy.with_name(copy.name + suffix)
+            )
+    bundle = json.loads((EHR / "synthea-deceased-boston.json").read_text(encoding="utf-8"))
+    del bundle["entry"][0]["resource"]["address"]
+    file = tmp_path / "no-address.json"
+    file.write_text(json.dumps(bundle))
+    env = {"B12PLAN_TODAY": DAY, "B12PLAN_DEFAULT_JURISDICTION": "US"}
+    url = ["--database-url", f"sqlite:///{copy}"]
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["import", str(file), "--clinic", "demo-clinic", "--patient-id", "ma-1", *url], env=env
+    )
+    assert result.exit_code == 0, result.output
+    exported = runner.invoke(app, ["export", "ma-1", "--format", "case", *url], env=env)
+    assert json.loads(exported.output)["jurisdiction"] == "US"

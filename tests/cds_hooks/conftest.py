@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,12 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from b12plan.app import Services, Settings, build_services, create_app
 from b12plan.cds_hooks.api import make_router
+from b12plan.cds_hooks.trust import TrustedClient
 from b12plan.knowledge import load_knowledge
+from b12plan.service import FixedClock
+from tests.store.support import FAST_HASH, NOW
 
 SCHEMA = json.loads((Path(__file__).parent / "cds-hooks-2.0.schema.json").read_text("utf-8"))
 _VALIDATORS = {
@@ -29,6 +33,20 @@ def assert_valid(name: str, document: Any) -> None:
     """Fails listing every way ``document`` departs from the CDS Hooks 2.0 shape ``name``."""
     problems = [str(e).splitlines()[0] for e in _VALIDATORS[name].iter_errors(document)]
     assert not problems, problems
+
+
+PUBLIC = "https://b12.example.org"
+"""The public base URL EHRs are given (``B12PLAN_CDS_PUBLIC_URL``); the test client's own host
+is ``testserver``, as an app behind a proxy sees another host than the one called."""
+
+
+def make_app(
+    db_url: str, clients: tuple[TrustedClient, ...], now: datetime = NOW
+) -> tuple[TestClient, Services]:
+    """The whole b12plan app over ``db_url``, trusting ``clients``, with its clock at ``now``."""
+    settings = Settings(database_url=db_url, cds_clients=clients, cds_public_url=PUBLIC)
+    services = build_services(settings, clock=FixedClock(now), password_hash=FAST_HASH)
+    return TestClient(create_app(services=services)), services
 
 
 def counting_ids() -> Callable[[], str]:

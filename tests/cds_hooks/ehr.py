@@ -13,8 +13,10 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from b12plan.fhir import case_dict_to_bundle
+from b12plan.knowledge import load_knowledge
 
 Json = dict[str, Any]
+K = load_knowledge()
 SERVER = "https://ehr.example/fhir"
 TOKEN = "token-for-b12plan"
 SCENARIOS = Path(__file__).parent.parent / "scenarios"
@@ -36,7 +38,9 @@ def scenario_case(name: str) -> Json:
 
 def ehr_resources(case: Json, patient_id: str) -> list[Json]:
     """The case as an EHR holds it: resource ids, ``Patient/<id>`` references, no CarePlan."""
-    bundle = case_dict_to_bundle(case, include_plan=False, patient_resource_id=patient_id)
+    bundle = case_dict_to_bundle(
+        case, include_plan=False, patient_resource_id=patient_id, knowledge=K
+    )
     patient_url = bundle["entry"][0]["fullUrl"]
     text = json.dumps([e["resource"] for e in bundle["entry"]])
     resources: list[Json] = json.loads(text.replace(patient_url, f"Patient/{patient_id}"))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from b12plan.caseio import parse_case
 from b12plan.cds_hooks import data_problem_card, finding_to_card, load_services
+from b12plan.core import evaluate
 from b12plan.core.assessment import Finding
 from b12plan.knowledge import load_knowledge
 from tests.cds_hooks.conftest import Hooks, assert_valid, counting_ids
@@ -124,3 +128,16 @@ def test_a_data_problem_card_lists_the_paths() -> None:
     assert "25 data problems" in card["summary"]
     assert "- entry[0].resource.valueQuantity.unit: unknown unit" in card["detail"]
     assert "… and 5 more" in card["detail"]
+
+
+def test_every_code_the_scenarios_raise_gives_a_valid_card_with_its_real_message() -> None:
+    """The v1.1 codes too: real messages (not titles) are what must fit the summary."""
+    raised: set[str] = set()
+    for path in sorted((Path(__file__).parents[1] / "scenarios").glob("*.json")):
+        case = parse_case(json.loads(path.read_text())["case"], K)
+        for finding in evaluate(case, K, as_of=case.as_of).findings:
+            card = finding_to_card(finding, knowledge=K, id_factory=counting_ids())
+            assert_valid("card", card)
+            assert len(card["summary"]) < 140 and card["indicator"] == finding.severity
+            raised.add(finding.code)
+    assert raised == set(CODES)

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from b12plan.fhir import bundle_to_case_dict
-from tests.cds_hooks.conftest import Hooks, codes
+from b12plan.knowledge import load_knowledge
+from tests.cds_hooks.conftest import Hooks, assert_valid, codes
 from tests.cds_hooks.ehr import (
     b12_draft,
     draft_bundle,
@@ -17,6 +18,7 @@ from tests.cds_hooks.ehr import (
     scenario_case,
 )
 
+K = load_knowledge()
 SERVICE = "b12plan-order-sign"
 PID = "ehr-42"
 IM, IV = "78421000", "47625008"
@@ -74,7 +76,7 @@ def test_the_suggested_order_reads_back_as_the_protocol_regimen() -> None:
         "type": "collection",
         "entry": [{"resource": patient}, {"resource": order}],
     }
-    rx = bundle_to_case_dict(bundle, as_of=date(2026, 4, 10))["prescription"]
+    rx = bundle_to_case_dict(bundle, as_of=date(2026, 4, 10), knowledge=K)["prescription"]
     assert rx == {
         "product": "hydroxocobalamin",
         "dose": 1,
@@ -240,3 +242,75 @@ def test_a_structurally_invalid_draft_bundle_is_400() -> None:
     (issue, *_) = response.json()["issue"]
     assert issue["code"] == "structure"
     assert issue["expression"][0].startswith("context.draftOrders.entry[0].resource.")
+
+
+# --- contract v1.1 ------------------------------------------------------------------------------
+
+ORAL = "26643006"
+
+
+def test_a_new_injection_order_while_injections_are_on_hold_is_critical() -> None:
+    case = scenario_case("anaphylaxis-hold-never-overdue")
+    cards = _sign(
+        case, b12_draft(PID, dose=1, unit="mg", route_snomed=IM, every=2, period_unit="d")
+    )
+    card = _only(cards, "ALLERGIC_REACTION")
+    assert card["indicator"] == "critical"
+    assert card["summary"].startswith("Injections on hold after an allergic reaction")
+    assert len(card["summary"]) < 140 and "suggestions" not in card
+
+
+def test_a_cleared_rechallenge_is_no_longer_called_a_hold() -> None:
+    case = scenario_case("anaphylaxis-hold-never-overdue")
+    day = case["as_of"]
+    cleared = {
+        **case,
+        "decisions": [
+            {"code": "rechallenge_cleared", "date": day, "by": "Dr A", "reason": "Allergy review."}
+        ],
+    }
+    # the FHIR prefetch does not carry decisions (yet): the store's record does
+    hooks = Hooks(date.fromisoformat(day), cases={PID: cleared})
+    cards = _sign(
+        cleared,
+        b12_draft(PID, dose=1, unit="mg", route_snomed=IM, every=2, period_unit="d"),
+        hooks=hooks,
+        prefetch=False,
+    )
+    card = _only(cards, "ALLERGIC_REACTION")
+    assert not card["summary"].startswith("Injections on hold")
+
+
+def test_an_oral_order_for_a_neurological_patient_is_critical_and_never_an_injection() -> None:
+    """Tablets are not the neurological injection protocol: a critical card says so, and the
+    under-treatment the order causes is shown with the injection course as the suggestion."""
+    case = scenario_case("gb-neuro-untreated")
+    cards = _sign(
+        case,
+        b12_draft(
+            PID, dose=1000, unit="mcg", route_snomed=ORAL, every=1, period_unit="d", atc="B03BA01"
+        ),
+    )
+    oral = [c for c in cards if c["summary"].startswith("Oral B12 ordered")]
+    assert [c["indicator"] for c in oral] == ["critical"]
+    assert "gb-hydroxocobalamin-neuro" in oral[0]["detail"]
+    assert_card_shapes(cards)
+    undertreated = _only(cards, "NEURO_UNDERTREATED")
+    (suggestion,) = undertreated["suggestions"]
+    assert "IM" in suggestion["label"] and "gb-hydroxocobalamin-neuro" in suggestion["label"]
+
+
+def test_an_oral_order_where_oral_maintenance_is_an_option_is_not_flagged() -> None:
+    case = scenario_case("dietary-oral-option")
+    cards = _sign(
+        case,
+        b12_draft(
+            PID, dose=1000, unit="mcg", route_snomed=ORAL, every=1, period_unit="d", atc="B03BA01"
+        ),
+    )
+    assert not [c for c in cards if c["summary"].startswith("Oral B12 ordered")]
+
+
+def assert_card_shapes(cards: list[dict[str, Any]]) -> None:
+    for card in cards:
+        assert_valid("card", card)

@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from b12plan.caseio import parse_case
-from b12plan.cli import app, core_commands
+from b12plan.cli import app, core_commands, steps
 from b12plan.core import evaluate
 from b12plan.core.knowledge import Knowledge
 from b12plan.examples import TITLES, example_cases
@@ -117,7 +117,7 @@ def test_an_internal_failure_exits_1_without_a_traceback(monkeypatch: pytest.Mon
     def broken(*_: object) -> None:
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(core_commands, "assess_case", broken)
+    monkeypatch.setattr(steps, "assess_case", broken)
     case = Path(core_commands.__file__).parents[1] / "examples" / "01-pa-neuro-loading.json"
     result = invoke("assess", str(case), "--json")
     assert result.exit_code == 1

@@ -2,7 +2,8 @@
 
 Unlike the core strategies (clinically shaped courses), these aim at the mapping: LOINC given or
 not, every unit spelling, reference ranges, brands, sites, who gave a dose, end dates, text with
-odd characters. Every generated document is valid contract v1.
+odd characters, and contract v1.1's reporter, decisions, prior treatment and date of death.
+Every generated document is a valid contract case.
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ def case_documents(draw: st.DrawFn) -> dict[str, Any]:
         _some(draw, patient, "id", text)
         _some(draw, patient, "sex", st.sampled_from(["female", "male", "other", "unknown"]))
         _some(draw, patient, "birth_date", st.just("1940-02-29"))
+        _some(draw, patient, "deceased_date", day.map(date.isoformat))
         doc["patient"] = patient
     doc["causes"] = draw(st.lists(st.sampled_from([c.code for c in K.causes]), max_size=3))
     doc["symptoms"] = draw(
@@ -129,7 +131,8 @@ def case_documents(draw: st.DrawFn) -> dict[str, Any]:
                     "code": st.sampled_from([s.code for s in K.symptoms]),
                     "date": day.map(date.isoformat),
                     "status": st.sampled_from(list(K.symptom_statuses)),
-                }
+                },
+                optional={"reporter": st.sampled_from(["clinician", "patient", "carer"])},
             ),
             max_size=3,
         )
@@ -150,4 +153,22 @@ def case_documents(draw: st.DrawFn) -> dict[str, Any]:
             max_size=2,
         )
     )
+    doc["decisions"] = draw(
+        st.lists(
+            st.fixed_dictionaries(
+                {
+                    "code": st.sampled_from(["neuro_loading_complete", "rechallenge_cleared"]),
+                    "date": day.map(date.isoformat),
+                    "by": text,
+                    "reason": text,
+                }
+            ),
+            max_size=2,
+        )
+    )
+    if draw(st.booleans()):
+        doc["prior_treatment"] = {
+            "since": draw(day).isoformat(),
+            "loading_completed": draw(st.booleans()),
+        }
     return doc

@@ -13,11 +13,13 @@ from fastapi.testclient import TestClient
 
 from b12plan.fhir import bundle_to_case_dict, case_dict_to_bundle
 from b12plan.fhir.api import make_router
+from b12plan.knowledge import load_knowledge
 
 CASE: dict[str, Any] = json.loads(
     (Path(__file__).parent / "cases" / "every-field-gb.json").read_text(encoding="utf-8")
 )
 TODAY = date(2026, 6, 1)
+K = load_knowledge()
 
 
 class Store:
@@ -45,7 +47,7 @@ def store() -> Store:
 @pytest.fixture
 def client(store: Store) -> TestClient:
     app = FastAPI()
-    app.include_router(make_router(store.load, store.add, clock=lambda: TODAY))
+    app.include_router(make_router(store.load, store.add, clock=lambda: TODAY, knowledge=K))
     return TestClient(app)
 
 
@@ -58,7 +60,7 @@ def test_everything_returns_the_record_as_a_searchset(client: TestClient) -> Non
     patient = bundle["entry"][0]["resource"]
     assert (patient["resourceType"], patient["id"]) == ("Patient", "p-1")
     assert {e["search"]["mode"] for e in bundle["entry"]} == {"match"}
-    assert bundle_to_case_dict(bundle, as_of=date(2026, 6, 1)) == CASE
+    assert bundle_to_case_dict(bundle, as_of=date(2026, 6, 1), knowledge=K) == CASE
 
 
 def test_everything_for_an_unknown_patient_is_404_with_an_outcome(client: TestClient) -> None:
@@ -70,7 +72,7 @@ def test_everything_for_an_unknown_patient_is_404_with_an_outcome(client: TestCl
 
 
 def test_posting_a_bundle_creates_a_patient(client: TestClient, store: Store) -> None:
-    bundle = case_dict_to_bundle(CASE)
+    bundle = case_dict_to_bundle(CASE, knowledge=K)
     bundle["type"] = "transaction"
     for entry in bundle["entry"]:
         entry["request"] = {"method": "POST", "url": entry["resource"]["resourceType"]}
@@ -87,19 +89,49 @@ def test_posting_a_bundle_creates_a_patient(client: TestClient, store: Store) ->
     assert imported == {**CASE, "as_of": TODAY.isoformat()}
 
 
-def test_a_bundle_with_an_unknown_unit_is_422_naming_the_path(
-    client: TestClient, store: Store
-) -> None:
-    bundle = case_dict_to_bundle(CASE)
-    i = next(
-        n for n, e in enumerate(bundle["entry"]) if e["resource"]["resourceType"] == "Observation"
-    )
-    bundle["entry"][i]["resource"]["valueQuantity"] = {"value": 98, "unit": "pmol"}
+def _first(bundle: dict[str, Any], kind: str) -> int:
+    return next(n for n, e in enumerate(bundle["entry"]) if e["resource"]["resourceType"] == kind)
+
+
+def test_a_dose_in_an_unknown_unit_is_422_naming_the_path(client: TestClient, store: Store) -> None:
+    """A B12 dose that cannot be read changes the schedule: the record is refused whole."""
+    bundle = case_dict_to_bundle(CASE, knowledge=K)
+    i = _first(bundle, "MedicationAdministration")
+    bundle["entry"][i]["resource"]["dosage"]["dose"] = {"value": 1, "unit": "ampoule"}
     response = client.post("/fhir", json=bundle)
     assert response.status_code == 422
     issue = response.json()["issue"][0]
-    assert issue["expression"] == [f"Bundle.entry[{i}].resource.valueQuantity.unit"]
+    assert issue["expression"] == [f"Bundle.entry[{i}].resource.dosage.dose.unit"]
     assert store.imported == []
+
+
+def test_a_result_in_an_unknown_unit_is_left_out_and_reported(
+    client: TestClient, store: Store
+) -> None:
+    bundle = case_dict_to_bundle(CASE, knowledge=K)
+    i = _first(bundle, "Observation")
+    bundle["entry"][i]["resource"]["valueQuantity"] = {"value": 98, "unit": "pmol"}
+    response = client.post("/fhir", json=bundle, headers={"Prefer": "return=OperationOutcome"})
+    assert response.status_code == 201
+    assert response.headers["location"] == "Patient/p-2"
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    created, *warnings = outcome["issue"]
+    assert (created["severity"], created["diagnostics"]) == ("information", "created Patient/p-2")
+    skipped = [w for w in warnings if w.get("expression")]
+    assert [w["expression"] for w in skipped] == [
+        [f"Bundle.entry[{i}].resource.valueQuantity.unit"]
+    ]
+    assert skipped[0]["severity"] == "warning"
+    assert "unknown unit 'pmol'" in skipped[0]["diagnostics"]
+    (imported,) = store.imported
+    assert len(imported["observations"]) == len(CASE["observations"]) - 1
+
+
+def test_without_prefer_the_answer_is_the_new_patient(client: TestClient) -> None:
+    response = client.post("/fhir", json=case_dict_to_bundle(CASE, knowledge=K))
+    assert response.status_code == 201
+    assert response.json()["resourceType"] == "Patient"
 
 
 @pytest.mark.parametrize(
@@ -133,7 +165,11 @@ def test_dependencies_given_by_the_composition_root_guard_every_route(store: Sto
     app = FastAPI()
     app.include_router(
         make_router(
-            store.load, store.add, clock=lambda: TODAY, dependencies=[Depends(require_token)]
+            store.load,
+            store.add,
+            clock=lambda: TODAY,
+            knowledge=K,
+            dependencies=[Depends(require_token)],
         )
     )
     client = TestClient(app)
@@ -159,12 +195,16 @@ def test_the_signed_in_user_reaches_the_store_when_a_principal_is_given() -> Non
         return "p-9"
 
     app = FastAPI()
-    app.include_router(make_router(load, add, clock=lambda: TODAY, principal=current_user))
+    app.include_router(
+        make_router(load, add, clock=lambda: TODAY, knowledge=K, principal=current_user)
+    )
     client = TestClient(app)
     assert client.get("/fhir/Patient/p-1/$everything", headers={"x-user": "dr-a"}).is_success
     assert (
         client.get("/fhir/Patient/p-1/$everything", headers={"x-user": "dr-b"}).status_code == 404
     )
-    created = client.post("/fhir", json=case_dict_to_bundle(CASE), headers={"x-user": "dr-a"})
+    created = client.post(
+        "/fhir", json=case_dict_to_bundle(CASE, knowledge=K), headers={"x-user": "dr-a"}
+    )
     assert created.status_code == 201
     assert seen == [("load", "dr-a"), ("load", "dr-b"), ("import", "dr-a")]

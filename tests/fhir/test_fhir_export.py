@@ -38,7 +38,7 @@ def _codes(concept: dict[str, Any], system: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def every_field() -> dict[str, Any]:
-    return case_dict_to_bundle(_case("every-field-gb"))
+    return case_dict_to_bundle(_case("every-field-gb"), knowledge=K)
 
 
 def test_each_resource_is_a_valid_r4_resource_of_its_type(every_field: dict[str, Any]) -> None:
@@ -75,7 +75,7 @@ def test_loinc_follows_the_unit_and_a_given_loinc_is_kept_as_chosen(
     assert _codes(by_unit[("b12_total", "pmol/L")], LOINC) == ["14685-2"]
     mass = by_unit[("b12_total", "pg/mL")]
     assert mass["coding"][1] == {"system": LOINC, "code": "2132-9", "userSelected": True}
-    assert _codes(by_unit[("folate", "nmol/L")], LOINC) == [], "2284-8 is mass/volume"
+    assert _codes(by_unit[("folate", "nmol/L")], LOINC) == ["14732-2"], "2284-8 is mass/volume"
     assert _codes(by_unit[("haemoglobin", "g/dL")], LOINC) == ["718-7"]
 
 
@@ -134,7 +134,7 @@ def test_a_maintenance_order_is_sequence_2_with_no_invented_loading(
 
 def test_a_loading_order_adds_the_protocols_maintenance_as_sequence_2() -> None:
     case = _case("us-cyanocobalamin-loading")
-    bundle = case_dict_to_bundle(case)
+    bundle = case_dict_to_bundle(case, knowledge=K)
     (order,) = _resources(bundle, "MedicationRequest")
     loading, maintenance = order["dosageInstruction"]
     assert (loading["sequence"], maintenance["sequence"]) == (1, 2)
@@ -159,7 +159,7 @@ def test_medications_carry_atc_and_rxnorm_from_the_formulary(every_field: dict[s
 
 
 def test_the_cyanide_antidote_dose_is_not_coded_as_the_deficiency_product() -> None:
-    bundle = case_dict_to_bundle(_case("cyanide-antidote"))
+    bundle = case_dict_to_bundle(_case("cyanide-antidote"), knowledge=K)
     for resource in _resources(bundle, "MedicationRequest") + _resources(
         bundle, "MedicationAdministration"
     ):
@@ -199,7 +199,7 @@ def test_the_care_plan_lists_the_assessed_schedule_and_monitoring() -> None:
     case = _case("us-cyanocobalamin-loading")
     parsed = parse_case(case, K)
     assessment = evaluate(parsed, K, as_of=parsed.as_of)
-    (plan,) = _resources(case_dict_to_bundle(case), "CarePlan")
+    (plan,) = _resources(case_dict_to_bundle(case, knowledge=K), "CarePlan")
     doses = [a["detail"] for a in plan["activity"] if a["detail"]["kind"] == "MedicationRequest"]
     assert [d["scheduledTiming"]["event"][0] for d in doses] == [
         s.date.isoformat() for s in assessment.schedule
@@ -211,7 +211,7 @@ def test_the_care_plan_lists_the_assessed_schedule_and_monitoring() -> None:
 
 
 def test_nothing_recorded_is_a_bare_patient() -> None:
-    bundle = case_dict_to_bundle(_case("nothing-recorded"))
+    bundle = case_dict_to_bundle(_case("nothing-recorded"), knowledge=K)
     assert [e["resource"]["resourceType"] for e in bundle["entry"]] == ["Patient"]
 
 
@@ -219,7 +219,7 @@ def test_an_invalid_case_is_refused_with_the_field_path() -> None:
     case = _case("every-field-gb")
     case["observations"][0]["unit"] = "pmol"
     with pytest.raises(CaseError) as caught:
-        case_dict_to_bundle(case)
+        case_dict_to_bundle(case, knowledge=K)
     assert caught.value.errors[0]["loc"] == "observations[0].unit"
 
 
@@ -227,5 +227,5 @@ def test_text_fhir_cannot_carry_is_refused_by_field() -> None:
     case = _case("every-field-gb")
     case["administrations"][1]["site"] = "\u00a0"
     with pytest.raises(CaseError) as caught:
-        case_dict_to_bundle(case)
+        case_dict_to_bundle(case, knowledge=K)
     assert [e["loc"] for e in caught.value.errors] == ["administrations[1].site"]

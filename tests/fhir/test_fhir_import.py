@@ -15,10 +15,13 @@ from b12plan.fhir import (
     bundle_to_case_dict,
     draft_orders,
     http_status,
+    import_bundle,
     operation_outcome,
 )
+from b12plan.knowledge import load_knowledge
 
 AS_OF = date(2026, 3, 1)
+K = load_knowledge()
 LOINC = "http://loinc.org"
 SNOMED = "http://snomed.info/sct"
 UCUM = "http://unitsofmeasure.org"
@@ -129,12 +132,12 @@ def ehr_bundle() -> dict[str, Any]:
 
 
 def _read(bundle: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    return bundle_to_case_dict(bundle, as_of=AS_OF, **kwargs)
+    return bundle_to_case_dict(bundle, as_of=AS_OF, knowledge=K, **kwargs)
 
 
 def _errors(bundle: object, **kwargs: Any) -> list[dict[str, str]]:
     with pytest.raises(BundleError) as caught:
-        bundle_to_case_dict(bundle, as_of=AS_OF, **kwargs)
+        bundle_to_case_dict(bundle, as_of=AS_OF, knowledge=K, **kwargs)
     return caught.value.errors
 
 
@@ -481,7 +484,7 @@ def test_draft_orders_read_b12_and_listed_medications_only() -> None:
         ],
     }
     del drafts["entry"][0]["resource"]["authoredOn"]
-    found = draft_orders(drafts, as_of=AS_OF, jurisdiction="GB", patient_id="ehr-7")
+    found = draft_orders(drafts, as_of=AS_OF, jurisdiction="GB", patient_id="ehr-7", knowledge=K)
     assert [d.entry for d in found] == [0, 1]
     assert found[0].prescription is not None and found[0].prescription["start"] == "2026-03-01"
     assert found[1].medication == {"code": "folic_acid", "start": "2026-03-01"}
@@ -550,8 +553,26 @@ def _mutated_bundles(draw: st.DrawFn) -> dict[str, Any]:
 @given(_mutated_bundles())
 def test_whatever_arrives_the_answer_is_a_case_or_a_bundle_error(bundle: dict[str, Any]) -> None:
     try:
-        case = bundle_to_case_dict(bundle, as_of=AS_OF)
+        case = bundle_to_case_dict(bundle, as_of=AS_OF, knowledge=K)
     except BundleError as exc:
         assert exc.errors and all(set(e) == {"loc", "msg", "type"} for e in exc.errors)
     else:
         assert case["schema_version"] == 1
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_mutated_bundles())
+def test_whatever_arrives_a_partial_import_is_a_case_with_located_warnings_or_an_error(
+    bundle: dict[str, Any],
+) -> None:
+    """Partial import never crashes, and every warning has the outcome shape and a location."""
+    try:
+        imported = import_bundle(bundle, as_of=AS_OF, knowledge=K)
+    except BundleError as exc:
+        assert exc.errors and all(set(e) == {"loc", "msg", "type"} for e in exc.errors)
+    else:
+        assert imported.case["schema_version"] == 1
+        for w in imported.warnings:
+            assert set(w) == {"loc", "msg", "type", "severity"}
+            assert w["loc"].startswith("entry[") or w["severity"] == "information"
+        assert operation_outcome(imported.warnings)["resourceType"] == "OperationOutcome"

@@ -29,8 +29,8 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _round_trip(case: dict[str, Any]) -> dict[str, Any]:
-    bundle = case_dict_to_bundle(case)
-    return bundle_to_case_dict(bundle, as_of=date.fromisoformat(case["as_of"]))
+    bundle = case_dict_to_bundle(case, knowledge=K)
+    return bundle_to_case_dict(bundle, as_of=date.fromisoformat(case["as_of"]), knowledge=K)
 
 
 def _resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
@@ -60,7 +60,7 @@ def test_canonical_fixtures_come_back_identical(path: Path) -> None:
 
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
 def test_exported_bundles_validate_as_r4(path: Path) -> None:
-    bundle = case_dict_to_bundle(_load(path))
+    bundle = case_dict_to_bundle(_load(path), knowledge=K)
     model = Bundle.model_validate(bundle)
     assert model.type == "collection"
     assert model.model_dump(mode="json", exclude_none=True) == bundle
@@ -79,9 +79,12 @@ def test_generated_cases_survive_the_round_trip(doc: dict[str, Any]) -> None:
 
 def test_export_is_deterministic_and_the_bundle_id_seeds_entry_ids() -> None:
     case = _load(FIXTURES[0])
-    first, second = case_dict_to_bundle(case), case_dict_to_bundle(copy.deepcopy(case))
+    first, second = (
+        case_dict_to_bundle(case, knowledge=K),
+        case_dict_to_bundle(copy.deepcopy(case), knowledge=K),
+    )
     assert first == second
-    other = case_dict_to_bundle(case, bundle_id="export-2")
+    other = case_dict_to_bundle(case, bundle_id="export-2", knowledge=K)
     assert other["id"] == "export-2"
     assert {e["fullUrl"] for e in other["entry"]}.isdisjoint({e["fullUrl"] for e in first["entry"]})
 
@@ -89,7 +92,7 @@ def test_export_is_deterministic_and_the_bundle_id_seeds_entry_ids() -> None:
 def test_import_ignores_what_b12plan_derived_on_export() -> None:
     """The CarePlan and the protocol's maintenance phase are our plan, not the record."""
     case = _load(TESTS / "fhir" / "cases" / "us-cyanocobalamin-loading.json")
-    bundle = case_dict_to_bundle(case)
+    bundle = case_dict_to_bundle(case, knowledge=K)
     kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
     assert "CarePlan" in kinds
     order = next(r for r in _resources(bundle) if r["resourceType"] == "MedicationRequest")
@@ -98,11 +101,11 @@ def test_import_ignores_what_b12plan_derived_on_export() -> None:
     for e in bundle["entry"]:
         if e["resource"]["resourceType"] == "CarePlan":
             e["resource"]["activity"] = e["resource"]["activity"][:1]
-    assert bundle_to_case_dict(bundle, as_of=date(2026, 2, 10)) == case
+    assert bundle_to_case_dict(bundle, as_of=date(2026, 2, 10), knowledge=K) == case
 
 
 def test_a_bundle_without_the_plan_reads_the_same() -> None:
     case = _load(FIXTURES[0])
-    bundle = case_dict_to_bundle(case, include_plan=False)
+    bundle = case_dict_to_bundle(case, include_plan=False, knowledge=K)
     assert "CarePlan" not in [e["resource"]["resourceType"] for e in bundle["entry"]]
-    assert bundle_to_case_dict(bundle, as_of=date.fromisoformat(case["as_of"])) == case
+    assert bundle_to_case_dict(bundle, as_of=date.fromisoformat(case["as_of"]), knowledge=K) == case

@@ -42,14 +42,14 @@ def uid(prefix: str) -> str:
 
 
 @contextmanager
-def sqlite_database(directory: Path) -> Iterator[str]:
+def sqlite_database(directory: Path, revision: str = "head") -> Iterator[str]:
     url = f"sqlite:///{directory / 'store.db'}"
-    upgrade(url)
+    upgrade(url, revision)
     yield url
 
 
 @contextmanager
-def postgres_database() -> Iterator[str]:
+def postgres_database(revision: str = "head") -> Iterator[str]:
     """A new, migrated PostgreSQL database, dropped afterwards; skipped loudly if unreachable."""
     base = os.environ.get(POSTGRES_ENV, DEFAULT_POSTGRES_URL)
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
@@ -71,7 +71,7 @@ def postgres_database() -> Iterator[str]:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(base).set(database=name).render_as_string(hide_password=False)
     try:
-        upgrade(url)
+        upgrade(url, revision)
         yield url
     finally:
         with admin.connect() as connection:

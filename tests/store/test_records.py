@@ -9,14 +9,17 @@ import pytest
 from sqlalchemy import func, select
 
 from b12plan.service import KINDS, Conflict, Forbidden, InvalidInput, NotFound, Principal
+from b12plan.service.records import _reported_by
 from b12plan.service.schemas import (
     AdministrationIn,
     AdverseEventIn,
     CauseIn,
+    DecisionIn,
     MedicationIn,
     ObservationIn,
     PatientIn,
     PrescriptionIn,
+    PriorTreatmentIn,
     SymptomIn,
     WorklistQuery,
 )
@@ -53,12 +56,19 @@ def test_records_of_every_kind_are_stored_and_listed(world: World) -> None:
     records, who, pid = world.services.records, world.clinician, world.patient_id
     entries: list[Any] = [
         CauseIn(code="pernicious_anaemia"),
-        SymptomIn(code="paraesthesia", date=D(2026, 3, 1), status="present"),
+        SymptomIn(code="paraesthesia", date=D(2026, 3, 1), status="present", reporter="clinician"),
         LOW_B12,
         AdministrationIn(date=D(2026, 3, 2), lot="LOT-42", given_by="clinic", **HYDROXO),
         PrescriptionIn(phase="loading", interval_days=2, start=D(2026, 3, 2), **HYDROXO),
         MedicationIn(code="metformin", start=D(2020, 1, 1)),
         AdverseEventIn(code="injection_site_pain", date=D(2026, 3, 3), note="sore for a day"),
+        DecisionIn(
+            code="neuro_loading_complete",
+            date=D(2026, 5, 1),
+            by="Dr Demo",
+            reason="No further improvement over three reviews.",
+        ),
+        PriorTreatmentIn(since=D(2024, 1, 1), loading_completed=True),
     ]
     for entry in entries:
         stored = records.add_record(who, pid, entry)
@@ -70,6 +80,9 @@ def test_records_of_every_kind_are_stored_and_listed(world: World) -> None:
     assert case["causes"] == ["pernicious_anaemia"]
     assert case["prescription"]["interval_days"] == 2
     assert "lot" not in case["administrations"][0]  # kept in the store, not in the contract
+    assert case["symptoms"][0]["reporter"] == "clinician"
+    assert case["decisions"][0]["by"] == "Dr Demo"
+    assert case["prior_treatment"] == {"since": "2024-01-01", "loading_completed": True}
 
 
 @pytest.mark.parametrize(
@@ -356,3 +369,44 @@ def test_a_cached_assessment_follows_writes_made_elsewhere(world: World) -> None
         assert [e["code"] for e in case["adverse_events"]] == ["anaphylaxis"]
     finally:
         elsewhere.db.dispose()
+
+
+def test_several_records_are_saved_together_or_not_at_all(world: World) -> None:
+    """A diary page holds several symptoms: one bad entry leaves none of them stored."""
+    records, pid = world.services.records, world.patient_id
+    before = counts(world, pid)
+    good = SymptomIn(code="fatigue", date=D(2026, 5, 1), status="present")
+    bad = SymptomIn(code="tiredness", date=D(2026, 5, 1), status="present")
+    with pytest.raises(InvalidInput) as refused:
+        records.add_records(world.patient, pid, [good, bad])
+    assert [e["loc"] for e in refused.value.errors] == ["[1].code"]
+    assert counts(world, pid) == before
+    stored = records.add_records(
+        world.patient, pid, [good, good.model_copy(update={"code": "pallor"})]
+    )
+    assert [(s.data.code, s.data.reporter) for s in stored] == [
+        ("fatigue", "patient"),
+        ("pallor", "patient"),
+    ]
+    assert counts(world, pid) == (before[0] + 2, before[1] + 2)
+
+
+@pytest.mark.parametrize(
+    ("role", "asked", "stored"),
+    [
+        ("clinician", None, "clinician"),
+        ("clinician", "patient", "patient"),
+        ("admin", "carer", "carer"),
+        ("patient", "clinician", "patient"),
+        ("patient", None, "patient"),
+        ("patient", "carer", "carer"),
+        ("carer", "clinician", "carer"),  # the carer role of the reminders branch
+    ],
+)
+def test_who_reported_a_symptom_follows_who_writes_it(
+    role: str, asked: str | None, stored: str
+) -> None:
+    who = Principal(user_id="u", username="someone", role=role)
+    symptom = SymptomIn(code="fatigue", date=D(2026, 5, 1), status="resolved", reporter=asked)
+    result = _reported_by(who, symptom)
+    assert result is not None and result.reporter == stored

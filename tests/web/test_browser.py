@@ -9,6 +9,7 @@ in CI (``CI`` set) they fail instead, so a missing browser can never pass silent
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,19 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from tests.web.conftest import CLINICIAN, OVERDUE_ID, PATIENT, TODAY, copy_db
+from b12plan.examples import example_cases
+from b12plan.service import KINDS, Principal
+from b12plan.service.demo import shift_dates
+from b12plan.service.schemas import AdverseEventIn
+from tests.web.conftest import (
+    CLINICIAN,
+    OVERDUE_ID,
+    PATIENT,
+    PATIENT_ID,
+    TODAY,
+    copy_db,
+    services_for,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -79,12 +93,37 @@ def _free_port() -> int:
         return port
 
 
+NEURO_ID = "browser-neuro"  # a second patient in neurological loading, for the decision test
+
+
 @pytest.fixture(scope="module")
-def base_url(seeded_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def browser_db(seeded_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the seeded demo database, plus a patient of its own for the decision test
+    (the demo patient user's record is the patient tests' to change)."""
+    database = copy_db(seeded_db, tmp_path_factory.mktemp("browser"))
+    example = next(e for e in example_cases() if e.name.startswith("01-"))
+    document = json.loads(example.text)
+    document = shift_dates(document, (TODAY - date.fromisoformat(document["as_of"])).days)
+    services = services_for(database)
+    try:
+        services.records.import_case(
+            Principal.system("tests"),
+            document,
+            clinic_id="demo-clinic",
+            display_name="Test Patient Neuro",
+            patient_id=NEURO_ID,
+        )
+    finally:
+        services.db.dispose()
+    return database
+
+
+@pytest.fixture(scope="module")
+def base_url(browser_db: Path) -> Iterator[str]:
     """The real app, started the way it is deployed (``uvicorn --factory
     b12plan.app:app_from_env``) in a subprocess on a free loopback port, with "today" pinned
     and a copy of the seeded demo database."""
-    database = copy_db(seeded_db, tmp_path_factory.mktemp("browser"))
+    database = browser_db
     port = _free_port()
     env = {
         **os.environ,
@@ -208,6 +247,24 @@ def unlabelled_controls(page: Page) -> list[str]:
     return result
 
 
+def interactive_inside_non_interactive_roles(page: Page) -> list[str]:
+    """What axe-core's ``nested-interactive`` rule flags: a focusable or interactive element
+    inside one whose role makes its children presentational (an image, a button...), which a
+    screen reader then never reaches."""
+    result: list[str] = page.evaluate(
+        """() => {
+          const outer = '[role=img],[role=button],[role=link],[role=checkbox],[role=tab],'
+            + '[role=menuitem],[role=option],[role=progressbar],[role=slider],button,a[href]';
+          const inner = 'a[href],button,input,select,textarea,[tabindex]:not([tabindex="-1"]),'
+            + '[role=button],[role=link],[contenteditable=true]';
+          return Array.from(document.querySelectorAll(outer))
+            .filter(el => el.querySelector(inner))
+            .map(el => el.id || el.getAttribute('role') || el.tagName.toLowerCase());
+        }"""
+    )
+    return result
+
+
 def overflows_horizontally(page: Page) -> bool:
     result: bool = page.evaluate(
         "() => document.documentElement.scrollWidth > window.innerWidth + 1"
@@ -248,8 +305,8 @@ def test_clinician_finds_an_overdue_patient_and_records_an_injection(
     # the lab form's unit list follows the chosen test (htmx)
     page.locator("#lab-title").click()
     page.locator("#lab-code").select_option("mma")
-    expect(page.locator("#lab-unit option")).to_have_count(3)
-    assert page.locator("#lab-unit option").all_inner_texts() == ["umol/L", "µmol/L", "nmol/L"]
+    # wait for the swap itself: B12's list has 3 units too, so a count alone can pass too early
+    expect(page.locator("#lab-unit option")).to_have_text(["umol/L", "µmol/L", "nmol/L"])
 
     page.locator("#injection-title").click()  # open "Record an injection"
     form = page.locator("#injection-form")
@@ -276,6 +333,33 @@ def test_clinician_finds_an_overdue_patient_and_records_an_injection(
     page.emulate_media(media="print")
     expect(page.get_by_role("heading", level=1)).to_contain_text("summary")
     shot(page, "clinician-print-summary", full_page=True)
+    page.close()
+
+
+def test_a_decision_entered_in_the_form_ends_neurological_loading(
+    clinician: BrowserContext, base_url: str
+) -> None:
+    page = new_page(clinician)
+    page.goto(f"{base_url}/clinic/patients/{NEURO_ID}")
+    wait_for_chart(page)
+    assert interactive_inside_non_interactive_roles(page) == []
+    progress = page.locator("#regimen-progress")
+    expect(progress).to_contain_text("loading continues until symptoms stop improving")
+    expect(page.locator("#dose-validity-table")).to_contain_text("loading dose")
+
+    page.locator("#decision-title").click()  # the form sits in a closed <details>
+    form = page.locator("#decision-form")
+    form.get_by_label("Decision", exact=True).select_option("neuro_loading_complete")
+    form.get_by_role("button", name="Record decision").click()
+    expect(form.locator(".error-summary")).to_contain_text("Enter the reason")  # required
+    form.get_by_label("Reason").fill("No further improvement in numbness at two reviews.")
+    assert unlabelled_controls(page) == []
+    shot(page, "clinician-decision-form")
+    form.get_by_role("button", name="Record decision").click()
+
+    expect(page.get_by_role("status")).to_contain_text("Decision recorded.")
+    expect(progress).to_contain_text("loading complete")
+    expect(page.locator("#decisions")).to_contain_text("No further improvement in numbness")
     page.close()
 
 
@@ -344,7 +428,7 @@ def test_patient_logs_a_symptom_and_sees_it_on_the_chart(
 
 
 def test_patient_reports_anaphylaxis_and_is_told_to_contact_a_clinician(
-    patient: BrowserContext, base_url: str
+    patient: BrowserContext, base_url: str, browser_db: Path
 ) -> None:
     page = new_page(patient)
     page.goto(f"{base_url}/me/log")
@@ -354,8 +438,28 @@ def test_patient_reports_anaphylaxis_and_is_told_to_contact_a_clinician(
     urgent = page.get_by_role("alert").filter(has_text="Contact a clinician now")
     expect(urgent).to_be_visible()
     expect(urgent).to_be_focused()
+    expect(page.locator("#notice-hold")).to_contain_text("Your injections are on hold")
     shot(page, "patient-urgent-side-effect")
+    page.goto(f"{base_url}/me")
+    expect(page.locator("#notice-hold")).to_be_visible()
+    expect(page.locator("main")).not_to_contain_text("give it today")
     page.close()
+    # The other patient tests read this record: take the reaction back out (entered in error).
+    services = services_for(browser_db)
+    try:
+        system = Principal.system("tests")
+        for stored in services.records.list_records(system, PATIENT_ID, KINDS["adverse_events"]):
+            if stored.data == AdverseEventIn(code="anaphylaxis", date=TODAY):
+                services.records.retract_record(
+                    system,
+                    PATIENT_ID,
+                    KINDS["adverse_events"],
+                    stored.id,
+                    expected_version=stored.version,
+                    reason="browser test: put back as it was",
+                )
+    finally:
+        services.db.dispose()
 
 
 def test_patient_reads_answers_with_sources(patient: BrowserContext, base_url: str) -> None:

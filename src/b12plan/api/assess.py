@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from b12plan.api.params import AsOf, PayloadTooLarge
 from b12plan.api.problems import problem_responses
 from b12plan.api.records import ASSESSMENT_RESPONSE
-from b12plan.caseio import CaseError, load_json
+from b12plan.contract import CaseError, load_json
 from b12plan.service.errors import FieldError, InvalidInput
 from b12plan.service.records import RecordsService
 from b12plan.service.schemas import (

@@ -29,7 +29,7 @@ from b12plan.service.errors import (
     ServiceError,
     Unauthenticated,
     field_error,
-    loc_text,
+    format_loc,
 )
 from b12plan.service.records import StoredRecordInvalid
 
@@ -147,7 +147,7 @@ def request_errors(errors: Sequence[Any]) -> list[FieldError]:
         )
         if place == "header" and loc and isinstance(loc[0], str):
             loc[0] = "-".join(part.capitalize() for part in loc[0].split("-"))
-        path = loc_text(loc)
+        path = format_loc(loc)
         if place and place != "body":
             path = f"{place}.{path}" if path else place
         type_ = str(error.get("type", "invalid"))

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from b12plan.cds_hooks.services import override_reasons
 from b12plan.core.assessment import Assessment, Finding
 from b12plan.core.knowledge import Knowledge
 from b12plan.fhir import describe, systems
@@ -60,6 +61,14 @@ def _citations(source: str, knowledge: Knowledge) -> str:
     return "; ".join(parts)
 
 
+def _overridable(card: Card) -> Card:
+    """Warning and critical cards offer coded override reasons (CDS Hooks 2.0), so a clinician
+    who overrides one can say why, and the feedback call carries it to the audit log."""
+    if card["indicator"] in ("warning", "critical"):
+        card["overrideReasons"] = [dict(r) for r in override_reasons()]
+    return card
+
+
 def _source(label_source: str, knowledge: Knowledge, topic: Mapping[str, str] | None) -> Card:
     source: Card = {"label": f"b12plan ({label_source})" if label_source else "b12plan"}
     url = _source_url(label_source, knowledge) if label_source else None
@@ -76,11 +85,15 @@ def finding_to_card(
     knowledge: Knowledge,
     id_factory: IdFactory,
     suggestions: Sequence[Card] = (),
+    summary: str | None = None,
 ) -> Card:
     """One finding, one card: the message as summary (the title if it would not fit), the advice,
-    rule, evidence and citations as detail, the finding code as the source topic."""
+    rule, evidence and citations as detail, the finding code as the source topic. ``summary``
+    replaces the summary where the hook knows better what the finding means for this action
+    (the allergic hold on a new injection order)."""
     spec = knowledge.finding(finding.code)
-    summary = finding.message if len(finding.message) <= SUMMARY_MAX else _clip(spec.title)
+    if summary is None:
+        summary = finding.message if len(finding.message) <= SUMMARY_MAX else _clip(spec.title)
     lines = [finding.message, "", f"**What to do:** {spec.advice}", "", f"**Rule:** {spec.rule}"]
     if finding.evidence:
         lines += ["", "| Evidence | |", "|---|---|"]
@@ -104,7 +117,41 @@ def finding_to_card(
     if suggestions:
         card["suggestions"] = list(suggestions)
         card["selectionBehavior"] = "at-most-one"
-    return card
+    return _overridable(card)
+
+
+HOLD_SUMMARY = (
+    "Injections on hold after an allergic reaction: do not sign a new B12 injection order"
+    " without allergy review"
+)
+"""The order-sign summary of ``ALLERGIC_REACTION`` while injections are on hold (contract v1.1)."""
+
+
+def oral_order_card(
+    *, order: str, protocol_id: str, regimen: str, reasons: Sequence[str], id_factory: IdFactory
+) -> Card:
+    """An oral B12 order for a patient whose protocol is injections.
+
+    Not a finding: the core reads an oral order as an oral regimen (contract v1.1: an oral order
+    is never mapped to an injection protocol), so its own findings judge the tablets; this card
+    says, at signing, that the tablets are not the protocol this patient needs.
+    """
+    lines = [
+        f"The draft orders {order} by mouth. This patient's protocol is injections"
+        f" (`{protocol_id}`: {regimen}), because {', and '.join(reasons)}.",
+        "",
+        "An oral order is read as an oral regimen, never as that injection protocol: signing it"
+        " leaves the patient without the injection course.",
+    ]
+    return {
+        "uuid": id_factory(),
+        "summary": _clip(
+            f"Oral B12 ordered, but this patient's protocol is injections ({regimen})"
+        ),
+        "indicator": "critical",
+        "detail": "\n".join(lines),
+        "source": {"label": "b12plan (contract v1.1)"},
+    }
 
 
 def next_dose_card(assessment: Assessment, *, knowledge: Knowledge, id_factory: IdFactory) -> Card:
@@ -153,10 +200,12 @@ def data_problem_card(
     lines += [f"- {describe(p)}" for p in problems[:MAX_PROBLEMS_SHOWN]]
     if n > MAX_PROBLEMS_SHOWN:
         lines.append(f"- … and {n - MAX_PROBLEMS_SHOWN} more")
-    return {
-        "uuid": id_factory(),
-        "summary": _clip(f"b12plan could not check {what}: {n} data problem{'s' * (n != 1)}"),
-        "indicator": "warning",
-        "detail": "\n".join(lines),
-        "source": {"label": "b12plan"},
-    }
+    return _overridable(
+        {
+            "uuid": id_factory(),
+            "summary": _clip(f"b12plan could not check {what}: {n} data problem{'s' * (n != 1)}"),
+            "indicator": "warning",
+            "detail": "\n".join(lines),
+            "source": {"label": "b12plan"},
+        }
+    )

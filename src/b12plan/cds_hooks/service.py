@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from b12plan.caseio import CaseError, parse_case
 from b12plan.cds_hooks.cards import (
+    HOLD_SUMMARY,
     Card,
     IdFactory,
     data_problem_card,
     finding_to_card,
     next_dose_card,
+    oral_order_card,
 )
 from b12plan.cds_hooks.data import (
     DataUnavailable,
@@ -28,6 +29,7 @@ from b12plan.cds_hooks.data import (
 )
 from b12plan.cds_hooks.request import HookCall, RequestError, parse_call
 from b12plan.cds_hooks.services import ServiceSpec, discovery, prefetch_templates, service
+from b12plan.contract import CaseError, parse_case
 from b12plan.core import Assessment, evaluate
 from b12plan.core.knowledge import Knowledge
 from b12plan.fhir import (
@@ -216,6 +218,11 @@ class CdsServices:
             try:
                 assessment = self._assess(variant, as_of)
                 regimen = self._protocol_regimen(assessment)
+                protocol_id = assessment.regimen.protocol_id if assessment.regimen else ""
+                injections = self._injections_needed(draft, case, as_of)
+                if injections is not None:  # an oral order where the protocol is injections
+                    protocol_id, regimen, oral_card = injections
+                    cards.append(oral_card)
                 if draft is not None and draft.prescription is not None and regimen is not None:
                     reference = {**variant, "prescription": {**draft.prescription, **regimen}}
                 else:
@@ -233,22 +240,61 @@ class CdsServices:
                 if finding.code not in spec.always_codes and key in expected:
                     continue  # not the order's doing: the protocol regimen would have it too
                 seen.add(key)
+                summary = None
+                if (
+                    finding.code == "ALLERGIC_REACTION"
+                    and assessment.injections_on_hold
+                    and draft is not None
+                    and _route(draft) != "oral"
+                ):
+                    summary = HOLD_SUMMARY
                 suggestions = []
                 if (
                     draft is not None
                     and regimen is not None
                     and finding.code in spec.suggest_protocol_regimen
                 ):
-                    suggestions.append(self._suggestion(draft, assessment, regimen))
+                    suggestions.append(self._suggestion(draft, protocol_id, regimen))
                 cards.append(
                     finding_to_card(
                         finding,
                         knowledge=self.knowledge,
                         id_factory=self.id_factory,
                         suggestions=suggestions,
+                        summary=summary,
                     )
                 )
         return cards
+
+    def _injections_needed(
+        self, draft: DraftOrder | None, case: Json, as_of: date
+    ) -> tuple[str, Json, Card] | None:
+        """For an oral draft where the record's own protocol is injections and tablets are no
+        substitute (neurological symptoms, or a chronic malabsorptive cause, and no oral
+        maintenance option): that injection regimen, and the critical card saying so."""
+        if draft is None or _route(draft) != "oral":
+            return None
+        record = self._assess(case, as_of)
+        reg = record.regimen
+        if reg is None or reg.route == "oral" or "ORAL_MAINTENANCE_OPTION" in record.codes():
+            return None
+        reasons = []
+        if record.neurological:
+            reasons.append("neurological symptoms are recorded")
+        if record.cause_chronic:
+            reasons.append("the cause is chronic (absorption is impaired)")
+        regimen = self._protocol_regimen(record)
+        if not reasons or regimen is None:
+            return None
+        rx = draft.prescription or {}
+        card = oral_order_card(
+            order=f"{rx.get('product')} {_number(rx.get('dose', 0))} {rx.get('unit')}",
+            protocol_id=reg.protocol_id,
+            regimen=f"{reg.product} {_number(reg.dose)} {reg.unit} {reg.route}",
+            reasons=reasons,
+            id_factory=self.id_factory,
+        )
+        return reg.protocol_id, regimen, card
 
     def _protocol_regimen(self, assessment: Assessment) -> Json | None:
         """The order the protocol gives now: loading at the current stage's spacing while
@@ -272,10 +318,8 @@ class CdsServices:
             "interval_days": interval,
         }
 
-    def _suggestion(self, draft: DraftOrder, assessment: Assessment, regimen: Json) -> Card:
+    def _suggestion(self, draft: DraftOrder, protocol_id: str, regimen: Json) -> Card:
         """Replace the draft with the protocol regimen (an update when the draft has an id)."""
-        reg = assessment.regimen
-        assert reg is not None
         order = order_for_regimen(
             draft.resource,
             product=regimen["product"],
@@ -284,12 +328,12 @@ class CdsServices:
             route=regimen["route"],
             phase=regimen["phase"],
             interval_days=regimen["interval_days"],
-            protocol_id=reg.protocol_id,
+            protocol_id=protocol_id,
             knowledge=self.knowledge,
         )
         described = (
             f"{regimen['product']} {regimen['dose']} {regimen['unit']} {regimen['route']}"
-            f" {every(regimen['interval_days'])} ({regimen['phase']}, {reg.protocol_id})"
+            f" {every(regimen['interval_days'])} ({regimen['phase']}, {protocol_id})"
         )
         if "id" in draft.resource:
             action: Card = {
@@ -305,6 +349,11 @@ class CdsServices:
             "isRecommended": True,
             "actions": [action],
         }
+
+
+def _route(draft: DraftOrder) -> str | None:
+    route = (draft.prescription or {}).get("route")
+    return route if isinstance(route, str) else None
 
 
 def _number(value: float) -> float | int:
@@ -329,7 +378,8 @@ def _in_drafts(errors: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def _draft_errors(errors: list[dict[str, str]], draft: DraftOrder | None) -> list[dict[str, str]]:
-    """caseio's ``prescription.dose`` as the draft's FHIR path where the error is the draft's."""
+    """The contract's ``prescription.dose`` as the draft's FHIR path, where the error is the
+    draft's."""
     out = []
     for e in errors:
         loc = e["loc"]

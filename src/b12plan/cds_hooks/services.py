@@ -34,18 +34,45 @@ class ServiceSpec(BaseModel):
     suggest_protocol_regimen: tuple[str, ...] = ()
 
 
+class OverrideReasonSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    display: str = Field(min_length=1)
+
+
 class ServicesFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: str
     reviewed_on: Any
     service: tuple[ServiceSpec, ...] = Field(min_length=1)
+    override_reason: tuple[OverrideReasonSpec, ...] = ()
 
 
 @cache
-def load_services() -> tuple[ServiceSpec, ...]:
+def _services_file() -> ServicesFile:
     text = resources.files(__package__).joinpath("services.toml").read_text(encoding="utf-8")
-    return ServicesFile.model_validate(tomllib.loads(text)).service
+    return ServicesFile.model_validate(tomllib.loads(text))
+
+
+def load_services() -> tuple[ServiceSpec, ...]:
+    return _services_file().service
+
+
+def override_reason_system() -> str:
+    """b12plan's own code system for the reasons it offers."""
+    return f"{load_code_map().base}/CodeSystem/cds-override-reason"
+
+
+@cache
+def override_reasons() -> tuple[dict[str, str], ...]:
+    """The override reasons offered on warning and critical cards, as CDS Hooks Codings."""
+    system = override_reason_system()
+    return tuple(
+        {"system": system, "code": r.code, "display": r.display}
+        for r in _services_file().override_reason
+    )
 
 
 def service(service_id: str) -> ServiceSpec | None:

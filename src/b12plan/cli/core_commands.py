@@ -1,142 +1,49 @@
 """``assess``, ``schedule``, ``protocols``, ``explain`` and ``demo``: parse, evaluate, render.
 
 No clinical logic here: a case is read and validated by ``b12plan.caseio``, judged by
-``b12plan.core.evaluate`` and drawn by ``b12plan.cli.render``. Exit codes follow the contract:
-0 assessed (whatever the findings), 2 invalid input (one ``loc: msg`` line per problem on stderr,
-nothing on stdout), 1 unexpected internal error (a short message, never a traceback).
+``b12plan.core.evaluate`` and drawn by ``b12plan.cli.render``; the shared steps and the exit-code
+mapping live in ``b12plan.cli.steps`` (which also runs ``assess`` without Typer). Exit codes
+follow the contract: 0 assessed (whatever the findings), 2 invalid input (one ``loc: msg`` line
+per problem on stderr, nothing on stdout), 1 unexpected internal error (a short message, never a
+traceback).
 
 Only Typer and the standard library are imported at module level: pydantic, Rich and icalendar
-are loaded inside the commands that use them, so ``b12plan --help`` stays fast.
+are loaded inside the commands that use them.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec
 
 import typer
 
+from b12plan.cli import steps
+from b12plan.cli.steps import InputError
+
 if TYPE_CHECKING:
-    import datetime as dt
+    from rich.console import Console
 
-    from rich.console import Console, RenderableType
-
-    from b12plan.core.assessment import Assessment
     from b12plan.core.knowledge import Knowledge
-    from b12plan.core.model import Case
-
-EXIT_INTERNAL = 1
-EXIT_INVALID = 2
 
 P = ParamSpec("P")
-R = TypeVar("R")
 
 
-class InputError(Exception):
-    """Invalid input: each line names what is wrong (``loc: msg``); exit code 2."""
-
-    def __init__(self, lines: list[str]) -> None:
-        super().__init__("\n".join(lines))
-        self.lines = lines
-
-
-def _guarded(command: Callable[P, R]) -> Callable[P, R]:
-    """Map failures onto the contract's exit codes, with a message and no traceback."""
+def _guarded(command: Callable[P, None]) -> Callable[P, None]:
+    """Map failures onto the contract's exit codes (``steps.exit_code_of``), as ``typer.Exit``."""
 
     @functools.wraps(command)
-    def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return command(*args, **kwargs)
-        except InputError as exc:
-            sys.stdout.flush()
-            for line in exc.lines:
-                sys.stderr.write(line + "\n")
-            raise typer.Exit(EXIT_INVALID) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
-            raise
-        except BrokenPipeError:
-            raise typer.Exit(EXIT_INTERNAL) from None
-        except Exception as exc:
-            sys.stderr.write(f"b12plan: internal error ({type(exc).__name__}): {exc}\n")
-            raise typer.Exit(EXIT_INTERNAL) from None
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        code = steps.exit_code_of(
+            lambda: command(*args, **kwargs), passthrough=(typer.Exit, typer.Abort)
+        )
+        if code:
+            raise typer.Exit(code)
 
     return run
-
-
-# --- shared steps -----------------------------------------------------------------------------
-
-
-def _knowledge() -> Knowledge:
-    from b12plan.knowledge import load_knowledge
-
-    return load_knowledge()
-
-
-def _read_case_text(source: str) -> tuple[str, str]:
-    """The case text and a name for messages; ``-`` is stdin."""
-    if source == "-":
-        try:
-            return sys.stdin.read(), "stdin"
-        except UnicodeDecodeError:
-            raise InputError(["stdin: not UTF-8 text"]) from None
-    path = Path(source)
-    try:
-        return path.read_text(encoding="utf-8"), source
-    except UnicodeDecodeError:
-        raise InputError([f"{source}: not UTF-8 text"]) from None
-    except OSError as exc:
-        raise InputError([f"{source}: cannot read ({exc.strerror or exc})"]) from None
-
-
-def load_case(source: str, knowledge: Knowledge) -> Case:
-    """Read and validate a case file (or stdin); ``InputError`` names every problem."""
-    from b12plan.caseio import CaseError, parse_case_json
-
-    text, name = _read_case_text(source)
-    try:
-        return parse_case_json(text, knowledge)
-    except CaseError as exc:
-        raise InputError([f"{e['loc'] or name}: {e['msg']}" for e in exc.errors]) from None
-
-
-def _evaluation_date(case: Case, as_of: str | None) -> dt.date:
-    """The case's own ``as_of``, or ``--as-of`` (which replays the case as known on that day)."""
-    if as_of is None:
-        return case.as_of
-    from b12plan.caseio import parse_iso_date
-
-    try:
-        day = parse_iso_date(as_of)
-    except ValueError as exc:
-        raise InputError([f"--as-of: {exc}"]) from None
-    birth = case.patient.birth_date
-    if birth is not None and day < birth:
-        raise InputError(
-            [f"--as-of: {day.isoformat()} is before the birth date {birth.isoformat()}"]
-        )
-    return day
-
-
-def assess_case(case: Case, knowledge: Knowledge, as_of: dt.date) -> Assessment:
-    from b12plan.core import evaluate
-
-    return evaluate(case, knowledge, as_of=as_of)
-
-
-def _write_json(value: Any) -> None:
-    text = json.dumps(value, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
-    sys.stdout.buffer.write(text.encode("utf-8"))
-    sys.stdout.flush()
-
-
-def _emit(renderable: RenderableType) -> None:
-    from b12plan.cli.render import emit
-
-    emit(renderable)
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -154,23 +61,30 @@ AsOfOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+KnowledgeDirOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--knowledge-dir",
+        metavar="DIR",
+        help="A reviewed copy of the knowledge files to use instead of the shipped ones "
+        "(default: $B12PLAN_KNOWLEDGE_DIR, else the shipped files).",
+        show_default=False,
+    ),
+]
 
 
 @_guarded
-def assess(case_file: CaseArg, as_json: JsonOpt = False, as_of: AsOfOpt = None) -> None:
+def assess(
+    case_file: CaseArg,
+    as_json: JsonOpt = False,
+    as_of: AsOfOpt = None,
+    knowledge_dir: KnowledgeDirOpt = None,
+) -> None:
     """Assess a case: deficiency, phase, regimen, next dose window, schedule and findings.
 
     Exit 0 when assessed (even with critical findings), 2 when the case is invalid.
     """
-    knowledge = _knowledge()
-    case = load_case(case_file, knowledge)
-    assessment = assess_case(case, knowledge, _evaluation_date(case, as_of))
-    if as_json:
-        _write_json(assessment.to_dict())
-        return
-    from b12plan.cli.render import assessment_view
-
-    _emit(assessment_view(assessment, patient_id=case.patient.id))
+    steps.assess(case_file, as_json=as_json, as_of=as_of, knowledge_dir=knowledge_dir)
 
 
 @_guarded
@@ -186,15 +100,16 @@ def schedule(
         ),
     ] = None,
     as_of: AsOfOpt = None,
+    knowledge_dir: KnowledgeDirOpt = None,
 ) -> None:
     """The planned doses (and monitoring) of a case, as a table or an iCalendar file."""
-    knowledge = _knowledge()
-    case = load_case(case_file, knowledge)
-    assessment = assess_case(case, knowledge, _evaluation_date(case, as_of))
+    knowledge = steps.knowledge_for(knowledge_dir)
+    case = steps.load_case(case_file, knowledge)
+    assessment = steps.assess_case(case, knowledge, steps.evaluation_date(case, as_of))
     if ics is None:
         from b12plan.cli.render import schedule_view
 
-        _emit(schedule_view(assessment, patient_id=case.patient.id))
+        steps.emit(schedule_view(assessment, patient_id=case.patient.id))
         return
     from b12plan.calendar import assessment_calendar
 
@@ -214,15 +129,15 @@ def schedule(
 
 
 @_guarded
-def protocols(as_json: JsonOpt = False) -> None:
+def protocols(as_json: JsonOpt = False, knowledge_dir: KnowledgeDirOpt = None) -> None:
     """The injection protocols in the knowledge base, with their sources."""
-    knowledge = _knowledge()
+    knowledge = steps.knowledge_for(knowledge_dir)
     if as_json:
-        _write_json([_protocol_dict(knowledge, p.id) for p in knowledge.protocols])
+        steps.write_json([_protocol_dict(knowledge, p.id) for p in knowledge.protocols])
         return
     from b12plan.cli.render import protocols_view
 
-    _emit(protocols_view(knowledge))
+    steps.emit(protocols_view(knowledge))
 
 
 def _protocol_dict(knowledge: Knowledge, protocol_id: str) -> dict[str, Any]:
@@ -273,16 +188,17 @@ def explain(
         str, typer.Argument(metavar="CODE", help="A finding code, e.g. NO_PRETREATMENT_TEST.")
     ],
     as_json: JsonOpt = False,
+    knowledge_dir: KnowledgeDirOpt = None,
 ) -> None:
     """What a finding code means: severity, rule, advice, message and source."""
-    knowledge = _knowledge()
+    knowledge = steps.knowledge_for(knowledge_dir)
     wanted = code.strip().upper()
     spec = next((f for f in knowledge.findings if f.code == wanted), None)
     if spec is None:
         known = ", ".join(sorted(f.code for f in knowledge.findings))
         raise InputError([f"CODE: unknown finding code {code!r}; known codes: {known}"])
     if as_json:
-        _write_json(
+        steps.write_json(
             {
                 "code": spec.code,
                 "severity": spec.severity,
@@ -297,14 +213,15 @@ def explain(
         return
     from b12plan.cli.render import explain_view
 
-    _emit(explain_view(knowledge, spec))
+    steps.emit(explain_view(knowledge, spec))
 
 
-def run_core_demo(console: Console | None = None) -> int:
+def run_core_demo(console: Console | None = None, knowledge: Knowledge | None = None) -> int:
     """Assess every shipped example case and print each; returns how many were shown.
 
     Kept apart from the ``demo`` command so a larger demo (database, server) can call it. Prints
-    to ``console`` when given, else to stdout (styled on a terminal, plain text otherwise).
+    to ``console`` when given, else to stdout (styled on a terminal, plain text otherwise),
+    with ``knowledge`` when given, else the one ``--knowledge-dir`` or the environment names.
     """
     from rich.console import Group
     from rich.rule import Rule
@@ -313,11 +230,12 @@ def run_core_demo(console: Console | None = None) -> int:
     from b12plan.cli.render import assessment_view
     from b12plan.examples import example_cases
 
-    knowledge = _knowledge()
+    if knowledge is None:
+        knowledge = steps.knowledge_for(None)
     shown = 0
     for example in example_cases():
         case = parse_case_json(example.text, knowledge)
-        assessment = assess_case(case, knowledge, case.as_of)
+        assessment = steps.assess_case(case, knowledge, case.as_of)
         view = Group(
             Rule(f"{example.title}  ({example.name})"),
             assessment_view(assessment, patient_id=case.patient.id, title=example.title),
@@ -325,15 +243,15 @@ def run_core_demo(console: Console | None = None) -> int:
         if console is not None:
             console.print(view)
         else:
-            _emit(view)
+            steps.emit(view)
         shown += 1
     return shown
 
 
 @_guarded
-def demo() -> None:
+def demo(knowledge_dir: KnowledgeDirOpt = None) -> None:
     """Assess the shipped example cases (a tour of the findings) and print each."""
-    run_core_demo()
+    run_core_demo(knowledge=steps.knowledge_for(knowledge_dir))
 
 
 def _number(value: float) -> float | int:

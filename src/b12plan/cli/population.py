@@ -1,7 +1,9 @@
 """``b12plan population``: generate cohorts, load PostgreSQL, run the monitoring rules, summarise.
 
 Thin: options are checked here (a bad one exits 2 naming it), the work is done by
-``b12plan.population``. duckdb, pyarrow, psycopg and pyspark are imported inside the commands.
+``b12plan.population``. The knowledge base is ``$B12PLAN_KNOWLEDGE_DIR`` when set (a clinic's
+reviewed copy), else the shipped one; ``from-store`` uses the service layer's. duckdb, pyarrow,
+psycopg and pyspark are imported inside the commands.
 """
 
 from __future__ import annotations
@@ -40,11 +42,16 @@ def _guarded(command: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(command)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        from b12plan.cli.steps import InputError as SettingError
         from b12plan.population.engines import InputError
         from b12plan.population.worklist import WorklistError
 
         try:
             return command(*args, **kwargs)
+        except SettingError as exc:
+            for line in exc.lines:
+                sys.stderr.write(line + "\n")
+            raise typer.Exit(EXIT_INVALID) from None
         except (InputError, WorklistError) as exc:
             sys.stderr.write(f"b12plan population: {exc}\n")
             raise typer.Exit(EXIT_INVALID) from None
@@ -86,7 +93,7 @@ def generate(
     """Write a synthetic cohort (one Parquet file per table) of realistic B12 histories."""
     from rich.progress import Progress
 
-    from b12plan.knowledge import load_knowledge
+    from b12plan.cli.steps import knowledge_for
     from b12plan.population.generate import generate as run_generate
 
     if patients < 1:
@@ -102,7 +109,7 @@ def generate(
         stats = run_generate(
             patients,
             out,
-            load_knowledge(),
+            knowledge_for(None),
             seed=seed,
             end=end_date,
             chunk_size=chunk_size,
@@ -135,7 +142,7 @@ def from_cases(
     import json
 
     from b12plan.caseio import CaseError, parse_case
-    from b12plan.knowledge import load_knowledge
+    from b12plan.cli.steps import knowledge_for
     from b12plan.population.convert import CohortMember, cohort_tables, write_tables
 
     files: list[Path] = []
@@ -148,7 +155,7 @@ def from_cases(
             raise _bad("CASES", f"{path} does not exist")
     if not files:
         raise _bad("CASES", "no .json case files found")
-    k = load_knowledge()
+    k = knowledge_for(None)
     members = []
     for path in files:
         try:
@@ -282,7 +289,7 @@ def run(
     """Run the monitoring rules for every patient and write the worklist."""
     from rich.progress import Progress
 
-    from b12plan.knowledge import load_knowledge
+    from b12plan.cli.steps import knowledge_for
     from b12plan.population.engines import ENGINES, open_engine
     from b12plan.population.plan import build_plan, rule_codes
     from b12plan.population.worklist import FORMATS, summarise, write_worklist
@@ -304,7 +311,7 @@ def run(
             raise _bad("--codes", f"no SQL rule for {', '.join(unknown) or '(none given)'}")
     if show < 0:
         raise _bad("--show", "must be 0 or more")
-    plan = build_plan(load_knowledge(), when, engine, chosen)
+    plan = build_plan(knowledge_for(None), when, engine, chosen)
     console = _console()
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"{engine}: starting", total=None)
@@ -352,12 +359,12 @@ def show_sql(
     ] = "duckdb",
 ) -> None:
     """Print the rules as the chosen engine runs them (parameters filled in)."""
-    from b12plan.knowledge import load_knowledge
+    from b12plan.cli.steps import knowledge_for
     from b12plan.population.plan import DIALECTS, build_plan
 
     if dialect not in DIALECTS:
         raise _bad("--dialect", f"expected one of {', '.join(DIALECTS)}, not {dialect!r}")
-    plan = build_plan(load_knowledge(), _date(as_of, "--as-of"), dialect)
+    plan = build_plan(knowledge_for(None), _date(as_of, "--as-of"), dialect)
     for step in plan.steps:
         sys.stdout.write(f"-- {step.name}\n{step.sql};\n\n")
     sys.stdout.write(f"-- worklist\n{plan.worklist_sql.strip()};\n")

@@ -7,6 +7,7 @@ imports (SQLAlchemy, FastAPI, uvicorn) happen inside the commands.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -56,6 +57,11 @@ def _fail(lines: list[str] | str, code: int = 2) -> NoReturn:
 
 
 def settings_for(database_url: str | None) -> Settings:
+    """The environment's settings, with ``--database-url`` (when given) replacing only that one.
+
+    ``dataclasses.replace`` copies every other field, so a setting added to ``Settings`` later
+    is carried too (``tests/test_settings.py`` checks each field).
+    """
     from b12plan.app import Settings, SettingsError
 
     try:
@@ -63,12 +69,7 @@ def settings_for(database_url: str | None) -> Settings:
     except SettingsError as exc:
         _fail(str(exc))
     if database_url:
-        settings = Settings(
-            database_url=database_url,
-            today=settings.today,
-            token_ttl_hours=settings.token_ttl_hours,
-            cookie_secure=settings.cookie_secure,
-        )
+        settings = dataclasses.replace(settings, database_url=database_url)
     return settings
 
 
@@ -88,7 +89,7 @@ def _migrate(settings: Settings) -> str | None:
 @contextmanager
 def records_services(settings: Settings, *, migrate: bool = False) -> Iterator[Services]:
     """The service layer, refusing to run on a database that is not at the shipped schema."""
-    from b12plan.app import build_services
+    from b12plan.app import SettingsError, build_services
     from b12plan.service import ServiceError
     from b12plan.store import DatabaseUrlError, current_revision, head_revision
 
@@ -98,6 +99,8 @@ def records_services(settings: Settings, *, migrate: bool = False) -> Iterator[S
         services = build_services(settings)
     except DatabaseUrlError as exc:
         _fail(f"database_url: {exc}")
+    except SettingsError as exc:
+        _fail(str(exc))
     try:
         if current_revision(services.db.engine) != head_revision():
             _fail(
@@ -115,7 +118,7 @@ def records_services(settings: Settings, *, migrate: bool = False) -> Iterator[S
 
 
 def _read_json(path: Path) -> Any:
-    from b12plan.caseio import CaseError, load_json
+    from b12plan.contract import CaseError, load_json
 
     try:
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
@@ -143,15 +146,40 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Server processes (each opens its own pool).")
     ] = 1,
+    reminders: Annotated[
+        bool,
+        typer.Option(
+            help="Also send reminders every $B12PLAN_REMINDER_INTERVAL_SECONDS (default 900)."
+        ),
+    ] = False,
 ) -> None:
     """Run the REST API (OpenAPI at /docs) with uvicorn."""
+    settings = settings_for(database_url)
+    if migrate:
+        _migrate(settings)
+    if not reminders:
+        _serve(settings, host, port, access_log, workers)
+        return
+    from b12plan.reminders.service import ReminderLoop
+
+    with records_services(settings) as loop_services:
+        loop = ReminderLoop(
+            loop_services.reminders,
+            settings.reminders.interval_seconds,
+            report=lambda line: typer.echo(line, err=True),
+        )
+        loop.start()
+        try:
+            _serve(settings, host, port, access_log, workers)
+        finally:
+            loop.stop()
+
+
+def _serve(settings: Settings, host: str, port: int, access_log: bool, workers: int) -> None:
     import uvicorn
 
     from b12plan.app import create_app
 
-    settings = settings_for(database_url)
-    if migrate:
-        _migrate(settings)
     with records_services(settings) as services:
         typer.echo(f"b12plan API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
         typer.echo(f"database: {services.db.engine.url.render_as_string(hide_password=True)}")
@@ -308,7 +336,7 @@ def export_record(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Write a stored patient as a FHIR Bundle or a contract case (entered-in-error left out)."""
-    from b12plan.caseio import parse_iso_date
+    from b12plan.contract import parse_iso_date
     from b12plan.service.schemas import Principal
 
     if format not in ("fhir", "case"):
@@ -344,7 +372,9 @@ def seed_demo(
 
     settings = settings_for(database_url)
     with records_services(settings, migrate=True) as services:
-        result = seed(services.records, services.auth, today=services.clock.today())
+        result = seed(
+            services.records, services.auth, today=services.clock.today(), carers=services.carers
+        )
     typer.echo(f"demo data as of {services.clock.today().isoformat()}:")
     for patient in result.patients:
         state = "added" if patient.created else "present"
@@ -353,7 +383,9 @@ def seed_demo(
     for seeded in result.users:
         user = seeded.user
         where = user.clinic_id or (
-            f"patient {seeded.patient_id}" if seeded.patient_id else "all clinics"
+            f"{'carer of ' if user.role == 'carer' else ''}patient {seeded.patient_id}"
+            if seeded.patient_id
+            else "all clinics"
         )
         note = "" if seeded.created else "  (existed already)"
         typer.echo(
@@ -362,14 +394,21 @@ def seed_demo(
 
 
 def _bundle_to_case(bundle: dict[str, Any], services: Services) -> dict[str, Any]:
-    from b12plan.fhir import BundleError, bundle_to_case_dict
+    """The Bundle as a case; each item left out is printed on stderr as a warning (ADR 0055)."""
+    from b12plan.fhir import BundleError, import_bundle
 
     try:
-        return bundle_to_case_dict(
-            bundle, as_of=services.clock.today(), knowledge=services.knowledge
+        imported = import_bundle(
+            bundle,
+            as_of=services.clock.today(),
+            knowledge=services.knowledge,
+            default_jurisdiction=services.settings.default_jurisdiction,
         )
     except BundleError as exc:
         _fail([f"{e['loc'] or '(bundle)'}: {e['msg']}" for e in exc.errors])
+    for w in imported.warnings:
+        typer.echo(f"{w['severity']}: {w['loc'] or '(bundle)'}: {w['msg']}", err=True)
+    return imported.case
 
 
 def _only_clinic(services: Services) -> str:

@@ -17,15 +17,21 @@ from b12plan.caseio import parse_case
 from b12plan.core import evaluate
 from b12plan.core.knowledge import Knowledge
 from b12plan.fhir.codes import CodeMap, Systems, load_code_map, systems
-from b12plan.fhir.from_fhir import DraftOrder, read_bundle, read_draft_orders, validate_bundle
+from b12plan.fhir.importing import (
+    DraftOrder,
+    Imported,
+    read_bundle,
+    read_draft_orders,
+    validate_bundle,
+)
 from b12plan.fhir.outcome import BundleError, describe, http_status, operation_outcome
 from b12plan.fhir.to_fhir import case_to_bundle, every, protocol_order
-from b12plan.knowledge import load_knowledge
 
 __all__ = [
     "BundleError",
     "CodeMap",
     "DraftOrder",
+    "Imported",
     "Systems",
     "bundle_to_case_dict",
     "case_dict_to_bundle",
@@ -33,6 +39,7 @@ __all__ = [
     "draft_orders",
     "every",
     "http_status",
+    "import_bundle",
     "load_code_map",
     "operation_outcome",
     "order_for_regimen",
@@ -45,7 +52,7 @@ def case_dict_to_bundle(
     case: dict[str, Any],
     *,
     bundle_id: str | None = None,
-    knowledge: Knowledge | None = None,
+    knowledge: Knowledge,
     include_plan: bool = True,
     patient_resource_id: str | None = None,
 ) -> dict[str, Any]:
@@ -55,12 +62,11 @@ def case_dict_to_bundle(
     case is evaluated as of its ``as_of`` to add the CarePlan and the protocol's maintenance
     phase of a loading order. ``patient_resource_id`` sets ``Patient.id`` (e.g. a server's id).
     """
-    k = knowledge or load_knowledge()
-    parsed = parse_case(case, k)
-    assessment = evaluate(parsed, k, as_of=parsed.as_of) if include_plan else None
+    parsed = parse_case(case, knowledge)
+    assessment = evaluate(parsed, knowledge, as_of=parsed.as_of) if include_plan else None
     return case_to_bundle(
         parsed,
-        k,
+        knowledge,
         load_code_map(),
         systems(),
         assessment=assessment,
@@ -69,26 +75,54 @@ def case_dict_to_bundle(
     )
 
 
-def bundle_to_case_dict(
+def import_bundle(
     bundle: object,
     *,
     as_of: date,
-    knowledge: Knowledge | None = None,
+    knowledge: Knowledge,
     patient_id: str | None = None,
-) -> dict[str, Any]:
-    """A FHIR R4 Bundle as the canonical contract case; ``BundleError`` lists FHIR paths.
+    default_jurisdiction: str = "GB",
+    partial: bool = True,
+) -> Imported:
+    """A FHIR R4 Bundle as the canonical contract case, with a warning for everything left out;
+    ``BundleError`` lists FHIR paths of what makes the record unusable.
 
     ``patient_id``, when given, is the patient the record must belong to (e.g. CDS Hooks
     ``context.patientId``): a Patient or a subject reference naming anyone else is an error.
+    ``default_jurisdiction`` applies when neither b12plan's extension nor the patient's address
+    says which protocols apply (the composition root passes ``B12PLAN_DEFAULT_JURISDICTION``).
+    ``partial=False`` makes one unreadable result an error, as ``bundle_to_case_dict`` does.
     """
     return read_bundle(
         bundle,
         as_of=as_of,
-        knowledge=knowledge or load_knowledge(),
+        knowledge=knowledge,
         codes=load_code_map(),
         systems=systems(),
         patient_id=patient_id,
+        default_jurisdiction=default_jurisdiction,
+        partial=partial,
     )
+
+
+def bundle_to_case_dict(
+    bundle: object,
+    *,
+    as_of: date,
+    knowledge: Knowledge,
+    patient_id: str | None = None,
+    default_jurisdiction: str = "GB",
+) -> dict[str, Any]:
+    """``import_bundle``'s case alone, read strictly (``partial=False``): a caller that shows no
+    warnings must not act on a record with a result silently missing."""
+    return import_bundle(
+        bundle,
+        as_of=as_of,
+        knowledge=knowledge,
+        patient_id=patient_id,
+        default_jurisdiction=default_jurisdiction,
+        partial=False,
+    ).case
 
 
 def draft_orders(
@@ -97,14 +131,14 @@ def draft_orders(
     as_of: date,
     jurisdiction: str,
     patient_id: str | None = None,
-    knowledge: Knowledge | None = None,
+    knowledge: Knowledge,
 ) -> list[DraftOrder]:
     """The B12 and contract-listed medication orders in a CDS Hooks ``draftOrders`` Bundle."""
     return read_draft_orders(
         bundle,
         as_of=as_of,
         jurisdiction=jurisdiction,
-        knowledge=knowledge or load_knowledge(),
+        knowledge=knowledge,
         codes=load_code_map(),
         systems=systems(),
         patient_id=patient_id,
@@ -121,12 +155,12 @@ def order_for_regimen(
     phase: str,
     interval_days: int,
     protocol_id: str,
-    knowledge: Knowledge | None = None,
+    knowledge: Knowledge,
 ) -> dict[str, Any]:
     """A draft MedicationRequest rewritten to a protocol regimen (for a CDS Hooks suggestion)."""
     return protocol_order(
         draft,
-        knowledge or load_knowledge(),
+        knowledge,
         load_code_map(),
         systems(),
         product=product,

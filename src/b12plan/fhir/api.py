@@ -1,7 +1,9 @@
 """FHIR REST endpoints: ``GET /fhir/Patient/{id}/$everything`` and ``POST /fhir`` (import).
 
 The router takes the store as two callables, so this module knows nothing of persistence; the
-composition root wires them (and any auth dependencies).
+composition root wires them (and any auth dependencies). An import answers with the new Patient,
+or with ``Prefer: return=OperationOutcome`` (FHIR RESTful API) with an OperationOutcome listing
+every item left out of the record and why.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ from fastapi import APIRouter, Depends, Request, Response, params
 
 from b12plan.caseio import CaseError
 from b12plan.core.knowledge import Knowledge
-from b12plan.fhir import bundle_to_case_dict, case_dict_to_bundle
-from b12plan.fhir.from_fhir import validate_bundle
+from b12plan.fhir import case_dict_to_bundle
+from b12plan.fhir import import_bundle as read_import
+from b12plan.fhir.importing import validate_bundle
 from b12plan.fhir.outcome import (
+    INFORMATION,
+    INFORMATIONAL,
     NOT_FOUND,
     NOT_SUPPORTED,
     STRUCTURE,
@@ -25,9 +30,8 @@ from b12plan.fhir.outcome import (
     error,
     http_status,
     operation_outcome,
+    warning,
 )
-from b12plan.fhir.to_fhir import is_fhir_id
-from b12plan.knowledge import load_knowledge
 
 FHIR_JSON = "application/fhir+json"
 IMPORT_TYPES = ("transaction", "collection")
@@ -62,9 +66,10 @@ def make_router(
     import_case: ImportCase | ImportCaseAs,
     *,
     clock: Callable[[], date],
-    knowledge: Knowledge | None = None,
+    knowledge: Knowledge,
     dependencies: Sequence[params.Depends] | None = None,
     principal: Callable[..., Any] | None = None,
+    default_jurisdiction: str = "GB",
 ) -> APIRouter:
     """The FHIR routes over a store given as ``load_case(id)`` and ``import_case(case) -> id``.
 
@@ -73,8 +78,10 @@ def make_router(
     route. ``principal``, a FastAPI dependency giving the signed-in user, makes the store
     callables receive that user as a second argument (``load_case(id, who)``,
     ``import_case(case, who)``) so the store can apply its own access rules.
+    ``default_jurisdiction`` applies to imported patients whose record does not say (no b12plan
+    extension, no address country).
     """
-    k = knowledge or load_knowledge()
+    k = knowledge
     router = APIRouter(tags=["FHIR"], dependencies=list(dependencies or ()))
     who_dependency = principal or _nobody
 
@@ -102,7 +109,7 @@ def make_router(
             bundle = case_dict_to_bundle(
                 case,
                 knowledge=k,
-                patient_resource_id=patient_id if is_fhir_id(patient_id) else None,
+                patient_resource_id=patient_id,
             )
         except CaseError as exc:  # a stored record the contract refuses: report, never crash
             return outcome_response(
@@ -142,10 +149,21 @@ def make_router(
                         )
                     ]
                 )
-            case = bundle_to_case_dict(bundle, as_of=clock(), knowledge=k)
+            imported = read_import(
+                bundle, as_of=clock(), knowledge=k, default_jurisdiction=default_jurisdiction
+            )
         except BundleError as exc:
             return outcome_response(exc.errors)
+        case = imported.case
         new_id = store(case, who)
+        prefer = request.headers.get("prefer", "").replace(" ", "").lower()
+        if "return=operationoutcome" in prefer:
+            created = warning("", f"created Patient/{new_id}", INFORMATIONAL, INFORMATION)
+            return fhir_response(
+                operation_outcome([created, *imported.warnings]),
+                201,
+                Location=f"Patient/{new_id}",
+            )
         patient: dict[str, Any] = {"resourceType": "Patient", "id": new_id}
         if "patient" in case:
             details = case["patient"]

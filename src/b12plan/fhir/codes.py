@@ -23,6 +23,7 @@ RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 ICD10_CM = "http://hl7.org/fhir/sid/icd-10-cm"
 OBSERVATION_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+STATEMENT_CATEGORY = "http://terminology.hl7.org/CodeSystem/medication-statement-category"
 
 
 class CodeMapError(ValueError):
@@ -40,6 +41,7 @@ class LoincEntry(_Entry):
     source: str
     verified: bool = True
     corroboration: str = ""
+    extends_knowledge: bool = False  # a code the knowledge base's analyte list lacks (yet)
 
 
 class CauseEntry(_Entry):
@@ -69,6 +71,38 @@ class MedicationEntry(_Entry):
     corroboration: str = ""
 
 
+class RxNormEntry(_Entry):
+    """An RxNorm concept (ingredient IN/PIN or clinical drug SCD) of a contract medication."""
+
+    medication: str
+    code: str
+    tty: str
+    display: str
+    source: str
+    verified: bool = True
+    corroboration: str = ""
+
+
+class MedicationNameEntry(_Entry):
+    """Ingredient names that identify a contract medication in a display or text, when no code
+    does; ``requires_any`` words must also appear (oral B12, not an injection)."""
+
+    medication: str
+    names: tuple[str, ...]
+    requires_any: tuple[str, ...] = ()
+    source: str
+
+
+class SymptomEntry(_Entry):
+    """The SNOMED CT concept written beside b12plan's own symptom code (for receivers)."""
+
+    symptom: str
+    code: str
+    display: str
+    verified: bool = True
+    corroboration: str = ""
+
+
 class ProductAtcEntry(_Entry):
     product: str
     not_for_deficiency: str
@@ -89,6 +123,10 @@ class CodeMap(_Entry):
     route: tuple[RouteEntry, ...]
     medication: tuple[MedicationEntry, ...]
     product_atc: tuple[ProductAtcEntry, ...]
+    rxnorm: tuple[RxNormEntry, ...]
+    medication_name: tuple[MedicationNameEntry, ...]
+    symptom: tuple[SymptomEntry, ...]
+    jurisdiction_by_country: dict[str, str]
 
     def to_ucum(self, unit: str) -> str:
         """The UCUM code for a contract unit spelling (most spellings already are UCUM)."""
@@ -98,6 +136,17 @@ class CodeMap(_Entry):
         """The LOINC code whose property matches this unit, if the knowledge base has one."""
         ucum = self.to_ucum(unit)
         return next((e.code for e in self.loinc if e.analyte == analyte and e.ucum == ucum), None)
+
+    def analyte_for_loinc(self, code: str) -> str | None:
+        """The analyte of a LOINC code listed here (the knowledge base is asked first)."""
+        return next((e.analyte for e in self.loinc if e.code == code), None)
+
+    def symptom_entry(self, symptom: str) -> SymptomEntry | None:
+        return next((e for e in self.symptom if e.symptom == symptom), None)
+
+    def jurisdiction_for_country(self, country: str) -> str | None:
+        """``Patient.address.country`` (a code or a name, any case) as a jurisdiction."""
+        return self.jurisdiction_by_country.get(" ".join(country.lower().split()))
 
     def route_entry(self, route: str) -> RouteEntry | None:
         return next((e for e in self.route if e.route == route), None)
@@ -113,6 +162,8 @@ class CodeMap(_Entry):
         out.extend((SNOMED, e.code, f"route {e.route}") for e in self.route if not e.verified)
         out.extend((ATC, e.atc, e.medication) for e in self.medication if not e.verified)
         out.extend((ATC, e.atc, e.product) for e in self.product_atc if not e.verified)
+        out.extend((RXNORM, e.code, e.medication) for e in self.rxnorm if not e.verified)
+        out.extend((SNOMED, e.code, e.symptom) for e in self.symptom if not e.verified)
         return sorted(set(out))
 
 
@@ -169,6 +220,16 @@ class Systems:
         return self._cs("finding")
 
     @property
+    def decision(self) -> str:
+        """A clinician's recorded decision (contract v1.1 ``decisions[].code``)."""
+        return self._cs("decision")
+
+    @property
+    def observation_category(self) -> str:
+        """b12plan's own Observation categories (``clinical-decision``)."""
+        return self._cs("observation-category")
+
+    @property
     def patient_id(self) -> str:
         return f"{self.base}/sid/patient-id"
 
@@ -187,6 +248,11 @@ class Systems:
     @property
     def protocol_derived(self) -> str:
         return self._sd("protocol-derived")
+
+    @property
+    def loading_completed(self) -> str:
+        """On the MedicationStatement that is the case's ``prior_treatment`` (ADR 0057)."""
+        return self._sd("loading-completed")
 
 
 @cache

@@ -2,7 +2,9 @@
 
 An error is ``{"loc": "entry[3].resource.valueQuantity.unit", "msg": "...", "type": "value"}``:
 ``loc`` is a FHIRPath-style path inside the Bundle (``""`` for the document itself) and ``type``
-is a FHIR ``issue-type`` code, so the OperationOutcome needs no second vocabulary.
+is a FHIR ``issue-type`` code, so the OperationOutcome needs no second vocabulary. A warning
+(something skipped on import, the record still read) has the same shape plus
+``"severity": "warning"`` (or ``"information"``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ CONFLICT = "conflict"  # e.g. two patients in one record
 BUSINESS_RULE = "business-rule"  # the contract's own rules (end before start, ...)
 NOT_SUPPORTED = "not-supported"
 NOT_FOUND = "not-found"
+INFORMATIONAL = "informational"
+INCOMPLETE = "incomplete"  # e.g. a result without a value
+
+WARNING = "warning"
+INFORMATION = "information"
 
 
 class BundleError(ValueError):
@@ -34,6 +41,10 @@ class BundleError(ValueError):
 
 def error(loc: str, msg: str, type_: str) -> dict[str, str]:
     return {"loc": loc, "msg": msg, "type": type_}
+
+
+def warning(loc: str, msg: str, type_: str, severity: str = WARNING) -> dict[str, str]:
+    return {"loc": loc, "msg": msg, "type": type_, "severity": severity}
 
 
 def describe(e: Mapping[str, str]) -> str:
@@ -55,11 +66,13 @@ def http_status(errors: Sequence[Mapping[str, str]]) -> int:
 def operation_outcome(
     errors: Sequence[Mapping[str, str]], *, root: str = "Bundle"
 ) -> dict[str, Any]:
-    """The errors as an R4 OperationOutcome; ``expression`` is the FHIRPath from ``root``."""
+    """The issues as an R4 OperationOutcome; ``expression`` is the FHIRPath from ``root``.
+
+    Each issue's severity is its ``severity`` key, ``error`` when it has none."""
     issues: list[dict[str, Any]] = []
     for e in errors:
         issue: dict[str, Any] = {
-            "severity": "error",
+            "severity": e.get("severity", "error"),
             "code": e["type"],
             "details": {"text": e["msg"]},
             "diagnostics": describe(e),

@@ -2,7 +2,7 @@
 
 Every resource is built as plain JSON and the whole Bundle is validated with
 ``fhir.resources.R4B`` before it leaves: a mapping bug fails here, not in a receiving EHR.
-Everything the contract case says is written in a form ``from_fhir`` reads back unchanged; what
+Everything the contract case says is written in a form ``importing`` reads back unchanged; what
 b12plan derives (the CarePlan, the protocol's next phase on the MedicationRequest) is marked as
 derived and ignored on import.
 """
@@ -25,9 +25,11 @@ from b12plan.core.model import (
     Administration,
     AdverseEvent,
     Case,
+    Decision,
     Medication,
     Observation,
     Prescription,
+    PriorTreatment,
     SymptomReport,
 )
 from b12plan.core.validity import not_for_deficiency_use
@@ -37,12 +39,15 @@ from b12plan.fhir.codes import (
     OBSERVATION_CATEGORY,
     RXNORM,
     SNOMED,
+    STATEMENT_CATEGORY,
     UCUM,
     CodeMap,
     Systems,
 )
 
 Json = dict[str, Any]
+
+PRIOR_TREATMENT_TEXT = "vitamin B12 injections before the records here"
 
 PHASE_SEQUENCE = {"loading": 1, "maintenance": 2}
 """Loading is always ``sequence`` 1 and maintenance 2, whichever of them the order holds."""
@@ -173,7 +178,12 @@ class _Writer(_Elements):
         return f"urn:uuid:{uuid.uuid5(self.namespace, f'{self.seed}/{kind}/{n}')}"
 
     def add(self, resource: Json, kind: str, n: int) -> str:
+        """Every entry gets a ``fullUrl`` (``urn:uuid``) and every resource an ``id``: the
+        same UUID, except a Patient whose id is the server's (or, with none asked for, has
+        none, so that an import does not take the UUID for the patient's id)."""
         url = self.patient_url if kind == "Patient" else self._full_url(kind, n)
+        if kind != "Patient":
+            resource = {"resourceType": resource["resourceType"], "id": _uuid_of(url), **resource}
         self.entries.append({"fullUrl": url, "resource": resource})
         return url
 
@@ -189,14 +199,16 @@ class _Writer(_Elements):
             "resourceType": "Patient",
             "extension": [{"url": self.sys.jurisdiction, "valueCode": self.case.jurisdiction}],
         }
-        if resource_id is not None and is_fhir_id(resource_id):
-            resource["id"] = resource_id
+        if resource_id is not None:  # the server's id; a UUID when it is no FHIR id
+            resource["id"] = resource_id if is_fhir_id(resource_id) else _uuid_of(self.patient_url)
         if p.id is not None:
             resource["identifier"] = [{"system": self.sys.patient_id, "value": p.id}]
         if p.sex is not None:
             resource["gender"] = p.sex
         if p.birth_date is not None:
             resource["birthDate"] = p.birth_date.isoformat()
+        if p.deceased_date is not None:
+            resource["deceasedDateTime"] = p.deceased_date.isoformat()
         self.add(resource, "Patient", 0)
 
     def condition(self, n: int, cause: str) -> str:
@@ -246,23 +258,66 @@ class _Writer(_Elements):
 
     def symptom(self, n: int, s: SymptomReport) -> None:
         label = self.k.symptom(s.code).label
+        coding: list[Json] = [{"system": self.sys.symptom, "code": s.code, "display": label}]
+        snomed = self.codes.symptom_entry(s.code)
+        if snomed is not None:  # for receivers that know no b12plan CodeSystem
+            coding.append({"system": SNOMED, "code": snomed.code, "display": snomed.display})
         self.add(
             {
                 "resourceType": "Observation",
                 "status": "final",
                 "category": [_category("survey", "Survey")],
-                "code": {
-                    "coding": [{"system": self.sys.symptom, "code": s.code, "display": label}],
-                    "text": label,
-                },
+                "code": {"coding": coding, "text": label},
                 "subject": self.subject,
                 "effectiveDateTime": s.date.isoformat(),
+                "performer": [self._reporter(s.reporter)],
                 "valueCodeableConcept": {
                     "coding": [{"system": self.sys.symptom_status, "code": s.status}],
                     "text": s.status,
                 },
             },
             "Symptom",
+            n,
+        )
+
+    def _reporter(self, reporter: str) -> Json:
+        """Who assessed the symptom (ADR 0057), always written: an EHR must not take a
+        patient's or carer's report for a clinician's (a patient's ``resolved`` never ends
+        neurological loading)."""
+        if reporter == "patient":
+            return {"reference": self.patient_url, "type": "Patient", "display": "patient"}
+        if reporter == "carer":
+            return {"type": "RelatedPerson", "display": "carer"}
+        return {"type": "PractitionerRole", "display": "clinician"}
+
+    def decision(self, n: int, d: Decision) -> None:
+        """A clinician's recorded decision as a final Observation (ADR 0057): normative, so
+        every server accepts it and it is searchable by patient, code and date."""
+        self.add(
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "category": [
+                    {
+                        "coding": [
+                            {
+                                "system": self.sys.observation_category,
+                                "code": "clinical-decision",
+                                "display": "Clinical decision",
+                            }
+                        ]
+                    }
+                ],
+                "code": {
+                    "coding": [{"system": self.sys.decision, "code": d.code}],
+                    "text": d.code,
+                },
+                "subject": self.subject,
+                "effectiveDateTime": d.date.isoformat(),
+                "performer": [{"type": "Practitioner", "display": d.by}],
+                "note": [{"text": d.reason}],
+            },
+            "Decision",
             n,
         )
 
@@ -382,6 +437,35 @@ class _Writer(_Elements):
             n,
         )
 
+    def prior_treatment(self, prior: PriorTreatment) -> None:
+        """B12 injections before the records here (ADR 0057); the extension marks the statement
+        as this, so an EHR's own B12 statement is never read as ``prior_treatment``."""
+        # ATC B03BA (vitamin B12), the group codes.toml gives oral B12: the code lives there.
+        atc = self.codes.medication_entry("oral_b12")
+        coding = [] if atc is None else [{"system": ATC, "code": atc.atc, "display": atc.display}]
+        self.add(
+            {
+                "resourceType": "MedicationStatement",
+                "extension": [
+                    {"url": self.sys.loading_completed, "valueBoolean": prior.loading_completed}
+                ],
+                "status": "active",
+                "category": {
+                    "coding": [
+                        {"system": STATEMENT_CATEGORY, "code": "community", "display": "Community"}
+                    ]
+                },
+                "medicationCodeableConcept": {
+                    "coding": coding,
+                    "text": PRIOR_TREATMENT_TEXT,
+                },
+                "subject": self.subject,
+                "effectivePeriod": {"start": prior.since.isoformat()},
+            },
+            "PriorTreatment",
+            0,
+        )
+
     def adverse_event(self, n: int, e: AdverseEvent) -> None:
         label = self.k.adverse_event(e.code).label
         self.add(
@@ -457,6 +541,10 @@ class _Writer(_Elements):
         self.add(resource, "CarePlan", 0)
 
 
+def _uuid_of(url: str) -> str:
+    return url.removeprefix("urn:uuid:")
+
+
 def _category(code: str, display: str) -> Json:
     return {"coding": [{"system": OBSERVATION_CATEGORY, "code": code, "display": display}]}
 
@@ -482,12 +570,16 @@ def case_to_bundle(
         w.observation(n, o)
     for n, s in enumerate(case.symptoms):
         w.symptom(n, s)
+    for n, d in enumerate(case.decisions):
+        w.decision(n, d)
     if case.prescription is not None:
         w.medication_request(case.prescription, assessment)
     for n, a in enumerate(case.administrations):
         w.administration(n, a)
     for n, m in enumerate(case.medications):
         w.statement(n, m)
+    if case.prior_treatment is not None:
+        w.prior_treatment(case.prior_treatment)
     for n, e in enumerate(case.adverse_events):
         w.adverse_event(n, e)
     if assessment is not None:
@@ -507,6 +599,8 @@ def _check_texts(case: Case) -> None:
         texts += [(f"administrations[{n}].brand", a.brand), (f"administrations[{n}].site", a.site)]
     if case.prescription is not None:
         texts.append(("prescription.brand", case.prescription.brand))
+    for n, d in enumerate(case.decisions):
+        texts += [(f"decisions[{n}].by", d.by), (f"decisions[{n}].reason", d.reason)]
     problems = [
         {
             "loc": loc,

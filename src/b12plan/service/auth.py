@@ -14,6 +14,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Literal
 
 from pwdlib import PasswordHash
@@ -126,7 +127,19 @@ class AuthService:
                     models.User.active.is_(True),
                 )
             )
-            return None if user is None else _principal(user)
+            if user is None:
+                return None
+            if user.role != "carer":
+                return _principal(user)
+            linked = session.scalars(
+                select(models.CarerLink.patient_id)
+                .where(
+                    models.CarerLink.carer_user_id == user.id,
+                    models.CarerLink.revoked_at.is_(None),
+                )
+                .order_by(models.CarerLink.patient_id)
+            ).all()
+            return replace(_principal(user), patient_ids=tuple(linked))
 
     def me(self, who: Principal) -> UserOut:
         with self.db.reading() as session:

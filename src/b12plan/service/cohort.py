@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from b12plan.caseio import CaseError, parse_case
+from b12plan.contract import CaseError, parse_case
 from b12plan.core.knowledge import Knowledge
 from b12plan.population.convert import CohortMember, TableWriter, cohort_tables
 from b12plan.population.tables import TABLES

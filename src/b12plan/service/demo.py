@@ -14,6 +14,7 @@ from typing import Any
 
 from b12plan.examples import example_cases
 from b12plan.service.auth import AuthService
+from b12plan.service.carers import CarerService
 from b12plan.service.errors import Conflict
 from b12plan.service.records import RecordsService
 from b12plan.service.schemas import NewClinic, NewUser, Principal
@@ -38,6 +39,7 @@ DEMO_USERS = (
     DemoUser("pat.demo", "demo-patient", "patient", patient_example=PATIENT_USER_EXAMPLE),
     DemoUser("admin.demo", "demo-admin", "admin"),
     DemoUser("dr.riverside", "demo-riverside", "clinician", clinic_id=OTHER_CLINIC.id),
+    DemoUser("carer.demo", "demo-carer", "carer", patient_example=PATIENT_USER_EXAMPLE),
 )
 
 
@@ -81,8 +83,18 @@ def shift_dates(document: Any, days: int) -> Any:
     return document
 
 
-def seed_demo(records: RecordsService, auth: AuthService, *, today: dt.date) -> DemoSeed:
-    """Create the demo clinics, patients (as of ``today``) and users that do not exist yet."""
+def seed_demo(
+    records: RecordsService,
+    auth: AuthService,
+    *,
+    today: dt.date,
+    carers: CarerService | None = None,
+) -> DemoSeed:
+    """Create the demo clinics, patients (as of ``today``) and users that do not exist yet.
+
+    The demo carer (linked to the demo patient, consent noted as a demo) is made only when
+    ``carers`` is given.
+    """
     system = Principal.system("seed-demo")
     existing_clinics = {c.id for c in auth.list_clinics(system)}
     for clinic in (DEMO_CLINIC, OTHER_CLINIC):
@@ -115,6 +127,8 @@ def seed_demo(records: RecordsService, auth: AuthService, *, today: dt.date) -> 
     users: list[SeededUser] = []
     for user in DEMO_USERS:
         patient_id = patient_of_example.get(user.patient_example) if user.patient_example else None
+        if user.role == "carer" and carers is None:
+            continue
         if user.username in known:
             users.append(SeededUser(user, False, patient_id))
             continue
@@ -126,9 +140,13 @@ def seed_demo(records: RecordsService, auth: AuthService, *, today: dt.date) -> 
                 role=user.role,
                 display_name=f"Demo {user.role}",
                 clinic_id=user.clinic_id,
-                patient_id=patient_id,
+                patient_id=patient_id if user.role == "patient" else None,
             ),
         )
+        if user.role == "carer" and carers is not None and patient_id is not None:
+            carers.link_by_clinic(
+                system, user.username, patient_id, consent_note="demo data: not a real consent"
+            )
         users.append(SeededUser(user, True, patient_id))
     return DemoSeed(patients=patients, users=users)
 

@@ -2,19 +2,15 @@
 
 Each error carries a stable ``type`` slug, a one-line ``title`` and a ``detail``; invalid input
 also carries ``errors``, one ``{"loc", "msg", "type"}`` per problem, ``loc`` being the field path.
-The API turns these into problem+json in one place (``b12plan.api.problems``).
+The API turns these into problem+json in one place (``b12plan.api.problems``). The field error
+shape and its path formatter are the contract's (``b12plan.contract.errors``), re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypedDict
 
-
-class FieldError(TypedDict):
-    loc: str
-    msg: str
-    type: str
+from b12plan.contract.errors import FieldError, field_error, format_loc
 
 
 class ServiceError(Exception):
@@ -63,16 +59,14 @@ class Conflict(ServiceError):
         self.current_version = current_version
 
 
-def field_error(loc: str, msg: str, type_: str) -> FieldError:
-    return {"loc": loc, "msg": msg, "type": type_}
-
-
-def loc_text(parts: Sequence[str | int]) -> str:
-    """``("observations", 2, "unit")`` as ``observations[2].unit`` (the contract's path style)."""
-    text = ""
-    for part in parts:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text
+__all__ = [
+    "Conflict",
+    "FieldError",
+    "Forbidden",
+    "InvalidInput",
+    "NotFound",
+    "ServiceError",
+    "Unauthenticated",
+    "field_error",
+    "format_loc",
+]

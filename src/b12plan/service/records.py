@@ -3,7 +3,7 @@
 ``RecordsService`` is the one façade the REST API, the CLI and the web UI call. Every method
 takes the acting ``Principal`` first and checks access itself, so no entry point can forget to.
 Every write is one transaction holding the change and its audit entry; before it commits, the
-patient's whole record is rebuilt as a contract case and run through ``b12plan.caseio``, so the
+patient's whole record is rebuilt as a contract case and run through ``b12plan.contract``, so the
 store never holds anything the assessment would refuse.
 
 Access rules (ADR 0012): an admin sees every clinic; a clinician sees the patients of their own
@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar, cast
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from b12plan.caseio import SCHEMA_VERSION, CaseError, case_to_dict, parse_case
+from b12plan.contract import SCHEMA_VERSION, CaseError, case_to_dict, parse_case
 from b12plan.core import Assessment, evaluate
 from b12plan.core.knowledge import Knowledge
 from b12plan.service.clock import Clock
@@ -48,6 +48,7 @@ from b12plan.service.schemas import (
     MAX_OFFSET,
     AuditOut,
     CauseIn,
+    DecisionIn,
     MonitoringDue,
     NewPatient,
     Page,
@@ -55,10 +56,12 @@ from b12plan.service.schemas import (
     PatientOut,
     PrescriptionIn,
     Principal,
+    PriorTreatmentIn,
     R,
     RecordIn,
     RecordKind,
     StoredRecord,
+    SymptomIn,
     WorklistFinding,
     WorklistQuery,
     WorklistRow,
@@ -122,7 +125,24 @@ def may_see(who: Principal, patient: models.Patient) -> bool:
         return True
     if who.role == "clinician":
         return who.clinic_id is not None and patient.clinic_id == who.clinic_id
+    if who.role == "carer":
+        return patient.id in who.patient_ids
     return who.patient_id is not None and patient.id == who.patient_id
+
+
+CARER_KINDS = ("administrations", "symptoms")
+"""What a carer may read and write: the doses they give and the symptoms they observe (stored as
+``reporter: carer``); they see the schedule through the assessment."""
+
+
+def _carer_reads(who: Principal, kind: RecordKind[Any]) -> None:
+    if who.role == "carer" and kind.name not in CARER_KINDS:
+        raise Forbidden(f"carers see the schedule and the doses, not {kind.label}s")
+
+
+def _not_carer(who: Principal, what: str) -> None:
+    if who.role == "carer":
+        raise Forbidden(f"carers may not {what}")
 
 
 def _require_staff(who: Principal, action: str) -> None:
@@ -133,8 +153,29 @@ def _require_staff(who: Principal, action: str) -> None:
 def _permit_write(
     who: Principal, kind: RecordKind[R], data: R | None, existing: models.RecordMixin | None
 ) -> R | None:
-    """The record as it may be written by ``who`` (a patient's dose defaults to self-given)."""
+    """The record as it may be written by ``who``.
+
+    A patient's dose defaults to self-given; a carer's is always carer-given, and carers log
+    doses only. Decisions are clinicians' alone, and name the clinician by default. A symptom
+    says who assessed it (``_reported_by``).
+    """
+    if kind.clinician_only and who.role != "clinician":
+        raise Forbidden(f"only clinicians may record {kind.label}s")
+    if who.role == "carer":
+        if kind.name not in CARER_KINDS:
+            raise Forbidden(f"carers may log doses and symptoms only, not {kind.label}s")
+        if existing is not None and existing.recorded_by != who.user_id:
+            raise Forbidden(f"carers may correct only the {kind.label}s they logged themselves")
+        if kind.name == "symptoms":
+            return _reported_by(who, data)
+        given_by = getattr(data, "given_by", None) if data is not None else None
+        if data is not None and given_by not in (None, "carer"):
+            raise Forbidden("carers log the doses they gave: given_by 'carer'")
+        return None if data is None else data.model_copy(update={"given_by": "carer"})
+    data = _reported_by(who, data)
     if who.role != "patient":
+        if isinstance(data, DecisionIn) and data.by is None:
+            return cast(R, data.model_copy(update={"by": who.username}))
         return data
     if not kind.patient_may_write:
         raise Forbidden(f"patients may not change {kind.label}s; ask the clinic")
@@ -147,6 +188,24 @@ def _permit_write(
         if given_by is None:
             return data.model_copy(update={"given_by": "self"})
     return data
+
+
+STAFF_ROLES = ("clinician", "admin")
+
+
+def _reported_by(who: Principal, data: R | None) -> R | None:
+    """A symptom as stored: staff may say who reported it (default ``clinician``); anyone else
+    (a patient, a carer) is stored as ``patient`` or ``carer`` whatever the request says, since
+    only a clinician's assessment may end neurological loading (contract v1.1, ADR 0060)."""
+    if not isinstance(data, SymptomIn):
+        return data
+    if who.role in STAFF_ROLES:
+        reporter = data.reporter or "clinician"
+    elif who.role == "carer" or data.reporter == "carer":
+        reporter = "carer"
+    else:
+        reporter = "patient"
+    return cast(R, data.model_copy(update={"reporter": reporter}))
 
 
 # --- reading the store --------------------------------------------------------------------------
@@ -195,7 +254,12 @@ def build_case(
     an order that is not, or not yet, the one in force).
     """
     demo = record.demographics
-    patient = {"id": record.patient.id, "sex": demo.sex, "birth_date": _iso(demo.birth_date)}
+    patient = {
+        "id": record.patient.id,
+        "sex": demo.sex,
+        "birth_date": _iso(demo.birth_date),
+        "deceased_date": _iso(demo.deceased_date),
+    }
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "as_of": as_of.isoformat(),
@@ -211,6 +275,12 @@ def build_case(
             if rx is not None:
                 document["prescription"] = PrescriptionIn.from_row(rx).case_entry()
                 sources["prescription"] = (kind.name, rx.id)
+            continue
+        if kind.name == "prior_treatment":
+            if rows:  # one current record (the service refuses a second)
+                prior = min(rows, key=lambda r: (r.recorded_at, r.id))
+                document["prior_treatment"] = PriorTreatmentIn.from_row(prior).case_entry()
+                sources["prior_treatment"] = (kind.name, prior.id)
             continue
         entries = sorted(
             ((kind.input.from_row(r).case_entry(), r.id) for r in rows),
@@ -267,6 +337,7 @@ class RecordsService:
             raise InvalidInput([field_error("clinic_id", "required", "missing")])
         if who.role == "clinician" and clinic_id != who.clinic_id:
             raise Forbidden("clinicians register patients in their own clinic only")
+        self._check_demographics(new)
         pid = patient_id or self.new_id()
         with self.db.writing() as session:
             patient, demo = self._create_patient(session, who, pid, clinic_id, new)
@@ -308,6 +379,7 @@ class RecordsService:
     ) -> PatientOut:
         """New demographics replacing ``expected_version`` (409 if someone got there first)."""
         _require_staff(who, "change demographics")
+        self._check_demographics(data)
         with self.db.writing() as session:
             patient = self._visible_patient(session, who, patient_id)
             repo = self._repo(session, who)
@@ -336,6 +408,34 @@ class RecordsService:
             row = self._repo(session, who).create(kind.model, patient_id, permitted.to_columns())
             self._validate(session, patient_id, (kind.name, row.id))
             return StoredRecord.of(kind, row)
+
+    def add_records(
+        self, who: Principal, patient_id: str, items: Sequence[RecordIn]
+    ) -> list[StoredRecord[Any]]:
+        """Record several new things at once, in one transaction: all are stored, or none.
+
+        For forms that describe several records (the symptom diary): a problem with any item
+        leaves nothing half-saved. Field errors are prefixed with the item's index
+        (``[1].date``) when there is more than one item.
+        """
+        if not items:
+            return []
+        with self.db.writing() as session:
+            self._visible_patient(session, who, patient_id)
+            repo = self._repo(session, who)
+            written: list[tuple[RecordKind[Any], models.RecordMixin]] = []
+            for index, data in enumerate(items):
+                kind = _kind_of(data)
+                permitted = _permit_write(who, kind, data, None)
+                assert permitted is not None
+                try:
+                    self._check_record(session, kind, patient_id, permitted, None)
+                except InvalidInput as exc:
+                    raise InvalidInput(_indexed(exc.errors, index, len(items))) from None
+                row = repo.create(kind.model, patient_id, permitted.to_columns())
+                written.append((kind, row))
+            self._validate(session, patient_id, *((kind.name, row.id) for kind, row in written))
+            return [StoredRecord.of(kind, row) for kind, row in written]
 
     def correct_record(
         self, who: Principal, patient_id: str, record_id: str, data: R, *, expected_version: int
@@ -389,6 +489,7 @@ class RecordsService:
         include_entered_in_error: bool = False,
     ) -> list[StoredRecord[R]]:
         """Current records of one kind; with ``include_entered_in_error``, every version."""
+        _carer_reads(who, kind)
         with self.db.reading() as session:
             self._visible_patient(session, who, patient_id)
             rows = (
@@ -402,6 +503,7 @@ class RecordsService:
         self, who: Principal, patient_id: str, kind: RecordKind[R], record_id: str
     ) -> StoredRecord[R]:
         """The newest version of a record (its ``status`` says if it was entered in error)."""
+        _carer_reads(who, kind)
         with self.db.reading() as session:
             self._visible_patient(session, who, patient_id)
             return StoredRecord.of(kind, self._existing(session, kind, patient_id, record_id))
@@ -410,6 +512,7 @@ class RecordsService:
         self, who: Principal, patient_id: str, kind: RecordKind[R], record_id: str
     ) -> list[StoredRecord[R]]:
         """Every version of a record, oldest first."""
+        _carer_reads(who, kind)
         with self.db.reading() as session:
             self._visible_patient(session, who, patient_id)
             rows = versions(session, kind.model, patient_id, record_id)
@@ -421,6 +524,7 @@ class RecordsService:
         self, who: Principal, patient_id: str, *, limit: int = 100, offset: int = 0
     ) -> Page[AuditOut]:
         """Every change to one patient's record, newest first."""
+        _not_carer(who, "read the audit trail")
         _check_page(limit, offset, max_limit=500)
         entry = models.AuditEntry
         with self.db.reading() as session:
@@ -439,6 +543,7 @@ class RecordsService:
         self, who: Principal, patient_id: str, *, as_of: dt.date | None = None
     ) -> dict[str, Any]:
         """The stored record as a contract v1 case document (for export and CDS services)."""
+        _not_carer(who, "export the whole record")
         day = as_of or self.clock.today()
         with self.db.reading() as session:
             record, stamp = self._current_record(session, who, patient_id)
@@ -513,6 +618,7 @@ class RecordsService:
             sex=case.patient.sex,
             birth_date=case.patient.birth_date,
             jurisdiction=case.jurisdiction,
+            deceased_date=case.patient.deceased_date,
             clinic_id=clinic,
         )
         entries: list[tuple[str, RecordKind[Any], RecordIn]] = []
@@ -522,6 +628,11 @@ class RecordsService:
                     entries.append(
                         ("prescription", kind, PrescriptionIn.model_validate(doc["prescription"]))
                     )
+                continue
+            if kind.name == "prior_treatment":
+                if "prior_treatment" in doc:
+                    prior = PriorTreatmentIn.model_validate(doc["prior_treatment"])
+                    entries.append(("prior_treatment", kind, prior))
                 continue
             for i, entry in enumerate(doc.get(kind.name, [])):
                 data = (
@@ -638,6 +749,8 @@ class RecordsService:
             return query
         if who.role == "clinician":
             return query.where(models.Patient.clinic_id == who.clinic_id)
+        if who.role == "carer":
+            return query.where(models.Patient.id.in_(who.patient_ids))
         return query.where(models.Patient.id == who.patient_id)
 
     def _visible_patient(self, session: Session, who: Principal, patient_id: str) -> models.Patient:
@@ -689,6 +802,17 @@ class RecordsService:
     ) -> None:
         """Checks a single record needs beyond the case contract."""
         problems = self._future_dated(data)
+        if isinstance(data, PriorTreatmentIn):
+            for prior in current_rows(session, models.PriorTreatmentRow, [patient_id]):
+                if prior.id != replacing:
+                    problems.append(
+                        field_error(
+                            "since",
+                            f"prior treatment is already recorded (record {prior.id});"
+                            " correct that record instead",
+                            "duplicate",
+                        )
+                    )
         if isinstance(data, CauseIn):
             for row in current_rows(session, models.CauseRow, [patient_id]):
                 if row.code == data.code and row.id != replacing:
@@ -702,6 +826,21 @@ class RecordsService:
         if problems:
             raise InvalidInput(problems)
 
+    def _check_demographics(self, data: PatientIn) -> None:
+        """A death cannot be recorded before it happens."""
+        today = self.clock.today()
+        if data.deceased_date is not None and data.deceased_date > today:
+            raise InvalidInput(
+                [
+                    field_error(
+                        "deceased_date",
+                        f"{data.deceased_date.isoformat()} is in the future"
+                        f" (today is {today.isoformat()})",
+                        "date_in_future",
+                    )
+                ]
+            )
+
     def _future_dated(self, data: RecordIn, prefix: str = "") -> list[FieldError]:
         """Events cannot be recorded before they happen (orders may start in the future)."""
         when = data.record_date()
@@ -709,30 +848,37 @@ class RecordsService:
         if when is not None and when > today:
             return [
                 field_error(
-                    f"{prefix}date",
+                    f"{prefix}{data.date_field}",
                     f"{when.isoformat()} is in the future (today is {today.isoformat()})",
                     "date_in_future",
                 )
             ]
         return []
 
-    def _validate(self, session: Session, patient_id: str, written: tuple[str, str]) -> None:
+    def _validate(self, session: Session, patient_id: str, *written: tuple[str, str]) -> None:
         """Refuse the write if the patient's record, with it, is not a valid contract case.
 
         Runs inside the write transaction, after the rows are flushed: the check sees exactly
-        what would be committed. Errors about the written record name its own fields.
+        what would be committed. Errors about a written record name its own fields (prefixed
+        with its index, ``[2].date``, when several were written at once).
         """
         session.flush()
         record = load_records(session, [patient_id])[patient_id]
         today = self.clock.today()
-        prescription_id = written[1] if written[0] == "prescriptions" else None
+        prescription_id = next((w[1] for w in written if w[0] == "prescriptions"), None)
         built = build_case(record, today, prescription_id=prescription_id)
         try:
             parse_case(built.document, self.knowledge)
         except CaseError as exc:
-            raise InvalidInput(
-                [_localise(e, built.sources, written, today) for e in exc.errors]
-            ) from None
+            problems: list[FieldError] = []
+            for e in exc.errors:
+                source = built.sources.get(_head(e["loc"]))
+                index = written.index(source) if source in written else 0
+                problem = _localise(e, built.sources, written[index], today)
+                if source in written:
+                    problem = _indexed([problem], index, len(written))[0]
+                problems.append(problem)
+            raise InvalidInput(problems) from None
 
     def _evaluate(self, record: PatientRecord, day: dt.date) -> Assessment:
         built = build_case(record, day)
@@ -807,6 +953,22 @@ def _check_page(limit: int, offset: int, *, max_limit: int = 200) -> None:
         raise InvalidInput(problems)
 
 
+def _head(loc: str) -> str:
+    """``symptoms[2].date`` -> ``symptoms[2]`` (the case entry an error is about)."""
+    match = _LOC_HEAD.match(loc)
+    return match["head"] if match else loc
+
+
+def _indexed(errors: Sequence[FieldError], index: int, count: int) -> list[FieldError]:
+    """Errors about one item of a batch, located on that item when there are several."""
+    if count == 1:
+        return list(errors)
+    return [
+        field_error(f"[{index}]" + (f".{e['loc']}" if e["loc"] else ""), e["msg"], e["type"])
+        for e in errors
+    ]
+
+
 def _kind_of(data: R) -> RecordKind[R]:
     kind = KIND_OF_INPUT.get(type(data))
     if kind is None:
@@ -846,6 +1008,7 @@ def _demographics_columns(data: PatientIn) -> dict[str, Any]:
         "sex": data.sex,
         "birth_date": data.birth_date,
         "jurisdiction": data.jurisdiction,
+        "deceased_date": data.deceased_date,
         "note": data.note,
     }
 
@@ -859,6 +1022,7 @@ def _patient_out(patient: models.Patient, demo: models.Demographics) -> PatientO
         sex=demo.sex,
         birth_date=demo.birth_date,
         jurisdiction=demo.jurisdiction,
+        deceased_date=demo.deceased_date,
         note=demo.note,
         recorded_at=demo.recorded_at,
     )

@@ -2,7 +2,7 @@
 
 Inputs check shape and type only (strictly: a dose of ``"1"`` is refused, not coerced). What a
 code or unit may be is the knowledge base's business: every write is also run through
-``b12plan.caseio.parse_case`` together with the rest of the patient's record, so the store can
+``b12plan.contract.parse_case`` together with the rest of the patient's record, so the store can
 never hold something the assessment would refuse.
 
 Each record input knows its table columns (``to_columns``/``from_row``) and its entry in the
@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, Literal, Self, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, Self, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -44,6 +44,13 @@ def _iso_date(value: object) -> dt.date:
         raise PydanticCustomError("date_format", "{reason}", {"reason": str(exc)}) from None
 
 
+def _not_blank(value: str) -> str:
+    """A required explanation must say something."""
+    if not value.strip():
+        raise PydanticCustomError("blank", "must not be blank")
+    return value
+
+
 def _no_nul(value: str) -> str:
     """NUL cannot be stored in PostgreSQL text, and is never meaningful in a record."""
     if "\x00" in value:
@@ -65,8 +72,9 @@ Slug = Annotated[str, Strict(), StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0
 Sex = Literal["female", "male", "other", "unknown"]
 GivenBy = Literal["clinic", "self", "carer"]
 Phase = Literal["loading", "maintenance"]
+Reporter = Literal["clinician", "patient", "carer"]
 RecordStatus = Literal["active", "entered-in-error"]
-Role = Literal["clinician", "patient", "admin"]
+Role = Literal["clinician", "patient", "admin", "carer"]
 
 
 def _number(value: float | None) -> float | int | None:
@@ -95,6 +103,7 @@ class RecordIn(_In):
     """Base of every clinical record input; ``note`` is free text kept with the record."""
 
     note: Note | None = None
+    date_field: ClassVar[str] = "date"  # the field ``record_date`` reads, for error paths
 
     def to_columns(self) -> dict[str, Any]:
         """Column values for the record's table."""
@@ -132,18 +141,37 @@ class SymptomIn(RecordIn):
     code: Code
     date: IsoDate
     status: Code
+    reporter: Reporter | None = Field(
+        default=None,
+        description=(
+            "Who assessed the symptom. Staff may say (default clinician); whatever a patient"
+            " sends, their own records are stored as patient (or carer)."
+        ),
+    )
 
     def to_columns(self) -> dict[str, Any]:
         values = self.model_dump()
         values["symptom_status"] = values.pop("status")
+        values["reporter"] = self.reporter or "clinician"
         return values
 
     @classmethod
     def from_row(cls, row: Any) -> Self:
-        return cls(code=row.code, date=row.date, status=row.symptom_status, note=row.note)
+        return cls(
+            code=row.code,
+            date=row.date,
+            status=row.symptom_status,
+            reporter=row.reporter,
+            note=row.note,
+        )
 
     def case_entry(self) -> dict[str, Any]:
-        return {"code": self.code, "date": self.date.isoformat(), "status": self.status}
+        return {
+            "code": self.code,
+            "date": self.date.isoformat(),
+            "status": self.status,
+            "reporter": self.reporter or "clinician",
+        }
 
     def record_date(self) -> dt.date:
         return self.date
@@ -309,6 +337,63 @@ class AdverseEventIn(RecordIn):
         return self.date
 
 
+class DecisionIn(RecordIn):
+    """A clinician's recorded decision (contract v1.1): what, when, by whom and why.
+
+    ``by`` defaults to the signed-in clinician; ``reason`` is required (a decision that ends
+    neurological loading or clears injections after a reaction must say why).
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "neuro_loading_complete",
+                    "date": "2026-02-20",
+                    "reason": "No further improvement in numbness over the last three reviews.",
+                }
+            ]
+        }
+    )
+
+    code: Code
+    date: IsoDate
+    by: Text | None = None
+    reason: Annotated[Text, AfterValidator(_not_blank)]
+
+    def case_entry(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "date": self.date.isoformat(),
+            "by": self.by,
+            "reason": self.reason,
+        }
+
+    def record_date(self) -> dt.date:
+        return self.date
+
+
+class PriorTreatmentIn(RecordIn):
+    """Treatment before the first dose recorded here (transferred in, or records kept elsewhere).
+
+    One current record per patient: correct it rather than adding another.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"since": "2024-03-01", "loading_completed": True}]}
+    )
+
+    since: IsoDate
+    loading_completed: Annotated[bool, Strict()]
+    date_field: ClassVar[str] = "since"
+
+    def case_entry(self) -> dict[str, Any]:
+        return {"since": self.since.isoformat(), "loading_completed": self.loading_completed}
+
+    def record_date(self) -> dt.date:
+        return self.since
+
+
 R = TypeVar("R", bound=RecordIn)
 
 
@@ -321,6 +406,7 @@ class RecordKind(Generic[R]):
     model: type[models.RecordMixin]
     input: type[R]
     patient_may_write: bool
+    clinician_only: bool = False  # a clinical judgement: neither patients nor admins write it
 
 
 KINDS: dict[str, RecordKind[Any]] = {
@@ -335,10 +421,21 @@ KINDS: dict[str, RecordKind[Any]] = {
         RecordKind("prescriptions", "prescription", models.PrescriptionRow, PrescriptionIn, False),
         RecordKind("medications", "medication", models.MedicationRow, MedicationIn, False),
         RecordKind("adverse_events", "adverse event", models.AdverseEventRow, AdverseEventIn, True),
+        RecordKind(
+            "decisions", "decision", models.DecisionRow, DecisionIn, False, clinician_only=True
+        ),
+        RecordKind(
+            "prior_treatment",
+            "prior treatment",
+            models.PriorTreatmentRow,
+            PriorTreatmentIn,
+            False,
+        ),
     )
 }
 """Every clinical record kind, by name. Patients may write symptoms, adverse events and their
-own (self or carer) administrations; everything else is the clinic's."""
+own (self or carer) administrations; decisions are clinicians' only; everything else is the
+clinic's."""
 
 KIND_OF_INPUT: dict[type[RecordIn], RecordKind[Any]] = {k.input: k for k in KINDS.values()}
 
@@ -389,6 +486,7 @@ class PatientIn(_In):
     sex: Sex | None = None
     birth_date: IsoDate | None = None
     jurisdiction: Code = DEFAULT_JURISDICTION
+    deceased_date: IsoDate | None = None
     note: Note | None = None
 
 
@@ -406,6 +504,7 @@ class PatientOut(BaseModel):
     sex: Sex | None
     birth_date: dt.date | None
     jurisdiction: str
+    deceased_date: dt.date | None = None
     note: str | None
     recorded_at: dt.datetime
 
@@ -459,6 +558,7 @@ class Principal:
     role: str
     clinic_id: str | None = None
     patient_id: str | None = None
+    patient_ids: tuple[str, ...] = ()  # a carer's linked patients (active links, at sign-in)
 
     @property
     def label(self) -> str:

@@ -33,7 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 ACTIVE = "active"
 ENTERED_IN_ERROR = "entered-in-error"
 STATUSES = (ACTIVE, ENTERED_IN_ERROR)
-ROLES = ("clinician", "patient", "admin")
+ROLES = ("clinician", "patient", "admin", "carer")
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -79,6 +79,7 @@ class Clinic(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    reminder_email: Mapped[str | None] = mapped_column(String(320))  # overdue reminders (0004)
 
 
 class Patient(Base):
@@ -203,6 +204,7 @@ class Demographics(RecordMixin, Base):
     sex: Mapped[str | None] = mapped_column(String(20))
     birth_date: Mapped[dt.date | None] = mapped_column(Date)
     jurisdiction: Mapped[str] = mapped_column(String(10))
+    deceased_date: Mapped[dt.date | None] = mapped_column(Date)
 
 
 class CauseRow(RecordMixin, Base):
@@ -219,6 +221,8 @@ class SymptomRow(RecordMixin, Base):
     date: Mapped[dt.date] = mapped_column(Date)
     code: Mapped[str] = mapped_column(String(60))
     symptom_status: Mapped[str] = mapped_column(String(20))
+    reporter: Mapped[str] = mapped_column(String(20), server_default=text("'clinician'"))
+    """Who assessed the symptom (contract v1.1): rows written before v1.1 were clinicians'."""
 
 
 class ObservationRow(RecordMixin, Base):
@@ -281,6 +285,28 @@ class AdverseEventRow(RecordMixin, Base):
     code: Mapped[str] = mapped_column(String(60))
 
 
+class DecisionRow(RecordMixin, Base):
+    """A clinician's recorded decision (contract v1.1): ``by`` whom, and why (required)."""
+
+    __tablename__ = "decisions"
+    kind = "decisions"
+
+    date: Mapped[dt.date] = mapped_column(Date)
+    code: Mapped[str] = mapped_column(String(60))
+    by: Mapped[str] = mapped_column("decided_by", String(500))
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class PriorTreatmentRow(RecordMixin, Base):
+    """Treatment before the first dose recorded here (contract v1.1); one current per patient."""
+
+    __tablename__ = "prior_treatments"
+    kind = "prior_treatment"
+
+    since: Mapped[dt.date] = mapped_column("since_date", Date)
+    loading_completed: Mapped[bool] = mapped_column(Boolean)
+
+
 RECORD_MODELS: dict[str, type[RecordMixin]] = {
     m.kind: m
     for m in (
@@ -292,6 +318,138 @@ RECORD_MODELS: dict[str, type[RecordMixin]] = {
         PrescriptionRow,
         MedicationRow,
         AdverseEventRow,
+        DecisionRow,
+        PriorTreatmentRow,
     )
 }
 """Every versioned table by its kind (the API path segment, and the contract's list name)."""
+
+
+class CdsTokenSeen(Base):
+    """A CDS client's JWT id (``jti``), kept until the token expires so it cannot be replayed.
+
+    In the database, not in process memory, so every worker refuses a token any of them has
+    seen. Rows are purged once expired (they are not history: nothing clinical hangs on them).
+    """
+
+    __tablename__ = "cds_tokens_seen"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of iss, jti
+    issuer: Mapped[str] = mapped_column(String(300))
+    seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class CdsCardIssued(Base):
+    """A card b12plan returned to a CDS client, so that feedback naming its ``uuid`` can say
+    which finding was accepted or overridden, for which patient, and check it was this caller's.
+    """
+
+    __tablename__ = "cds_cards_issued"
+
+    uuid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(100))
+    hook_instance: Mapped[str] = mapped_column(String(100))
+    patient_ref: Mapped[str] = mapped_column(Text)
+    code: Mapped[str | None] = mapped_column(String(60))
+    indicator: Mapped[str] = mapped_column(String(10))
+    caller: Mapped[str] = mapped_column(String(300))
+    suggestions: Mapped[str] = mapped_column(Text)  # JSON list of the card's suggestion uuids
+    issued_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+# --- reminders (revision 0004_reminders) ---------------------------------------------------------
+
+OUTBOX_STATES = ("pending", "sending", "sent", "failed", "given_up", "cancelled")
+CHANNELS = ("none", "email", "calendar", "both")
+
+
+class ReminderPreferences(Base):
+    """How one patient wants reminders: channel, address, lead time, quiet hours, zone, language.
+
+    ``calendar_secret_hash`` is the SHA-256 of the calendar feed's secret (the secret itself is
+    shown once and never stored), so a leaked database does not leak feed URLs.
+    """
+
+    __tablename__ = "reminder_preferences"
+    __table_args__ = (CheckConstraint(f"channel IN {CHANNELS!r}", name="channel"),)
+
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    email: Mapped[str | None] = mapped_column(String(320))
+    lead_days: Mapped[int | None] = mapped_column(Integer)
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
+    time_zone: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(10))
+    calendar_secret_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    calendar_secret_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+
+
+class OutboxRow(Base):
+    """One reminder to one recipient; the unique key makes enqueuing idempotent."""
+
+    __tablename__ = "reminder_outbox"
+    __table_args__ = (
+        UniqueConstraint("patient_id", "kind", "item", "target_date", "recipient"),
+        Index("ix_reminder_outbox_state_send_on", "state", "send_on"),
+        CheckConstraint(f"state IN {OUTBOX_STATES!r}", name="state"),
+        CheckConstraint("attempts >= 0", name="attempts"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    item: Mapped[str] = mapped_column(String(60))
+    target_date: Mapped[dt.date] = mapped_column(Date)
+    recipient: Mapped[str] = mapped_column(String(80))
+    address: Mapped[str] = mapped_column(String(320))
+    send_on: Mapped[dt.date] = mapped_column(Date)
+    state: Mapped[str] = mapped_column(String(12))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    message_id: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[str] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class CarerLink(Base):
+    """A carer who may see one patient's schedule, get their reminders and log doses they give.
+
+    ``consent`` says who agreed: the patient (an invitation they made and the carer accepted) or
+    the clinic (a clinician who recorded the patient's consent in ``consent_note``). A link is
+    ended by setting ``revoked_at``; it is never deleted.
+    """
+
+    __tablename__ = "carer_links"
+    __table_args__ = (CheckConstraint("consent IN ('clinic', 'patient')", name="consent"),)
+
+    carer_user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"), primary_key=True, index=True)
+    consent: Mapped[str] = mapped_column(String(10))
+    consent_note: Mapped[str] = mapped_column(Text)
+    email: Mapped[str | None] = mapped_column(String(320))
+    linked_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class CarerInvitation(Base):
+    """A patient's one-time invitation for a carer (the code is kept only as its SHA-256)."""
+
+    __tablename__ = "carer_invitations"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    patient_id: Mapped[str] = mapped_column(ForeignKey("patients.id"))
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    used_by: Mapped[str | None] = mapped_column(ForeignKey("users.id"))

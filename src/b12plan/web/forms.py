@@ -4,7 +4,7 @@ Browsers send text. This module turns it into the typed values the service layer
 (``b12plan.service.schemas``) accept, and every problem — a number that is not a number, a
 service ``InvalidInput`` from the case contract checks — comes back keyed by the form field,
 so the page can show it next to that field. Validation itself stays where it lives
-(``service.schemas`` for shape, ``caseio`` via the service for vocabulary and dates).
+(``service.schemas`` for shape, ``b12plan.contract`` via the service for vocabulary and dates).
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from b12plan.core.knowledge import Knowledge
-from b12plan.service.errors import FieldError, field_error, loc_text
+from b12plan.service.errors import FieldError, field_error, format_loc
 from b12plan.service.schemas import (
     AdministrationIn,
     AdverseEventIn,
+    DecisionIn,
     ObservationIn,
     PrescriptionIn,
+    PriorTreatmentIn,
     SymptomIn,
 )
 
@@ -33,7 +35,7 @@ Choice = tuple[str, str]  # (value, label)
 class Field:
     name: str
     label: str
-    kind: str  # text | number | int | date | select | textarea
+    kind: str  # text | number | int | date | select | textarea | yesno (a select: yes / no)
     required: bool = False
     choices: tuple[Choice, ...] = ()
     hint: str = ""
@@ -249,6 +251,44 @@ def prescription_fields(knowledge: Knowledge) -> tuple[Field, ...]:
     )
 
 
+def decision_fields(knowledge: Knowledge) -> tuple[Field, ...]:
+    return (
+        Field(
+            "code",
+            "Decision",
+            "select",
+            required=True,
+            choices=tuple((d.code, d.label) for d in knowledge.decisions),
+        ),
+        Field("date", "Date decided", "date", required=True),
+        Field("by", "Decided by", "text", hint="Leave blank if it was you."),
+        Field(
+            "reason",
+            "Reason",
+            "textarea",
+            required=True,
+            hint="Required: what you saw, e.g. no further improvement at the last two reviews.",
+        ),
+    )
+
+
+YES_NO: tuple[Choice, ...] = (("yes", "yes"), ("no", "no"))
+
+
+def prior_treatment_fields() -> tuple[Field, ...]:
+    return (
+        Field("since", "Treated since", "date", required=True),
+        Field(
+            "loading_completed",
+            "Loading course completed before?",
+            "yesno",
+            required=True,
+            choices=YES_NO,
+        ),
+        Field("note", "Where, and what was given", "textarea"),
+    )
+
+
 # --- form text to service input ------------------------------------------------------------------
 
 
@@ -274,6 +314,11 @@ def typed_values(
                 errors[f.name] = f"{f.label}: enter a number, like 1 or 0.5."
                 continue
             values[f.name] = number
+        elif f.kind == "yesno":
+            if raw not in ("yes", "no"):
+                errors[f.name] = f"{f.label}: choose yes or no."
+                continue
+            values[f.name] = raw == "yes"
         elif f.kind == "int":
             if not raw.isdigit():
                 errors[f.name] = f"{f.label}: enter a whole number of days."
@@ -317,7 +362,7 @@ def build_input(model: type[M], values: Mapping[str, Any]) -> tuple[M | None, li
     except ValidationError as exc:
         return None, [
             field_error(
-                loc_text([p for p in e["loc"] if isinstance(p, str | int)]), e["msg"], e["type"]
+                format_loc([p for p in e["loc"] if isinstance(p, str | int)]), e["msg"], e["type"]
             )
             for e in exc.errors()
         ]
@@ -331,4 +376,6 @@ FORM_MODELS: dict[str, type[BaseModel]] = {
     "adverse-event": AdverseEventIn,
     "side-effect": AdverseEventIn,
     "prescription": PrescriptionIn,
+    "decision": DecisionIn,
+    "prior-treatment": PriorTreatmentIn,
 }

@@ -121,14 +121,30 @@ def _why_loading(a: Assessment, k: Knowledge, p: Protocol | None) -> _Draft:
             "and symptoms are known."
         )
         return d
+    if not p.loading or a.regimen.route == "oral":
+        d.mine(
+            f"Your plan ({p.title}) is B12 taken by mouth: there is no course of loading "
+            "injections.",
+            p.source,
+        )
+        return d
     stages = "; then ".join(s.description for s in p.loading)
     d.mine(f"Your plan ({p.title}): loading is {stages}.", p.source)
     for stage in p.loading:
         d.cite(stage.source)
     given = a.regimen.loading.doses_given
     planned = a.regimen.loading.doses_planned
+    skipped = "MAINTENANCE_WITHOUT_LOADING" in a.codes()
     if a.regimen.loading.complete:
         d.mine(f"You have finished loading ({given} doses).")
+    elif skipped:
+        spec = k.finding("MAINTENANCE_WITHOUT_LOADING")
+        d.mine(
+            "Your injections started at the longer maintenance gaps, without the full loading "
+            f"course ({given} of {planned} loading doses). Please talk to your clinic: "
+            f"{spec.advice}",
+            spec.source,
+        )
     elif planned is not None:
         d.mine(f"So far you have had {given} of the {planned} loading doses.")
     else:
@@ -163,6 +179,11 @@ def _once_a_month(a: Assessment, k: Knowledge, p: Protocol | None) -> _Draft:
         )
         if p.maintenance.route_alternatives:
             d.mine(f"Another option your clinic may offer: {p.maintenance.route_alternatives}.")
+    if a.injections_on_hold:
+        d.mine(
+            "Your injections are on hold after an allergic reaction: no dose is planned until "
+            "your clinic has reviewed it."
+        )
     if a.next_dose is not None:
         w = a.next_dose
         if a.as_of > w.overdue_after:
@@ -207,10 +228,28 @@ def _switch_monthly(a: Assessment, k: Knowledge, p: Protocol | None) -> _Draft:
     d = _Draft("switch-monthly")
     codes = a.codes()
     regimen = a.regimen
-    if regimen is None or p is None:
+    if a.injections_on_hold:
+        d.mine(
+            "Not now: your injections are on hold after an allergic reaction. Your clinic will "
+            "review it before any further injection."
+        )
+    elif regimen is None or p is None:
         d.mine(
             "Not yet: there is no treatment plan for you yet, so there is nothing to switch. "
             "Your clinic will decide once your results are known."
+        )
+    elif regimen.route == "oral" or not p.loading:
+        d.mine(
+            f"You take B12 by mouth ({p.maintenance.description}), not as injections: there "
+            "is no loading course and nothing to switch. Take it as your clinic prescribes.",
+            p.maintenance.source,
+        )
+    elif "MAINTENANCE_WITHOUT_LOADING" in codes and not regimen.loading.complete:
+        spec = k.finding("MAINTENANCE_WITHOUT_LOADING")
+        d.mine(
+            "Your injections started at maintenance gaps without the full loading course, so "
+            f"loading is not finished. Please talk to your clinic: {spec.advice}",
+            spec.source,
         )
     elif "LOADING_INCOMPLETE" in codes:
         spec = k.finding("LOADING_INCOMPLETE")
@@ -232,7 +271,9 @@ def _switch_monthly(a: Assessment, k: Knowledge, p: Protocol | None) -> _Draft:
                 "Your clinician will decide at your review.",
                 p.source,
             )
-    elif a.phase == "maintenance" or "READY_FOR_MAINTENANCE" in codes:
+    elif regimen.loading.complete and (
+        a.phase == "maintenance" or "READY_FOR_MAINTENANCE" in codes
+    ):
         d.mine(
             f"You have finished loading. Your maintenance is {p.maintenance.description} "
             f"(every {regimen.maintenance_interval_days} days), as your clinic prescribes.",
@@ -242,6 +283,12 @@ def _switch_monthly(a: Assessment, k: Knowledge, p: Protocol | None) -> _Draft:
         d.mine(
             "Your injections appear to have stopped. Please contact your clinic before changing "
             "anything: some causes need injections for life."
+        )
+    else:
+        d.mine(
+            "Your clinic decides when loading is finished and maintenance starts; please ask "
+            "them at your next review.",
+            p.source,
         )
     if "ACTIVE_DEFICIENCY_ON_MAINTENANCE" in codes or "LEVELS_FALLING_BETWEEN_DOSES" in codes:
         d.mine(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
@@ -25,10 +26,11 @@ import plotly
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from b12plan.caseio import CaseError, parse_case
+from b12plan.contract import CaseError, parse_case
 from b12plan.core.assessment import Assessment
 from b12plan.core.knowledge import Knowledge
 from b12plan.core.model import Case
+from b12plan.reminders.service import ReminderService
 from b12plan.service import (
     SESSION_COOKIE,
     AuthService,
@@ -42,12 +44,15 @@ from b12plan.service import (
     StoredRecordInvalid,
     Unauthenticated,
 )
+from b12plan.service.carers import CarerService
 from b12plan.service.schemas import (
     KINDS,
     AdministrationIn,
     AdverseEventIn,
+    DecisionIn,
     ObservationIn,
     PrescriptionIn,
+    PriorTreatmentIn,
     R,
     SymptomIn,
     WorklistQuery,
@@ -59,24 +64,31 @@ from b12plan.web.forms import (
     Form,
     adverse_event_fields,
     build_input,
+    decision_fields,
     errors_by_field,
     injection_fields,
     lab_fields,
     prescription_fields,
+    prior_treatment_fields,
     self_injection_fields,
     symptom_fields,
     typed_values,
     unit_choices,
 )
 from b12plan.web.qa import monitoring_label, patient_answers
+from b12plan.web.reminders import add_carer_routes, add_export_routes, add_reminder_routes
 from b12plan.web.text import human_date, num, weeks
 from b12plan.web.views import (
     INJECTION_SITES,
     WORKLIST_GROUPS,
     age_on,
     allergic_codes,
+    clinician_notices,
+    dose_validity_view,
+    escalation_advice,
     explain_findings,
     order_worklist,
+    patient_notices,
     regimen_view,
     rotation_hint,
     upcoming,
@@ -130,6 +142,11 @@ _MEDIA = {
 }
 
 
+def _home(role: str) -> str:
+    """Where each role lands after signing in."""
+    return {"patient": "/me", "carer": "/carer"}.get(role, "/clinic")
+
+
 async def _form_data(request: Request) -> dict[str, str]:
     """The posted form as text, after a same-origin check (cookie sessions need one)."""
     origin = request.headers.get("origin")
@@ -171,12 +188,16 @@ class _Web:
             nav = [
                 ("/clinic", "Worklist", "worklist"),
                 ("/clinic/patients", "Patients", "patients"),
+                ("/clinic/reminders", "Bookings", "bookings"),
             ]
+        elif who is not None and who.role == "carer":
+            nav = [("/carer", "People I care for", "carer")]
         elif who is not None:
             nav = [
                 ("/me", "My schedule", "me"),
                 ("/me/log", "Log", "log"),
                 ("/me/questions", "Questions", "questions"),
+                ("/me/settings", "Reminders", "settings"),
             ]
         html = self.env.get_template(name).render(
             user=who,
@@ -188,7 +209,7 @@ class _Web:
     def error(
         self, request: Request, who: Principal | None, status: int, heading: str, message: str
     ) -> HTMLResponse:
-        home = "/me" if who is not None and who.role in PATIENT else "/clinic"
+        home = _home(who.role) if who is not None else "/login"
         return self.render(
             "error.html",
             who,
@@ -213,7 +234,7 @@ class _Web:
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             raise _Stop(RedirectResponse("/login?" + urlencode({"next": target}), 303))
         if who.role not in roles:
-            place = "clinic staff" if roles == STAFF else "patients"
+            place = {STAFF: "clinic staff", ("carer",): "carers"}.get(roles, "patients")
             raise _Stop(
                 self.error(
                     request,
@@ -347,6 +368,22 @@ class _Web:
                 prescription_fields(k),
                 rx_values,
             ),
+            "decision": Form(
+                "decision",
+                "Record a decision",
+                f"{base}/decision",
+                "Record decision",
+                decision_fields(k),
+                {"date": day},
+            ),
+            "prior-treatment": Form(
+                "prior-treatment",
+                "Treatment before this record (prior treatment)",
+                f"{base}/prior-treatment",
+                "Save prior treatment",
+                prior_treatment_fields(),
+                _prior_values(case),
+            ),
         }
 
     def patient_page(
@@ -366,6 +403,7 @@ class _Web:
         forms = self.clinic_forms(patient_id, case, assessment, today)
         if failed is not None:
             forms[failed.id] = failed
+        decision_labels = {d.code: d.label for d in self.knowledge.decisions}
         figure_json, rows = self.chart(case, assessment)
         rx = case.prescription
         current_rx = (
@@ -396,6 +434,13 @@ class _Web:
             forms=forms,
             current_rx=current_rx,
             saved=saved,
+            notices=clinician_notices(assessment),
+            doses=dose_validity_view(assessment),
+            decisions=[
+                (d, decision_labels.get(d.code, d.code))
+                for d in sorted(case.decisions, key=lambda d: d.date, reverse=True)
+            ],
+            prior=case.prior_treatment,
         )
 
     # --- patient pages -----------------------------------------------------------------
@@ -472,7 +517,23 @@ class _Web:
             saved=saved,
             urgent=urgent,
             today=today,
+            notices=patient_notices(assessment, today),
+            escalation=escalation_advice(assessment, self.knowledge),
         )
+
+
+_ITEM_PREFIX = re.compile(r"^\[\d+\]\.")
+
+
+def _prior_values(case: Case) -> dict[str, str]:
+    """The prior treatment form shows what is recorded (saving it corrects that record)."""
+    prior = case.prior_treatment
+    if prior is None:
+        return {}
+    return {
+        "since": prior.since.isoformat(),
+        "loading_completed": "yes" if prior.loading_completed else "no",
+    }
 
 
 def _own(who: Principal) -> str:
@@ -522,10 +583,26 @@ def _save(
     if data is None:
         return redisplay(_failed(blank, form, problems))
     try:
-        records.add_record(who, patient_id, data)
+        if isinstance(data, PriorTreatmentIn):
+            _save_prior_treatment(records, who, patient_id, data)
+        else:
+            records.add_record(who, patient_id, data)
     except InvalidInput as exc:
         return redisplay(_failed(blank, form, exc.errors))
     return data
+
+
+def _save_prior_treatment(
+    records: RecordsService, who: Principal, patient_id: str, data: PriorTreatmentIn
+) -> None:
+    """A patient has one prior treatment record: the form adds it, or corrects the current one."""
+    kind = KINDS["prior_treatment"]
+    current = records.list_records(who, patient_id, kind)
+    if not current:
+        records.add_record(who, patient_id, data)
+        return
+    latest = current[-1]
+    records.correct_record(who, patient_id, latest.id, data, expected_version=latest.version)
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -541,6 +618,8 @@ SAVED = {
     "symptom": "Symptom assessment recorded.",
     "adverse-event": "Side effect recorded.",
     "prescription": "Prescription saved.",
+    "decision": "Decision recorded.",
+    "prior-treatment": "Prior treatment saved.",
     "self-injection": "Thank you: your injection is logged.",
     "diary": "Thank you: your diary is saved.",
     "side-effect": "Thank you: your side effect is recorded and your clinic can see it.",
@@ -552,6 +631,8 @@ CLINIC_FORMS: dict[str, type[Any]] = {
     "symptom": SymptomIn,
     "adverse-event": AdverseEventIn,
     "prescription": PrescriptionIn,
+    "decision": DecisionIn,
+    "prior-treatment": PriorTreatmentIn,
 }
 
 
@@ -563,6 +644,9 @@ def make_router(
     clock: Clock,
     calendar: Calendar,
     secure_cookies: bool = False,
+    reminders: ReminderService | None = None,
+    carers: CarerService | None = None,
+    public_url: str | None = None,
 ) -> APIRouter:
     """The web UI as one router, to mount at the site root of the FastAPI app.
 
@@ -609,7 +693,7 @@ def make_router(
         who = web.principal(request)
         if who is None:
             return RedirectResponse("/login", 303)
-        return RedirectResponse("/me" if who.role in PATIENT else "/clinic", 303)
+        return RedirectResponse(_home(who.role), 303)
 
     @router.get("/login")
     @web.page
@@ -651,7 +735,7 @@ def make_router(
                 next_url=_safe_next(form.get("next")) or "",
             )
         role = issued.user.role
-        target = _safe_next(form.get("next")) or ("/me" if role in PATIENT else "/clinic")
+        target = _safe_next(form.get("next")) or _home(role)
         response = RedirectResponse(target, 303)
         max_age = int((issued.expires_at - clock.now()).total_seconds())
         response.set_cookie(
@@ -816,6 +900,8 @@ def make_router(
             patient=patient,
             today=today,
             assessment=assessment,
+            notices=patient_notices(assessment, today),
+            escalation=escalation_advice(assessment, knowledge),
             window=window_view(assessment.next_dose, today),
             regimen=regimen_view(assessment, knowledge),
             upcoming=upcoming(assessment),
@@ -892,16 +978,19 @@ def make_router(
                 request, who, failed=replace(blank, values=form, general=[message])
             )
         try:
-            for entry in entries:
-                records.add_record(
-                    who,
-                    pid,
+            records.add_records(
+                who,
+                pid,
+                [
                     SymptomIn(
                         code=entry.code, date=entry.date, status=entry.status, note=entry.note
-                    ),
-                )
-        except InvalidInput as exc:
-            return web.me_log_page(request, who, failed=_failed(blank, form, exc.errors))
+                    )
+                    for entry in entries
+                ],
+            )
+        except InvalidInput as exc:  # every entry shares the form's date: show it there
+            problems = [{**e, "loc": _ITEM_PREFIX.sub("", e["loc"])} for e in exc.errors]
+            return web.me_log_page(request, who, failed=_failed(blank, form, problems))
         return RedirectResponse("/me/log?saved=diary", status_code=303)
 
     @router.post("/me/side-effects")
@@ -940,4 +1029,9 @@ def make_router(
             headers={"Content-Disposition": 'attachment; filename="b12-injections.ics"'},
         )
 
+    if reminders is not None:
+        add_reminder_routes(router, web, reminders, _form_data, public_url=public_url)
+    if carers is not None:
+        add_carer_routes(router, web, carers, _form_data)
+    add_export_routes(router, web)
     return router

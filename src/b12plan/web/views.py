@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from b12plan.core.assessment import Assessment, DoseWindow, Finding
+from b12plan.core.assessment import Assessment, DoseValidity, DoseWindow, Finding
 from b12plan.core.knowledge import Knowledge, KnowledgeError, Protocol, Source
 from b12plan.core.model import Administration, Case
 from b12plan.service.schemas import WorklistRow
@@ -124,8 +124,15 @@ def regimen_view(assessment: Assessment, knowledge: Knowledge) -> RegimenView | 
     except KnowledgeError:
         p = None
     planned = r.loading.doses_planned
-    if r.loading.complete:
+    if r.route == "oral" or planned == 0:
+        progress = "no loading course (taken by mouth)" if r.route == "oral" else "no loading"
+    elif r.loading.complete:
         progress = f"loading complete ({r.loading.doses_given} doses)"
+    elif "MAINTENANCE_WITHOUT_LOADING" in assessment.codes():
+        progress = (
+            f"loading not completed: treatment began at maintenance intervals "
+            f"({r.loading.doses_given} of {planned} loading doses given)"
+        )
     elif planned is not None:
         progress = f"{r.loading.doses_given} of {planned} loading doses given"
     else:
@@ -281,3 +288,158 @@ def age_on(case: Case, today: date) -> int | None:
     if born is None:
         return None
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+# --- contract v1.1: which doses counted, the allergic hold, when to get help ---------------------
+
+DOSE_REASONS: dict[str, str] = {
+    "duplicate_same_day": "a second dose on the same day",
+    "not_for_deficiency": "this product, dose or route is not a treatment for deficiency",
+    "dose_implausible": "the dose is implausible for the product (check mg and mcg)",
+    "route_not_recommended": "this route is not recommended for this product",
+    "after_allergic_reaction": "given while injections were on hold after an allergic reaction",
+}
+"""Plain words for the contract's dose validity reasons (a test checks every one has words)."""
+
+COUNTS_AS: dict[str, str] = {
+    "loading": "loading dose",
+    "maintenance": "maintenance dose",
+    "oral": "oral dose",
+    "none": "not counted",
+}
+
+
+@dataclass(frozen=True)
+class DoseView:
+    date: date
+    medicine: str
+    valid: bool
+    counts_as: str
+    reasons: tuple[str, ...]
+
+
+def dose_validity_view(assessment: Assessment) -> list[DoseView]:
+    """Each dose given, whether it counted (towards loading, maintenance) and, if not, why."""
+    return [_dose_view(d) for d in assessment.dose_validity]
+
+
+def _dose_view(d: DoseValidity) -> DoseView:
+    return DoseView(
+        date=d.date,
+        medicine=f"{d.product} {num(d.dose)} {d.unit} {d.route}",
+        valid=d.valid,
+        counts_as=COUNTS_AS.get(d.counts_as, d.counts_as),
+        reasons=tuple(DOSE_REASONS.get(r, r.replace("_", " ")) for r in d.reasons),
+    )
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message at the top of a page: ``tone`` is its css class (critical | warning | info)."""
+
+    id: str
+    tone: str
+    heading: str
+    text: str
+
+
+def injections_on_hold(assessment: Assessment) -> bool:
+    return assessment.injections_on_hold
+
+
+def oral_regimen(assessment: Assessment) -> bool:
+    return assessment.regimen is not None and assessment.regimen.route == "oral"
+
+
+def patient_notices(assessment: Assessment, today: date) -> list[Notice]:
+    """What the patient must know first, derived from the assessment (never from the page):
+    injections on hold after an allergic reaction, or a late injection. Advice to give a dose
+    today appears only when an injection is actually due: never on hold, never for tablets."""
+    if injections_on_hold(assessment):
+        return [
+            Notice(
+                "hold",
+                "critical",
+                "Your injections are on hold.",
+                "An allergic reaction was recorded. Do not give or have another B12 injection "
+                "until your clinic has reviewed it and tells you it is safe to continue.",
+            )
+        ]
+    window = assessment.next_dose
+    if window is not None and today > window.overdue_after and not oral_regimen(assessment):
+        return [
+            Notice(
+                "late",
+                "critical",
+                "Your next injection is late.",
+                f"It was due on {human_date(window.due)}. Please contact your clinic, or give "
+                "it today if you inject yourself, and log it here.",
+            )
+        ]
+    return []
+
+
+def clinician_notices(assessment: Assessment) -> list[Notice]:
+    """The allergic hold, stated above everything else on the clinician's page."""
+    if not injections_on_hold(assessment):
+        return []
+    return [
+        Notice(
+            "hold",
+            "critical",
+            "Injections on hold",
+            "An allergic reaction or anaphylaxis is recorded and no rechallenge has been "
+            "cleared: no dose is planned. After allergy review or a product switch, record a "
+            "decision (injections cleared after an allergic reaction) with the reason.",
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class Escalation:
+    urgency: str  # emergency | same-day
+    when: str
+    action: str
+    sources: tuple[Source, ...]
+
+
+def escalation_advice(assessment: Assessment, knowledge: Knowledge) -> list[Escalation]:
+    """When to get help, and how fast, in plain words (NG239, BNF, the US label).
+
+    The severe-anaemia item appears only when the assessment found severe anaemia at the start
+    of treatment (``HYPOKALAEMIA_RISK``): its time frame is that finding's first 48 hours.
+    """
+
+    def cited(code: str) -> tuple[Source, ...]:
+        return sources_for(knowledge.finding(code).source, knowledge)
+
+    out = [
+        Escalation(
+            "emergency",
+            "Trouble breathing, swelling of the face, lips, tongue or throat, or feeling faint "
+            "after an injection (a severe allergic reaction, anaphylaxis)",
+            "Call the emergency number now (999 in the UK, 911 in the US).",
+            cited("ALLERGIC_REACTION"),
+        )
+    ]
+    if "HYPOKALAEMIA_RISK" in assessment.codes():
+        out.append(
+            Escalation(
+                "same-day",
+                "Palpitations (a racing or irregular heartbeat), muscle cramps or weakness in "
+                "the first 2 days (48 hours) of treatment: your anaemia was severe, and "
+                "potassium can fall as it is treated",
+                "Contact your clinic or GP the same day.",
+                cited("HYPOKALAEMIA_RISK"),
+            )
+        )
+    out.append(
+        Escalation(
+            "same-day",
+            "New or worsening numbness, tingling, weakness, problems walking or balancing, or "
+            "problems with your vision",
+            "Contact your clinic or GP the same day.",
+            cited("NEURO_UNDERTREATED"),
+        )
+    )
+    return out

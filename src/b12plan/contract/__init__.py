@@ -1,0 +1,33 @@
+"""The contract (v1.1): the case document's shape, read into core types and written back, and
+the one shape of a field error.
+
+Every entry point reads and writes cases through this package (CLI, REST API, web app, CDS
+Hooks, FHIR import), so each accepts and refuses the same documents and names a bad field the
+same way. ``b12plan.caseio`` is the same API under its old name.
+"""
+
+from b12plan.contract.case import (
+    DEFAULT_JURISDICTION,
+    SCHEMA_VERSION,
+    CaseError,
+    case_to_dict,
+    load_json,
+    parse_case,
+    parse_case_json,
+    parse_iso_date,
+)
+from b12plan.contract.errors import FieldError, field_error, format_loc
+
+__all__ = [
+    "DEFAULT_JURISDICTION",
+    "SCHEMA_VERSION",
+    "CaseError",
+    "FieldError",
+    "case_to_dict",
+    "field_error",
+    "format_loc",
+    "load_json",
+    "parse_case",
+    "parse_case_json",
+    "parse_iso_date",
+]
