@@ -13,6 +13,6 @@ SELECT
     CAST(NULL AS BIGINT) AS evidence_days,
     CAST(NULL AS DOUBLE) AS evidence_value,
     CAST(NULL AS VARCHAR) AS evidence_note
-FROM patient_state AS f
+FROM patient_facts AS f
 LEFT JOIN tested AS t ON t.patient_key = f.patient_key
 WHERE f.first_dose IS NOT NULL AND NOT f.prior_loading_completed AND t.patient_key IS NULL

@@ -9,7 +9,7 @@ WITH samples AS (
             PARTITION BY r.patient_key ORDER BY r.event_date DESC, r.code, r.value DESC
         ) AS latest
     FROM results AS r
-    JOIN patient_state AS f ON f.patient_key = r.patient_key
+    JOIN patient_facts AS f ON f.patient_key = r.patient_key
     WHERE r.code IN ('b12_total', 'b12_active') AND r.event_date > f.first_treatment
 )
 SELECT
