@@ -7,9 +7,10 @@ codes the SQL covers are compared (``rule_codes()``).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +68,47 @@ def scenarios_at_own_dates(
     return out
 
 
+# PATIENT_DECEASED has no rule: a deceased patient is left off the worklist altogether, so the
+# code can never appear on one (test_deceased_patients_leave_the_worklist).
+NOT_ON_WORKLISTS = frozenset({"PATIENT_DECEASED"})
+
+
+def test_every_finding_code_runs_as_sql_or_is_never_on_a_worklist(knowledge: Knowledge) -> None:
+    assert {f.code for f in knowledge.findings} == set(rule_codes()) | NOT_ON_WORKLISTS
+    assert not NOT_ON_WORKLISTS & set(rule_codes())
+
+
 def test_the_scenarios_exercise_every_covered_code(
     scenarios_at_own_dates: dict[str, tuple[frozenset[str], frozenset[str]]],
 ) -> None:
     fired = set().union(*(core for core, _ in scenarios_at_own_dates.values()))
     assert fired == set(rule_codes())
+
+
+def test_deceased_patients_leave_the_worklist(tmp_path: Path, knowledge: Knowledge) -> None:
+    """Core gives a deceased patient the one finding PATIENT_DECEASED; the worklist has no row
+    for them (and the same patient, not yet deceased on as_of, is on it)."""
+    rng = random.Random(7)
+    members, alive_too = [], set()
+    for i in range(200):
+        case = random_case(rng, knowledge)
+        died = AS_OF - timedelta(days=i % 3)  # on or before as_of
+        patient = dataclasses.replace(case.patient, deceased_date=died)
+        members.append(CohortMember(f"D{i:03d}", dataclasses.replace(case, patient=patient)))
+        later = dataclasses.replace(case.patient, deceased_date=AS_OF + timedelta(days=1))
+        members.append(CohortMember(f"A{i:03d}", dataclasses.replace(case, patient=later)))
+        alive_too.add(f"A{i:03d}")
+    write_tables(cohort_tables(members, knowledge), tmp_path)
+    sql = codes_by_patient(duckdb_worklist(tmp_path, knowledge))
+    for m in members:
+        core = evaluate(m.case, knowledge, as_of=AS_OF).codes()
+        if m.patient_id in alive_too:
+            assert "PATIENT_DECEASED" not in core
+            assert sql.get(m.patient_id, frozenset()) == covered(core)
+        else:
+            assert core == {"PATIENT_DECEASED"}
+            assert m.patient_id not in sql
+    assert sum(1 for pid in sql if pid in alive_too) > 150  # the living twins are on the list
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s["id"] for s in SCENARIOS])

@@ -87,6 +87,35 @@ def test_the_cohort_makes_the_mistakes_seen_in_practice(cohort: Path, knowledge:
         assert code in seen, code
 
 
+def test_the_cohort_has_the_contract_v11_situations(cohort: Path, knowledge: Knowledge) -> None:
+    """Reporters, decisions, transfers in, deaths, children, oral orders, duplicates and
+    implausible results all occur, and the v1.1 codes they lead to are on the worklist."""
+    t = _tables(cohort)
+    assert set(t["symptoms"]["reporter"].to_pylist()) == {"clinician", "patient", "carer"}
+    assert set(t["decisions"]["code"].to_pylist()) == {
+        "neuro_loading_complete",
+        "rechallenge_cleared",
+    }
+    patients = t["patients"].to_pylist()
+    assert any(p["deceased_date"] is not None for p in patients)
+    assert {p["prior_loading_completed"] for p in patients} >= {True, False}
+    assert "breastfeeding" in set(t["causes"]["cause"].to_pylist())
+    assert "oral" in set(t["prescriptions"]["route"].to_pylist())
+    doses = t["administrations"].select(["patient_key", "event_date", "route"]).to_pylist()
+    assert len({tuple(d.values()) for d in doses}) < len(doses)  # charted twice
+    seen = set().union(*codes_by_patient(duckdb_worklist(cohort, knowledge, DEFAULT_END)).values())
+    for code in (
+        "OUTSIDE_SCOPE_AGE",
+        "RESULT_IMPLAUSIBLE",
+        "PREGNANCY_REVIEW",
+        "ORAL_DOSE_TOO_LOW_FOR_MALABSORPTION",
+        "POSSIBLE_HYPERSENSITIVITY",
+        "CONFIRMATORY_TEST_NEEDED",
+        "NITROUS_OXIDE_EXPOSURE",
+    ):
+        assert code in seen, code
+
+
 def test_some_records_are_dated_after_the_end(cohort: Path) -> None:
     dates = pq.read_table(cohort / "observations.parquet")["event_date"]
     assert pc.any(pc.greater(dates, pa.scalar(DEFAULT_END))).as_py()

@@ -20,10 +20,12 @@ from b12plan.core.model import (
     Administration,
     AdverseEvent,
     Case,
+    Decision,
     Medication,
     Observation,
     Patient,
     Prescription,
+    PriorTreatment,
     SymptomReport,
 )
 from b12plan.population.tables import TABLES
@@ -53,6 +55,7 @@ def case_rows(
 
     rows: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
     p = case.patient
+    prior = case.prior_treatment
     rows["patients"].append(
         {
             "patient_key": pid,
@@ -61,11 +64,20 @@ def case_rows(
             "sex": p.sex,
             "birth_date": d(p.birth_date),
             "jurisdiction": case.jurisdiction,
+            "deceased_date": d(p.deceased_date),
+            "prior_since": None if prior is None else d(prior.since),
+            "prior_loading_completed": None if prior is None else prior.loading_completed,
         }
     )
     rows["causes"].extend({"patient_key": pid, "cause": c} for c in case.causes)
     rows["symptoms"].extend(
-        {"patient_key": pid, "event_date": d(s.date), "code": s.code, "status": s.status}
+        {
+            "patient_key": pid,
+            "event_date": d(s.date),
+            "code": s.code,
+            "status": s.status,
+            "reporter": s.reporter,
+        }
         for s in case.symptoms
     )
     for o in case.observations:
@@ -81,6 +93,8 @@ def case_rows(
                 "reference_high": _canonical(analyte.to_canonical, o.reference_high, o.unit),
                 "reported_value": o.value,
                 "reported_unit": o.unit,
+                "reported_reference_low": o.reference_low,
+                "reported_reference_high": o.reference_high,
             }
         )
     to_mcg = knowledge.formulary.to_mcg
@@ -120,6 +134,16 @@ def case_rows(
     rows["adverse_events"].extend(
         {"patient_key": pid, "event_date": d(e.date), "code": e.code} for e in case.adverse_events
     )
+    rows["decisions"].extend(
+        {
+            "patient_key": pid,
+            "event_date": d(x.date),
+            "code": x.code,
+            "decided_by": x.by,
+            "reason": x.reason,
+        }
+        for x in case.decisions
+    )
     return rows
 
 
@@ -151,8 +175,8 @@ def cases_from_tables(tables: dict[str, pa.Table], as_of: date) -> Iterator[Coho
     """The cases a set of tables describes, one per patient, evaluated as of ``as_of``.
 
     The reverse of ``cohort_tables``, so that any patient on a worklist can be handed to
-    ``b12plan.core.evaluate`` for the full assessment. Results are given in canonical units
-    (exactly the values the SQL compared); doses as reported.
+    ``b12plan.core.evaluate`` for the full assessment. Results and doses are given as reported
+    (thresholds may be per reported unit, and plausibility is judged in it).
     """
     by_patient: dict[int, dict[str, list[dict[str, Any]]]] = {}
     for name in TABLES:
@@ -170,20 +194,25 @@ def cases_from_tables(tables: dict[str, pa.Table], as_of: date) -> Iterator[Coho
             case=Case(
                 as_of=as_of,
                 jurisdiction=p["jurisdiction"],
-                patient=Patient(id=p["patient_id"], sex=p["sex"], birth_date=p["birth_date"]),
+                patient=Patient(
+                    id=p["patient_id"],
+                    sex=p["sex"],
+                    birth_date=p["birth_date"],
+                    deceased_date=p["deceased_date"],
+                ),
                 causes=tuple(r["cause"] for r in rec.get("causes", [])),
                 symptoms=tuple(
-                    SymptomReport(r["event_date"], r["code"], r["status"])
+                    SymptomReport(r["event_date"], r["code"], r["status"], r["reporter"])
                     for r in rec.get("symptoms", [])
                 ),
                 observations=tuple(
                     Observation(
                         r["event_date"],
                         r["code"],
-                        r["value"],
-                        r["unit"],
-                        r["reference_low"],
-                        r["reference_high"],
+                        r["reported_value"],
+                        r["reported_unit"],
+                        r["reported_reference_low"],
+                        r["reported_reference_high"],
                     )
                     for r in rec.get("observations", [])
                 ),
@@ -217,6 +246,13 @@ def cases_from_tables(tables: dict[str, pa.Table], as_of: date) -> Iterator[Coho
                 adverse_events=tuple(
                     AdverseEvent(r["event_date"], r["code"]) for r in rec.get("adverse_events", [])
                 ),
+                decisions=tuple(
+                    Decision(r["event_date"], r["code"], r["decided_by"], r["reason"])
+                    for r in rec.get("decisions", [])
+                ),
+                prior_treatment=None
+                if p["prior_since"] is None
+                else PriorTreatment(p["prior_since"], bool(p["prior_loading_completed"])),
             ),
         )
 

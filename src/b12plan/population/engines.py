@@ -187,6 +187,7 @@ _PG_TYPES = {
     "DATE": "DATE",
     "INTEGER": "INTEGER",
     "BIGINT": "BIGINT",
+    "BOOLEAN": "BOOLEAN",
 }
 
 

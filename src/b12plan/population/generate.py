@@ -147,6 +147,8 @@ class _Sql:
         neuro_max = int(tr["neuro_loading_doses_min"]) + int(tr["neuro_loading_doses_span"])
         proto_rows, offset_rows = [], []
         for pr in self.k.protocols:
+            if pr.oral:  # courses are generated as injections; oral switches are added later
+                continue
             planned = pr.loading_doses_planned
             dose_mcg = self.k.formulary.to_mcg(pr.dose, pr.unit)
             proto_rows.append(
@@ -161,6 +163,7 @@ class _Sql:
                 if number > 1 and stage is not None:
                     offset += stage.window.due_interval_days
                 offset_rows.append(f"('{pr.id}', {number}, {offset})")
+        allergic = [f"('{e.code}')" for e in self.k.adverse_events if e.kind == "allergic"]
         unit_rows = [
             f"('{a.code}', '{u.symbol}', {u.factor}, {_DIGITS.get(u.symbol, 0)})"
             for a in self.k.analytes
@@ -173,6 +176,8 @@ class _Sql:
             AS t(protocol_id, j, offset_days);
         CREATE TEMP TABLE kb_unit AS SELECT * FROM (VALUES {", ".join(unit_rows)})
             AS t(code, unit, factor, digits);
+        CREATE TEMP TABLE kb_allergic AS SELECT * FROM (VALUES {", ".join(allergic)})
+            AS t(code);
         """
 
     def _cumulative(self, section: str, names: list[str], draw: str) -> str:
@@ -201,6 +206,10 @@ class _Sql:
             int(tr["neuro_loading_doses_span"]),
         )
         stopped_factor = self.k.timing("stopped_factor")
+        oral_doses = sorted(
+            self.k.formulary.to_mcg(pr.dose, pr.unit) for pr in self.k.protocols if pr.oral
+        )
+        oral_low, oral_high = oral_doses[0], oral_doses[-1]
         return f"""
         CREATE OR REPLACE TEMP TABLE pt AS
         WITH b AS (
@@ -228,13 +237,21 @@ class _Sql:
                 {u(20)} < {self.share("treatment", "prescribed_interval_longer")} AS longer,
                 {u(21)} AS u_mode,
                 {u(22)} AS u_stop,
-                {u(13)} < {self.share("", "us_low_dose_share")} AS us_low
+                {u(13)} < {self.share("", "us_low_dose_share")} AS us_low,
+                {u(110)} < {self.share("v11", "child_share")} AS child,
+                {u(111)} AS u_child_age,
+                {u(112)} AS u_v11
             FROM range({lo}, {hi}) t(n)
         ), c AS (
             SELECT b.*,
-                {self.end} - CAST(age_years * 365.25 AS INTEGER) AS birth_date,
-                sex = 'female' AND age_years < 45
+                {self.end} - CAST(CASE WHEN child
+                    THEN 0.5 + u_child_age * {float(p["v11"]["child_age_max"]) - 0.5}
+                    ELSE age_years END * 365.25 AS INTEGER) AS birth_date,
+                sex = 'female' AND age_years < 45 AND NOT child
                     AND {u(12)} < {self.share("causes", "pregnancy_share_young_women")} AS pregnant,
+                sex = 'female' AND age_years < 45 AND NOT child
+                    AND {u(12)} >= 1 - {self.share("v11", "breastfeeding_share_young_women")}
+                    AS breastfeeding,
                 CASE WHEN jurisdiction = 'US' THEN
                         CASE WHEN us_low THEN 'us-cyanocobalamin-label'
                              ELSE 'us-cyanocobalamin-1000' END
@@ -251,6 +268,7 @@ class _Sql:
             FROM b
         ), d AS (
             SELECT c.*, kp.planned, kp.product, kp.dose_mcg, kp.route, kp.loading_due,
+                kp.maint_due,
                 CASE WHEN longer
                      THEN CAST(kp.maint_due * {float(tr["longer_interval_factor"])} AS INTEGER)
                      ELSE kp.maint_due END AS interval_days,
@@ -277,7 +295,17 @@ class _Sql:
                 WHEN 'ongoing' THEN k_max
                 WHEN 'lapsed' THEN GREATEST(k_max - 1, 0)
                 ELSE CAST(floor(u_stop * GREATEST(k_max - {stopped_factor} - 1, 0)) AS INTEGER)
-            END AS k_last
+            END AS k_last,
+            treated AND {u(113)} < {self.share("v11", "transfer_in")} AS transfer_in,
+            start_date - 100 - CAST(floor({u(114)} * 1500) AS INTEGER) AS prior_since,
+            {u(115)} < {self.share("v11", "transfer_loading_completed")} AS prior_loading_completed,
+            CASE WHEN {u(116)} < {self.share("v11", "deceased")}
+                 THEN {self.end} - CAST(floor({u(117)} * 365) AS INTEGER) END AS deceased_date,
+            treated AND {u(118)} < {self.share("v11", "oral_switch")} AS oral_switch,
+            CASE WHEN {u(119)} < {self.share("v11", "oral_low_dose")} THEN {oral_low} ELSE {
+            oral_high
+        } END
+                AS oral_dose_mcg
         FROM f;
 
         CREATE OR REPLACE TEMP TABLE adm AS
@@ -401,16 +429,21 @@ class _Sql:
 
     # -- output tables ----------------------------------------------------------------------------
     def table(self, name: str) -> str:
-        u, p = self.u, self.p
+        u = self.u
         end = self.end
         if name == "patients":
             return """SELECT n AS patient_key, patient_id, clinic_id, sex, birth_date,
-                       jurisdiction FROM pt ORDER BY n"""
+                       jurisdiction, deceased_date,
+                       CASE WHEN transfer_in THEN prior_since END AS prior_since,
+                       CASE WHEN transfer_in THEN prior_loading_completed END
+                           AS prior_loading_completed
+                       FROM pt ORDER BY n"""
         if name == "causes":
             return """SELECT n AS patient_key, cause FROM (
                         SELECT n, cause1 AS cause FROM pt WHERE cause1 IS NOT NULL
                         UNION SELECT n, cause2 FROM pt WHERE cause2 IS NOT NULL
-                        UNION SELECT n, 'pregnancy' FROM pt WHERE pregnant)
+                        UNION SELECT n, 'pregnancy' FROM pt WHERE pregnant
+                        UNION SELECT n, 'breastfeeding' FROM pt WHERE breastfeeding)
                       ORDER BY n, cause"""
         if name == "observations":
             gb_ng = self.share("units", "gb_b12_ng_per_l")
@@ -418,6 +451,9 @@ class _Sql:
             mma_nmol = self.share("units", "mma_nmol_per_l")
             hb_dl_us = self.share("units", "hb_g_per_dl_us")
             hb_dl_gb = self.share("units", "hb_g_per_dl_gb")
+            hb_dl = next(
+                x.factor for x in self.k.analyte("haemoglobin").units if x.symbol == "g/dL"
+            )
             draw = u(70, "date_diff('day', DATE '1970-01-01', o.event_date)", "hash(o.code)")
             return f"""
             WITH o AS (
@@ -436,13 +472,21 @@ class _Sql:
                         ELSE 'ug/L' END AS reported_unit
                 FROM obs_raw o JOIN pt USING (n)
             ), r AS (
-                SELECT o.*, round(o.true_value / ku.factor, ku.digits) AS reported_value,
-                       ku.factor
+                SELECT o.*,
+                    -- now and then a g/dL figure filed as g/L (an implausible haemoglobin)
+                    CASE WHEN o.code = 'haemoglobin' AND o.reported_unit = 'g/L'
+                              AND {u(127, "date_diff('day', DATE '1970-01-01', o.event_date)")}
+                                  < {self.share("v11", "implausible_hb")}
+                         THEN round(o.true_value / {hb_dl}, 1)
+                         ELSE round(o.true_value / ku.factor, ku.digits) END AS reported_value,
+                    ku.factor
                 FROM o JOIN kb_unit ku ON ku.code = o.code AND ku.unit = o.reported_unit
             )
             SELECT r.n AS patient_key, r.event_date, r.code, r.reported_value * r.factor AS value,
                    canon.unit, CAST(NULL AS DOUBLE) AS reference_low,
-                   CAST(NULL AS DOUBLE) AS reference_high, r.reported_value, r.reported_unit
+                   CAST(NULL AS DOUBLE) AS reference_high, r.reported_value, r.reported_unit,
+                   CAST(NULL AS DOUBLE) AS reported_reference_low,
+                   CAST(NULL AS DOUBLE) AS reported_reference_high
             FROM r JOIN kb_unit canon ON canon.code = r.code AND canon.factor = 1
                 AND canon.unit = {self._canonical_case("r.code")}
             ORDER BY r.n, r.event_date, r.code, r.reported_value"""
@@ -465,7 +509,18 @@ class _Sql:
                      ELSE 'clinic' END AS given_by,
                 {self._reported_dose("pt")}
             FROM adm JOIN pt USING (n)
-            ORDER BY adm.n, adm.event_date"""
+            -- the same dose charted twice on one day
+            CROSS JOIN (SELECT 1 AS copy UNION ALL SELECT 2) AS copies
+            WHERE copies.copy = 1 OR {u(120, "adm.k", "hash(adm.phase)")} < {
+                self.share("v11", "duplicate_dose")
+            }
+            UNION ALL
+            -- the first oral dose after a switch to oral cyanocobalamin
+            SELECT pt.n, course.last_dose + 14, 'cyanocobalamin', pt.oral_dose_mcg, 'oral', 'self',
+                pt.oral_dose_mcg, 'mcg'
+            FROM pt JOIN course USING (patient_id)
+            WHERE pt.oral_switch AND course.last_dose + 14 <= {end}
+            ORDER BY patient_key, event_date"""
         if name == "prescriptions":
             ended = self.share("treatment", "stopped_with_end_date")
             return f"""
@@ -479,7 +534,13 @@ class _Sql:
                      THEN course.last_dose + 1 END AS end_date,
                 {self._reported_dose("pt")}
             FROM pt JOIN course USING (patient_id)
-            ORDER BY pt.n"""
+            UNION ALL
+            -- switched to oral cyanocobalamin daily two weeks after the last injection
+            SELECT pt.n, 'cyanocobalamin', pt.oral_dose_mcg, 'oral', 'maintenance', 1,
+                course.last_dose + 14, NULL, pt.oral_dose_mcg, 'mcg'
+            FROM pt JOIN course USING (patient_id)
+            WHERE pt.oral_switch AND course.last_dose + 14 <= {end}
+            ORDER BY patient_key, start_date"""
         if name == "symptoms":
             neuro_codes = [s.code for s in self.k.symptoms if s.neurological]
             other_codes = [s.code for s in self.k.symptoms if not s.neurological]
@@ -489,22 +550,31 @@ class _Sql:
                 SELECT n AS patient_key, start_date - 5 AS event_date,
                     CASE WHEN neuro THEN {self._pick(neuro_codes, u(80))}
                          ELSE {self._pick(other_codes, u(80))} END AS code,
-                    'present' AS status
+                    'present' AS status, 'clinician' AS reporter
                 FROM pt WHERE neuro OR {u(81)} < 0.7
                 UNION ALL
                 SELECT pt.n, pt.start_date + 14, {self._pick(neuro_codes, u(80))},
-                       'improving'
+                       'improving', CASE WHEN {u(124)} < 0.5 THEN 'patient' ELSE 'clinician' END
                 FROM pt WHERE neuro AND treated AND loading_n > 7
                 UNION ALL
                 SELECT pt.n, pt.last_loading,
                     {self._pick(neuro_codes, u(80))},
-                    CASE WHEN loading_pattern = 'loading_full' THEN 'stable' ELSE 'improving' END
+                    CASE WHEN loading_pattern = 'loading_full' THEN 'stable' ELSE 'improving' END,
+                    CASE WHEN {u(125)} < {self.share("v11", "patient_reported_neuro_settled")}
+                         THEN 'patient' ELSE 'clinician' END
                 FROM pt WHERE neuro AND treated AND loading_n > 1
                 UNION ALL
                 SELECT n, start_date + 80 + CAST(floor({u(82)} * 20) AS INTEGER),
                     CASE WHEN neuro THEN {self._pick(neuro_codes, u(80))}
                          ELSE {self._pick(other_codes, u(80))} END,
-                    CASE WHEN {u(83)} < 0.6 THEN 'resolved' ELSE 'improving' END
+                    CASE WHEN {u(83)} < 0.6 THEN 'resolved' ELSE 'improving' END,
+                    CASE WHEN {u(126)} < {self.share("v11", "patient_reported_review")}
+                         THEN 'patient'
+                         WHEN {u(126)} < {
+                self.share("v11", "patient_reported_review")
+                + self.share("v11", "carer_reported_review")
+            } THEN 'carer'
+                         ELSE 'clinician' END
                 FROM pt WHERE treated AND (neuro OR {u(81)} < 0.7) AND {u(84)} < {review}
             ) WHERE event_date <= {end}
             ORDER BY patient_key, event_date, code, status"""
@@ -523,22 +593,54 @@ class _Sql:
                 UNION ALL
                 SELECT n, cause2, start_date - 300, NULL FROM pt
                 WHERE cause2 IS NOT NULL AND cause2 IS DISTINCT FROM cause1
+                UNION ALL
+                SELECT n, 'nitrous_oxide', test_date - 100, NULL FROM pt
+                WHERE {u(128)} < {self.share("v11", "nitrous_oxide_medication")}
             ) WHERE start_date <= {end}
             ORDER BY patient_key, code"""
         if name == "adverse_events":
-            ae = p["adverse_events"]
-            picks = " ".join(
-                f"WHEN {u(92)} < {sum(float(ae[c]) for c in list(ae)[: i + 1])} THEN '{code}'"
-                for i, code in enumerate(ae)
-            )
+            return f"""
+            SELECT patient_key, event_date, code FROM ({self._events()})
+            WHERE event_date <= {end}
+            ORDER BY patient_key, event_date, code"""
+        if name == "decisions":
             return f"""
             SELECT * FROM (
-                SELECT n AS patient_key, start_date + 1 + CAST(floor({u(93)} * 30) AS INTEGER)
-                    AS event_date, CASE {picks} END AS code
-                FROM pt WHERE treated
-            ) WHERE code IS NOT NULL AND event_date <= {end}
-            ORDER BY patient_key, event_date"""
+                -- injections cleared after an allergic reaction (allergy review, product switch)
+                SELECT e.patient_key, e.event_date + 7 + CAST(floor({u(122)} * 21) AS INTEGER)
+                    AS event_date, 'rechallenge_cleared' AS code, 'clinician' AS decided_by,
+                    'allergy review: rechallenge cleared' AS reason
+                FROM ({self._events()}) AS e
+                JOIN pt ON pt.n = e.patient_key
+                JOIN kb_allergic AS k ON k.code = e.code
+                WHERE {u(121)} < {self.share("v11", "allergy_cleared")}
+                UNION ALL
+                -- a clinician records that neurological symptoms stopped improving
+                SELECT n, last_loading, 'neuro_loading_complete', 'clinician',
+                    'no further neurological improvement'
+                FROM pt
+                WHERE neuro AND treated AND loading_pattern = 'loading_full'
+                    AND {u(123)} < {self.share("v11", "neuro_loading_decision")}
+            ) WHERE event_date <= {end}
+            ORDER BY patient_key, event_date, code"""
         raise KeyError(name)
+
+    def _events(self) -> str:
+        """Adverse events of treated patients (any date): one drawn from the profile's shares in
+        the first month, and a rash the day after the first dose for a few."""
+        ae = self.p["adverse_events"]
+        u = self.u
+        picks = " ".join(
+            f"WHEN {u(92)} < {sum(float(ae[c]) for c in list(ae)[: i + 1])} THEN '{code}'"
+            for i, code in enumerate(ae)
+        )
+        return f"""
+            SELECT n AS patient_key, start_date + 1 + CAST(floor({u(93)} * 30) AS INTEGER)
+                AS event_date, CASE {picks} END AS code
+            FROM pt WHERE treated AND {u(92)} < {sum(float(v) for v in ae.values())}
+            UNION ALL
+            SELECT n, start_date + 1, CASE WHEN {u(127)} < 0.5 THEN 'rash' ELSE 'itching' END
+            FROM pt WHERE treated AND {u(129)} < {self.share("v11", "rash_after_dose")}"""
 
     def _reported_dose(self, alias: str) -> str:
         """Doses as written: 1 mg is sometimes charted as 1000 mcg."""

@@ -31,10 +31,13 @@ DIALECTS = ("duckdb", "postgres", "spark")
 FACT_STEPS: tuple[tuple[str, bool], ...] = (
     ("results", True),
     ("symptom_status", True),
+    ("dose_validity", False),
+    ("oral_doses", True),
     ("course_dose", True),
     ("course", True),
     ("patient_facts", True),
     ("protocol_choice", False),
+    ("patient_course", True),
     ("patient_state", True),
     ("follow_up_results", True),
     ("order_checks", True),
@@ -203,6 +206,7 @@ def _worklist_sql(codes: Iterable[str]) -> str:
     FROM ({union}) AS f
     JOIN kb_finding kf ON kf.code = f.code
     JOIN patients p ON p.patient_key = f.patient_key
+    WHERE p.deceased_date IS NULL OR p.deceased_date > CAST(:as_of AS DATE)
     """
 
 
@@ -223,12 +227,13 @@ def knowledge_steps(knowledge: Knowledge) -> dict[str, str]:
     stages: list[Row] = []
     for ordinal, p in enumerate(knowledge.protocols):
         w = p.maintenance.window
-        first = p.loading[0].window
+        first = p.loading[0].window if p.loading else None  # oral protocols have no loading
         lo, hi = p.dose_range_mcg if p.dose_range_mcg is not None else (None, None)
         protocols.append(
             (
                 p.id,
                 ordinal,
+                p.kind,
                 p.jurisdiction,
                 p.product,
                 p.neurological,
@@ -243,7 +248,7 @@ def knowledge_steps(knowledge: Knowledge) -> dict[str, str]:
                 w.due_interval_days,
                 w.overdue_after_days,
                 p.maintenance.interval_range_days[1],
-                first.overdue_after_days - first.due_interval_days,
+                None if first is None else first.overdue_after_days - first.due_interval_days,
             )
         )
         seen = 0
@@ -268,6 +273,7 @@ def knowledge_steps(knowledge: Knowledge) -> dict[str, str]:
                 ("normal_above", "DOUBLE"),
                 ("raised_above", "DOUBLE"),
                 ("worse", "VARCHAR"),
+                ("follow_up", "BOOLEAN"),
             ],
             [
                 (
@@ -277,13 +283,43 @@ def knowledge_steps(knowledge: Knowledge) -> dict[str, str]:
                     a.normal_above,
                     a.raised_above,
                     a.worse,
+                    a.follow_up,
                 )
                 for a in knowledge.analytes
             ],
         ),
+        "kb_unit_threshold": (
+            [
+                ("code", "VARCHAR"),
+                ("unit", "VARCHAR"),
+                ("deficient_below", "DOUBLE"),
+                ("normal_above", "DOUBLE"),
+            ],
+            [
+                (a.code, t.unit, t.deficient_below, t.normal_above)
+                for a in knowledge.analytes
+                for t in a.thresholds
+            ],
+        ),
+        "kb_plausible": (
+            [("code", "VARCHAR"), ("unit", "VARCHAR"), ("low", "DOUBLE"), ("high", "DOUBLE")],
+            [(a.code, r.unit, r.low, r.high) for a in knowledge.analytes for r in a.plausible],
+        ),
         "kb_cause": (
-            [("code", "VARCHAR"), ("chronic", "BOOLEAN")],
-            [(c.code, c.chronic) for c in knowledge.causes],
+            [("code", "VARCHAR"), ("chronic", "BOOLEAN"), ("malabsorptive", "BOOLEAN")],
+            [(c.code, c.chronic, c.malabsorptive) for c in knowledge.causes],
+        ),
+        "kb_medication": (
+            [("code", "VARCHAR"), ("risk_factor", "BOOLEAN")],
+            [(m.code, m.risk_factor) for m in knowledge.medications],
+        ),
+        "kb_status": (
+            [("status", "VARCHAR"), ("precedence", "INTEGER")],
+            [(st, knowledge.status_rank(st)) for st in knowledge.symptom_statuses],
+        ),
+        "kb_reporter": (
+            [("code", "VARCHAR"), ("ends_neuro_loading", "BOOLEAN")],
+            [(r.code, r.ends_neuro_loading) for r in knowledge.reporters],
         ),
         "kb_symptom": (
             [("code", "VARCHAR"), ("neurological", "BOOLEAN")],
@@ -300,8 +336,13 @@ def knowledge_steps(knowledge: Knowledge) -> dict[str, str]:
                 ("route", "VARCHAR"),
                 ("min_mcg", "DOUBLE"),
                 ("max_mcg", "DOUBLE"),
+                ("off_label", "BOOLEAN"),
             ],
-            [(p.id, r.route, r.min_mcg, r.max_mcg) for p in f.products for r in p.routes],
+            [
+                (p.id, r.route, r.min_mcg, r.max_mcg, r.off_label)
+                for p in f.products
+                for r in p.routes
+            ],
         ),
         "kb_not_for_deficiency": (
             [("product", "VARCHAR"), ("route", "VARCHAR"), ("min_mcg", "DOUBLE")],
@@ -311,6 +352,7 @@ def knowledge_steps(knowledge: Knowledge) -> dict[str, str]:
             [
                 ("protocol_id", "VARCHAR"),
                 ("ordinal", "INTEGER"),
+                ("kind", "VARCHAR"),
                 ("jurisdiction", "VARCHAR"),
                 ("product", "VARCHAR"),
                 ("neurological_rule", "VARCHAR"),

@@ -22,6 +22,11 @@ TABLES: dict[str, pa.Schema] = {
             ("sex", pa.string()),
             ("birth_date", pa.date32()),
             ("jurisdiction", pa.string()),
+            ("deceased_date", pa.date32()),
+            # treatment before the first recorded dose (transferred in): since when, and
+            # whether the loading course was completed then (contract v1.1 prior_treatment)
+            ("prior_since", pa.date32()),
+            ("prior_loading_completed", pa.bool_()),
         ]
     ),
     "causes": pa.schema([("patient_key", pa.int64()), ("cause", pa.string())]),
@@ -31,6 +36,7 @@ TABLES: dict[str, pa.Schema] = {
             ("event_date", pa.date32()),
             ("code", pa.string()),
             ("status", pa.string()),
+            ("reporter", pa.string()),  # clinician | patient | carer
         ]
     ),
     "observations": pa.schema(
@@ -44,6 +50,8 @@ TABLES: dict[str, pa.Schema] = {
             ("reference_high", pa.float64()),
             ("reported_value", pa.float64()),
             ("reported_unit", pa.string()),
+            ("reported_reference_low", pa.float64()),
+            ("reported_reference_high", pa.float64()),
         ]
     ),
     "administrations": pa.schema(
@@ -87,6 +95,15 @@ TABLES: dict[str, pa.Schema] = {
             ("code", pa.string()),
         ]
     ),
+    "decisions": pa.schema(
+        [
+            ("patient_key", pa.int64()),
+            ("event_date", pa.date32()),
+            ("code", pa.string()),  # neuro_loading_complete | rechallenge_cleared
+            ("decided_by", pa.string()),  # who decided ("by" is an SQL keyword)
+            ("reason", pa.string()),
+        ]
+    ),
 }
 
 # One row per (patient, finding). Evidence is typed, not JSON, so that three engines can be
@@ -112,6 +129,7 @@ SQL_TYPES: dict[str, str] = {
     "double": "DOUBLE",
     "int32": "INTEGER",
     "int64": "BIGINT",
+    "bool": "BOOLEAN",
 }
 
 

@@ -1,20 +1,21 @@
 -- ADHERENCE_GAP (Seed): after loading, a gap between consecutive doses longer than
 -- :adherence_gap_factor maintenance intervals (b12plan.core.rules.check_adherence_gap).
 -- Evidence: the longest such gap (its end date and length) and the limit in days.
-WITH gaps AS (
+WITH moved AS (
+    -- patients past loading, with the limit (few columns: the join's small side)
+    SELECT patient_key, loading_run, :adherence_gap_factor * interval_days AS limit_days
+    FROM patient_state
+    WHERE interval_days IS NOT NULL AND moved_to_maintenance
+), gaps AS (
     SELECT
-        d.patient_key, d.event_date, d.gap_days,
-        :adherence_gap_factor * s.interval_days AS limit_days,
+        d.patient_key, d.event_date, d.gap_days, s.limit_days,
         ROW_NUMBER() OVER (
             PARTITION BY d.patient_key ORDER BY d.gap_days DESC, d.event_date DESC
         ) AS longest,
         COUNT(*) OVER (PARTITION BY d.patient_key) AS gap_count
     FROM course_dose AS d
-    JOIN patient_state AS s ON s.patient_key = d.patient_key
-    WHERE s.interval_days IS NOT NULL
-        AND s.loading_run < s.doses
-        AND d.dose_no > s.loading_run
-        AND d.gap_days > :adherence_gap_factor * s.interval_days
+    JOIN moved AS s ON s.patient_key = d.patient_key
+    WHERE d.dose_no > s.loading_run AND d.gap_days > s.limit_days
 )
 SELECT
     patient_key,

@@ -28,7 +28,9 @@ FROM patient_state AS s
 JOIN latest AS l ON l.patient_key = s.patient_key
 WHERE s.phase = 'maintenance'
     AND s.loading_complete
-    AND s.loading_run < s.doses
+    AND s.moved_to_maintenance
+    AND NOT s.on_hold
+    AND NOT s.oral_protocol
     AND s.protocol_id IS NOT NULL
     AND NOT s.interval_limited
     AND NOT COALESCE(:as_of > s.overdue_after, FALSE)

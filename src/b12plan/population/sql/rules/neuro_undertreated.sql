@@ -1,19 +1,16 @@
 -- NEURO_UNDERTREATED (NG239, BNF): a neurological symptom is not resolved on :as_of, treatment is
 -- indicated, and the regimen is less intensive than neurological involvement needs: no treatment
--- yet, injections stopped, treatment began at a maintenance interval, loading moved to longer
+-- yet, an oral regimen, injections on hold after an allergic reaction, injections stopped, treatment began at a maintenance interval, loading moved to longer
 -- intervals before symptoms stopped improving, the loading course lapsed, a loading order spaced
 -- wider than its stage, or a maintenance order longer than the protocol allows
 -- (b12plan.core.rules.check_neuro_undertreated, _undertreatment_reason). Evidence: the first
 -- reason that applies, in core's order.
-WITH unresolved AS (
-    SELECT DISTINCT s.patient_key
-    FROM symptom_status AS s
-    JOIN kb_symptom AS k ON k.code = s.code
-    WHERE k.neurological AND s.status <> 'resolved'
-), judged AS (
+WITH judged AS (
     SELECT
         p.patient_key, p.last_dose, p.overdue_after, p.rx_start, p.rx_interval_days,
         CASE
+            WHEN p.oral_protocol THEN 'the regimen is oral: neurological involvement needs injections'
+            WHEN p.on_hold THEN 'injections are on hold after an allergic reaction'
             WHEN p.first_dose IS NULL THEN 'no treatment has started'
             WHEN p.phase = 'stopped' THEN 'injections have stopped'
             WHEN p.protocol_id IS NULL THEN NULL
@@ -29,8 +26,7 @@ WITH unresolved AS (
                 THEN 'the maintenance interval is longer than the protocol allows'
         END AS reason
     FROM patient_state AS p
-    JOIN unresolved AS u ON u.patient_key = p.patient_key
-    WHERE p.indicated
+    WHERE p.indicated AND p.neuro_unresolved
 )
 SELECT
     patient_key,

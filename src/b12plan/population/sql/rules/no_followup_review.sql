@@ -1,5 +1,6 @@
--- NO_FOLLOWUP_REVIEW (NG239, Seed): :followup_review_days or more since the first injection, and
--- no laboratory result or symptom assessment dated after it
+-- NO_FOLLOWUP_REVIEW (NG239, Seed; contract v1.1 rule 8): :followup_review_days or more since the
+-- first injection, and no follow-up laboratory result (the analytes marked follow_up in the
+-- knowledge base) dated after it: symptom records alone are not follow-up testing
 -- (b12plan.core.rules.check_no_followup_review).
 SELECT
     patient_key,
@@ -10,5 +11,4 @@ SELECT
 FROM patient_state
 WHERE first_dose IS NOT NULL
     AND DATE_DIFF('day', first_dose, :as_of) >= :followup_review_days
-    AND NOT COALESCE(last_result_date > first_dose, FALSE)
-    AND NOT COALESCE(last_symptom_date > first_dose, FALSE)
+    AND NOT COALESCE(last_follow_up_date > first_dose, FALSE)

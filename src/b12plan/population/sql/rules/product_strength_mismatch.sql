@@ -31,17 +31,21 @@ WITH rx AS (
     WHERE d.event_date < n.rx_start
     GROUP BY d.patient_key
 ), last_injection AS (
-    -- on a day with several injections, the greatest product, then dose, as core keeps last
+    -- the dose that counted that day (a valid injection day: no hold): the first injection in
+    -- order that is for deficiency and plausible (the rest are same-day duplicates)
     SELECT
         a.patient_key, a.event_date, a.product, a.dose_mcg,
         ROW_NUMBER() OVER (
-            PARTITION BY a.patient_key ORDER BY a.product DESC, a.dose_mcg DESC
+            PARTITION BY a.patient_key ORDER BY a.product, a.dose_mcg, a.route
         ) AS rn
     FROM administrations AS a
     JOIN last_before AS l ON l.patient_key = a.patient_key AND l.event_date = a.event_date
+    JOIN kb_route AS r ON r.product = a.product AND r.route = a.route
     LEFT JOIN kb_not_for_deficiency AS n
         ON n.product = a.product AND n.route = a.route AND a.dose_mcg >= n.min_mcg
     WHERE a.route <> 'oral' AND n.product IS NULL
+        AND a.dose_mcg < r.max_mcg * :implausible_factor
+        AND a.dose_mcg > r.min_mcg / :implausible_factor
 ), switched AS (
     SELECT n.patient_key, d.event_date
     FROM not_yet_given AS n

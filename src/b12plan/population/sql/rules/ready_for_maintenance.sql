@@ -9,4 +9,5 @@ SELECT
     protocol_id AS evidence_note
 FROM patient_state
 WHERE loading_complete AND loading_run = doses AND phase <> 'stopped'
+    AND overdue_after IS NOT NULL  -- a next dose is planned (not on hold, not oral)
     AND interval_days IS NOT NULL

@@ -5,26 +5,27 @@
 -- _returning_symptom). Evidence: the report (first symptom code in order), days after the dose.
 WITH ranked AS (
     SELECT
-        s.patient_key, s.code, s.event_date, s.status,
-        -- two reports on one day: the one core keeps last (statuses in text order)
+        s.patient_key, s.code, s.event_date, s.status, p.last_loading_dose, p.interval_days,
+        -- two reports on one day: the more intensive status counts as the later
         ROW_NUMBER() OVER (
-            PARTITION BY s.patient_key, s.code ORDER BY s.event_date DESC, s.status DESC
-        ) AS rn
+            PARTITION BY s.patient_key, s.code
+            ORDER BY s.event_date DESC, st.precedence DESC,
+                COALESCE(s.reporter, 'clinician') DESC
+        ) AS rn,
+        SUM(CASE WHEN s.status IN ('improving', 'stable', 'resolved') THEN 1 ELSE 0 END)
+            OVER (PARTITION BY s.patient_key, s.code) AS improved_reports
     FROM symptoms AS s
+    JOIN kb_status AS st ON st.status = s.status
     JOIN patient_state AS p ON p.patient_key = s.patient_key
     WHERE p.phase = 'maintenance' AND p.protocol_id IS NOT NULL
         AND p.last_loading_dose IS NOT NULL AND s.event_date <= :as_of
-), had_improved AS (
-    SELECT DISTINCT patient_key, code
-    FROM ranked
-    WHERE rn > 1 AND status IN ('improving', 'stable', 'resolved')
 ), returned AS (
-    SELECT r.patient_key, r.code, r.event_date, p.last_loading_dose, p.interval_days
-    FROM ranked AS r
-    JOIN had_improved AS h ON h.patient_key = r.patient_key AND h.code = r.code
-    JOIN patient_state AS p ON p.patient_key = r.patient_key
-    WHERE r.rn = 1 AND r.status IN ('present', 'worsening')
-        AND r.event_date > p.last_loading_dose
+    -- the current report present or worsening after loading, an earlier one improved (the
+    -- current one is not among the improved reports)
+    SELECT patient_key, code, event_date, last_loading_dose, interval_days
+    FROM ranked
+    WHERE rn = 1 AND status IN ('present', 'worsening') AND improved_reports > 0
+        AND event_date > last_loading_dose
 ), after_dose AS (
     SELECT
         r.patient_key, r.code, r.event_date, r.last_loading_dose, r.interval_days,
