@@ -25,7 +25,7 @@ $(UV):
 demo: demo-data
 	@echo
 	@echo "Web app and API: http://127.0.0.1:8000/   (API docs at /docs; Ctrl-C to stop)"
-	@echo "Sign in as dr.demo / demo-clinician (clinician), pat.demo / demo-patient (patient) or carer.demo / demo-carer (carer)."
+	@echo "Sign in as dr.demo / demo-clinician (clinician), pat.demo / demo-patient (patient) or carer.demo / demo-carer-2026 (carer)."
 	$(B12) serve --dev --host 127.0.0.1 --port 8000
 
 demo-data: .venv/.synced

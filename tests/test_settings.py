@@ -30,13 +30,19 @@ def _every_setting_changed(tmp_path: Path) -> dict[str, str]:
         "B12PLAN_DATABASE_URL": f"sqlite:///{tmp_path / 'riverside.db'}",
         "B12PLAN_TODAY": "2026-03-01",
         "B12PLAN_TOKEN_TTL_HOURS": "8",
-        "B12PLAN_COOKIE_SECURE": "1",
+        "B12PLAN_COOKIE_SECURE": "0",
         "B12PLAN_CDS_FHIR_SERVERS": "https://ehr.riverside.example/fhir",
         "B12PLAN_KNOWLEDGE_DIR": str(clinic_copy(tmp_path / "knowledge")),
         "B12PLAN_DEFAULT_JURISDICTION": "US",
         "B12PLAN_CDS_CLIENTS": str(_one_trusted_ehr(tmp_path / "cds-clients.toml")),
         "B12PLAN_CDS_PUBLIC_URL": "https://b12.riverside.example",
         "B12PLAN_REMINDER_MAX_ATTEMPTS": "7",
+        "B12PLAN_DEV": "1",
+        "B12PLAN_SESSION_IDLE_MINUTES": "20",
+        "B12PLAN_MAX_BODY_BYTES": "500000",
+        "B12PLAN_MAX_IMPORT_BYTES": "9000000",
+        "B12PLAN_ALLOWED_HOSTS": "b12.riverside.example",
+        "B12PLAN_THROTTLE_DELAY_SECONDS": "2",
     }
 
 

@@ -95,7 +95,6 @@ from b12plan.service import (
     SystemClock,
     session_cookie_name,
 )
-from b12plan.service.auth import SESSION_COOKIE
 from b12plan.service.carers import CarerService
 from b12plan.service.cds import CdsLedger
 from b12plan.service.records import new_uuid
@@ -381,7 +380,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             clock=services.clock.today,
             id_factory=cds_card_id,
             fhir_servers=services.settings.cds_fhir_servers,
-            principal=_cds_auth(services, current_user),
+            principal=_cds_auth(services, current_user, cookie),
             ledger=services.cds,
         )
     )
@@ -421,7 +420,9 @@ def _load_case_as(
     return load
 
 
-def _cds_auth(services: Services, current_user: Callable[..., Principal]) -> CdsAuth:
+def _cds_auth(
+    services: Services, current_user: Callable[..., Principal], cookie_name: str
+) -> CdsAuth:
     """Who may call the CDS services: trusted CDS clients (a signed JWT) and b12plan's users."""
     settings = services.settings
 
@@ -432,7 +433,7 @@ def _cds_auth(services: Services, current_user: Callable[..., Principal]) -> Cds
             if token is None
             else HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
         )
-        return current_user(credentials, request.cookies.get(SESSION_COOKIE))
+        return current_user(credentials, request.cookies.get(cookie_name))
 
     trust = None
     if settings.cds_clients:

@@ -128,7 +128,7 @@ def test_seed_demo_prints_the_sign_ins_and_can_run_twice(
         "dr.demo       password demo-clinician",
         "pat.demo      password demo-patient",
         "admin.demo    password demo-administrator",
-        "carer.demo    password demo-carer      carer of patient demo-01",
+        "carer.demo    password demo-carer-2026 carer of patient demo-01",
     ):
         assert line in first.output
     assert "patient demo-01" in first.output

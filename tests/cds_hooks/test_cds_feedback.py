@@ -352,7 +352,8 @@ def test_a_signed_in_clinician_can_send_feedback_on_their_own_cards(clinic: Clin
     assert refused.status_code == 400
 
 
-def test_deeply_nested_json_is_a_400_not_a_crash(clinic: Clinic) -> None:
+def test_deeply_nested_json_is_a_4xx_not_a_crash(clinic: Clinic) -> None:
+    """The request guard refuses JSON nested over its limit (422) before the route parses it."""
     deep = b"[" * 50_000 + b"]" * 50_000
     for path in (PATIENT_VIEW, f"{PATIENT_VIEW}/feedback"):
         url = f"{PUBLIC}/cds-services/{path}"
@@ -361,4 +362,4 @@ def test_deeply_nested_json_is_a_400_not_a_crash(clinic: Clinic) -> None:
             content=deep,
             headers={**clinic.ehr.headers(url), "Content-Type": "application/json"},
         )
-        assert response.status_code == 400, response.text
+        assert response.status_code in (400, 422), response.text

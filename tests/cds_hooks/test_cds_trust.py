@@ -194,7 +194,9 @@ def test_a_signed_in_browser_session_may_read_discovery(tmp_path: Path) -> None:
         try:
             seed_demo(services.records, services.auth, today=TODAY)
             signed_in = app.post(
-                "/api/v1/auth/session", data={"username": "dr.demo", "password": "demo-clinician"}
+                "/api/v1/auth/session",
+                data={"username": "dr.demo", "password": "demo-clinician"},
+                headers={"Origin": str(app.base_url).rstrip("/")},
             )
             assert signed_in.status_code == 200, signed_in.text
             cookie = signed_in.headers["set-cookie"].split(";")[0]  # sent as is, Secure or not
@@ -229,8 +231,14 @@ def test_a_token_for_another_url_is_refused(world: World) -> None:
 
 
 def test_the_aud_is_the_public_url_whatever_host_the_request_claims(world: World) -> None:
-    """Behind a proxy the app sees another host; a client-sent Host must not pick the aud."""
-    spoofed = {"Host": "other-service.example", "X-Forwarded-Host": "other-service.example"}
+    """Behind a proxy the app sees another host; a client-sent Host must not pick the aud (and a
+    forwarded host not on the allow-list is refused by the request guard before that)."""
+    forwarded = world.client.get(
+        "/cds-services",
+        headers={"X-Forwarded-Host": "other-service.example", **world.ehr.headers(DISCOVERY)},
+    )
+    assert forwarded.status_code == 403, forwarded.text
+    spoofed = {"Host": "other-service.example"}
     token = world.ehr.token("http://other-service.example/cds-services")
     refused(
         world.client.get("/cds-services", headers={**spoofed, "Authorization": f"Bearer {token}"}),

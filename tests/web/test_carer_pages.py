@@ -12,7 +12,14 @@ from fastapi.testclient import TestClient
 from b12plan.app import Services
 from b12plan.service import Principal
 from b12plan.service.schemas import KINDS, NewUser
-from tests.web.conftest import OTHER_CLINIC_ID, OVERDUE_ID, PATIENT_ID, TODAY, sign_in
+from tests.web.conftest import (
+    OTHER_CLINIC_ID,
+    OVERDUE_ID,
+    PATIENT_ID,
+    TODAY,
+    browser_client,
+    sign_in,
+)
 
 CARER = ("grace.carer", "grace-password-1")
 
@@ -26,7 +33,7 @@ def carer(app: FastAPI, services: Services) -> TestClient:
     services.carers.link_by_clinic(
         system, CARER[0], PATIENT_ID, consent_note="patient agreed in clinic, 1 March"
     )
-    client = TestClient(app)
+    client = browser_client(app)
     response = client.post(
         "/login", data={"username": CARER[0], "password": CARER[1]}, follow_redirects=False
     )
@@ -107,11 +114,11 @@ def test_future_dose_is_refused_with_the_reason(carer: TestClient) -> None:
 def test_patient_invites_and_the_carer_accepts(app: FastAPI, services: Services) -> None:
     system = Principal.system("tests")
     services.auth.add_user(system, NewUser(username="sam.carer", password=CARER[1], role="carer"))
-    patient = sign_in(TestClient(app), ("pat.demo", "demo-patient"))
+    patient = sign_in(browser_client(app), ("pat.demo", "demo-patient"))
     invited = patient.post("/me/carers", data={"action": "invite"})
     code = re.search(r'<code id="invite-code">([^<]+)</code>', invited.text)
     assert code is not None
-    sam = TestClient(app)
+    sam = browser_client(app)
     sam.post("/login", data={"username": "sam.carer", "password": CARER[1]})
     assert sam.get(f"/carer/patients/{PATIENT_ID}").status_code == 404  # not yet
     accepted = sam.post(
@@ -122,7 +129,7 @@ def test_patient_invites_and_the_carer_accepts(app: FastAPI, services: Services)
     assert accepted.status_code == 303
     assert sam.get(f"/carer/patients/{PATIENT_ID}").status_code == 200
     assert "sam.carer" in patient.get("/me/carers").text
-    again = TestClient(app)
+    again = browser_client(app)
     services.auth.add_user(system, NewUser(username="eve.carer", password=CARER[1], role="carer"))
     again.post("/login", data={"username": "eve.carer", "password": CARER[1]})
     reused = again.post("/carer/accept", data={"code": code.group(1)})

@@ -25,7 +25,7 @@ from b12plan.web.views import (
     patient_notices,
     regimen_view,
 )
-from tests.web.conftest import PATIENT, PATIENT_ID, TODAY, sign_in
+from tests.web.conftest import PATIENT, PATIENT_ID, TODAY, browser_client, sign_in
 from tests.web.test_pages import field_error, text_of
 
 KNOWLEDGE = load_knowledge()
@@ -117,7 +117,7 @@ def test_an_anaphylaxis_puts_injections_on_hold_on_every_page(
     clinic = clinician.get(f"/clinic/patients/{PATIENT_ID}").text
     assert "Injections on hold" in text_of(clinic, "notice-hold")
     assert "Injections on hold" in clinician.get(f"/clinic/patients/{PATIENT_ID}/print").text
-    me = sign_in(TestClient(clinician.app), PATIENT)
+    me = sign_in(browser_client(clinician.app), PATIENT)
     home = me.get("/me").text
     assert "Your injections are on hold" in text_of(home, "notice-hold")
     assert "give it today" not in home

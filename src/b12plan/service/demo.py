@@ -39,7 +39,7 @@ DEMO_USERS = (
     DemoUser("pat.demo", "demo-patient", "patient", patient_example=PATIENT_USER_EXAMPLE),
     DemoUser("admin.demo", "demo-administrator", "admin"),
     DemoUser("dr.riverside", "demo-riverside", "clinician", clinic_id=OTHER_CLINIC.id),
-    DemoUser("carer.demo", "demo-carer", "carer", patient_example=PATIENT_USER_EXAMPLE),
+    DemoUser("carer.demo", "demo-carer-2026", "carer", patient_example=PATIENT_USER_EXAMPLE),
 )
 
 
