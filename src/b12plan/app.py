@@ -63,7 +63,6 @@ from b12plan.api import (
 )
 from b12plan.api.guard import CSP, GuardSettings, SecurityGuard
 from b12plan.api.reminders import make_reminders_router
-from b12plan.calendar import assessment_calendar
 from b12plan.caseio import parse_iso_date
 from b12plan.cds_hooks.api import CdsAuth
 from b12plan.cds_hooks.api import make_router as make_cds_router
@@ -79,6 +78,7 @@ from b12plan.cds_hooks.trust import (
 from b12plan.core.assessment import Assessment
 from b12plan.core.knowledge import Knowledge, KnowledgeError
 from b12plan.fhir.api import make_router as make_fhir_router
+from b12plan.ics import assessment_calendar
 from b12plan.knowledge import KNOWLEDGE_DIR_ENV, load_knowledge_at
 from b12plan.reminders.knowledge import load_reminder_rules
 from b12plan.reminders.mail import SmtpMailer

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from b12plan.cds_hooks.services import override_reason_system, override_reasons
+from b12plan.cds_hooks.discovery import override_reason_system, override_reasons
 from b12plan.cds_hooks.trust import TrustedClient
 from b12plan.service.demo import seed_demo
 from b12plan.store import models

@@ -17,8 +17,8 @@ from b12plan.core.assessment import Assessment
 from b12plan.knowledge import load_knowledge
 from b12plan.service import KINDS, Principal
 from b12plan.service.schemas import AdverseEventIn
-from b12plan.web.qa import patient_answers
-from b12plan.web.views import (
+from b12plan.web.answers import patient_answers
+from b12plan.web.page_models import (
     DOSE_REASONS,
     dose_validity_view,
     escalation_advice,

@@ -13,9 +13,9 @@ from b12plan.core.assessment import Assessment
 from b12plan.core.model import Administration
 from b12plan.knowledge import load_knowledge
 from b12plan.service.schemas import MonitoringDue, WorklistFinding, WorklistRow
+from b12plan.web.answers import MONITORING_LABELS, QUESTIONS, patient_answers
 from b12plan.web.forms import Field, errors_by_field, typed_values
-from b12plan.web.qa import MONITORING_LABELS, QUESTIONS, patient_answers
-from b12plan.web.views import (
+from b12plan.web.page_models import (
     INJECTION_SITES,
     explain_findings,
     order_worklist,

@@ -5,8 +5,8 @@ without HTTP, and ``finding_to_card`` the one place a finding becomes a card.
 """
 
 from b12plan.cds_hooks.cards import data_problem_card, finding_to_card, next_dose_card
-from b12plan.cds_hooks.service import CdsServices, Reply
-from b12plan.cds_hooks.services import discovery, load_services, prefetch_templates
+from b12plan.cds_hooks.discovery import discovery, load_services, prefetch_templates
+from b12plan.cds_hooks.hooks import CdsServices, Reply
 
 __all__ = [
     "CdsServices",

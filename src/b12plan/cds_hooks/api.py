@@ -22,10 +22,10 @@ from starlette.concurrency import run_in_threadpool
 
 from b12plan.cds_hooks.cards import Card, IdFactory
 from b12plan.cds_hooks.data import FhirClientFactory, default_fhir_client
+from b12plan.cds_hooks.discovery import discovery, service
 from b12plan.cds_hooks.feedback import parse_feedback
+from b12plan.cds_hooks.hooks import CdsServices, LoadCase, LoadCaseAs
 from b12plan.cds_hooks.request import RequestError
-from b12plan.cds_hooks.service import CdsServices, LoadCase, LoadCaseAs
-from b12plan.cds_hooks.services import discovery, service
 from b12plan.cds_hooks.trust import (
     ClientRejected,
     ClientTrust,

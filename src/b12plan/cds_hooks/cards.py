@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from b12plan.cds_hooks.services import override_reasons
+from b12plan.cds_hooks.discovery import override_reasons
 from b12plan.core.assessment import Assessment, Finding
 from b12plan.core.knowledge import Knowledge
 from b12plan.fhir import describe, systems

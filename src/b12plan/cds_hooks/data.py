@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 import httpx
 
+from b12plan.cds_hooks.discovery import PATIENT_TOKEN
 from b12plan.cds_hooks.request import HookCall
-from b12plan.cds_hooks.services import PATIENT_TOKEN
 
 Json = dict[str, Any]
 FhirClientFactory = Callable[[str, str | None], httpx.Client]

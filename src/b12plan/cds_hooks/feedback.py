@@ -12,8 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from b12plan.cds_hooks.discovery import override_reasons
 from b12plan.cds_hooks.request import RequestError
-from b12plan.cds_hooks.services import override_reasons
 from b12plan.fhir.outcome import REQUIRED, STRUCTURE, VALUE, error
 from b12plan.service.cds import FeedbackItem
 

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from b12plan.cds_hooks.services import ServiceSpec
+from b12plan.cds_hooks.discovery import ServiceSpec
 from b12plan.fhir.outcome import REQUIRED, STRUCTURE, VALUE, error
 
 

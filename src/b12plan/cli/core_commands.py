@@ -111,7 +111,7 @@ def schedule(
 
         steps.emit(schedule_view(assessment, patient_id=case.patient.id))
         return
-    from b12plan.calendar import assessment_calendar
+    from b12plan.ics import assessment_calendar
 
     data = assessment_calendar(assessment, patient_id=case.patient.id)
     if str(ics) == "-":

@@ -1,6 +1,6 @@
 """The patient's calendar subscription: upcoming doses and check-ups that move with the plan.
 
-Unlike the one-off download (``b12plan.calendar.assessment_calendar``), a subscribed calendar is
+Unlike the one-off download (``b12plan.ics.assessment_calendar``), a subscribed calendar is
 fetched again and again, so its events must keep their identity when their dates change
 (ADR 0053):
 
@@ -20,9 +20,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-from b12plan.calendar import Alarm, EventSpec, build_calendar, dose_description
 from b12plan.core.assessment import Assessment
 from b12plan.core.model import Case
+from b12plan.ics import Alarm, EventSpec, build_calendar, dose_description
 from b12plan.reminders.knowledge import ReminderRules
 from b12plan.reminders.plan import injections_on_hold, self_given
 

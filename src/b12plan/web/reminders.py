@@ -24,11 +24,11 @@ from b12plan.service import InvalidInput, Principal, ServiceError
 from b12plan.service.carers import CarerService
 from b12plan.service.schemas import KINDS, AdministrationIn
 from b12plan.web.forms import build_input
+from b12plan.web.page_models import upcoming, window_view
 from b12plan.web.text import num
-from b12plan.web.views import upcoming, window_view
 
 if TYPE_CHECKING:
-    from b12plan.web.routes import _Web
+    from b12plan.web.routes import WebContext
 
 CHANNEL_LABELS = {
     "email": "Email",
@@ -49,7 +49,7 @@ _ZONES = sorted(z for z in zoneinfo.available_timezones() if "/" in z and not z.
 
 def add_reminder_routes(
     router: APIRouter,
-    web: _Web,
+    web: WebContext,
     reminders: ReminderService,
     form_data: Any,
     *,
@@ -203,7 +203,9 @@ def _webcal(url: str) -> str:
 CARER = ("carer",)
 
 
-def add_carer_routes(router: APIRouter, web: _Web, carers: CarerService, form_data: Any) -> None:
+def add_carer_routes(
+    router: APIRouter, web: WebContext, carers: CarerService, form_data: Any
+) -> None:
     """The patient's carers (on their settings page) and the carer's own pages."""
 
     def carers_section(request: Request, who: Principal, code: str | None = None) -> Response:
@@ -383,7 +385,7 @@ class LogLine:
 EXPORT_HEADER = ["record", "date", "what", "detail", "given_by", "site", "note"]
 
 
-def patient_log(web: _Web, who: Principal, patient_id: str) -> list[LogLine]:
+def patient_log(web: WebContext, who: Principal, patient_id: str) -> list[LogLine]:
     """The patient's current doses, symptom reports and side effects, by date."""
     k = web.knowledge
     labels = {e.code: e.label for e in (*k.symptoms, *k.adverse_events)}
@@ -414,7 +416,7 @@ def patient_log(web: _Web, who: Principal, patient_id: str) -> list[LogLine]:
     return sorted(lines, key=lambda line: (line.date, line.record, line.what))
 
 
-def add_export_routes(router: APIRouter, web: _Web) -> None:
+def add_export_routes(router: APIRouter, web: WebContext) -> None:
     """``/me/export.csv`` and ``/me/export`` (a printable page): the patient's log."""
 
     @router.get("/me/export.csv")

@@ -59,6 +59,7 @@ from b12plan.service.schemas import (
     WorklistQuery,
 )
 from b12plan.web import diary as diary_rules
+from b12plan.web.answers import monitoring_label, patient_answers
 from b12plan.web.chart import TimelineRow, timeline_figure, timeline_rows
 from b12plan.web.forms import (
     Field,
@@ -76,10 +77,7 @@ from b12plan.web.forms import (
     typed_values,
     unit_choices,
 )
-from b12plan.web.qa import monitoring_label, patient_answers
-from b12plan.web.reminders import add_carer_routes, add_export_routes, add_reminder_routes
-from b12plan.web.text import human_date, num, weeks
-from b12plan.web.views import (
+from b12plan.web.page_models import (
     INJECTION_SITES,
     WORKLIST_GROUPS,
     age_on,
@@ -95,6 +93,8 @@ from b12plan.web.views import (
     upcoming,
     window_view,
 )
+from b12plan.web.reminders import add_carer_routes, add_export_routes, add_reminder_routes
+from b12plan.web.text import human_date, num, weeks
 
 STAFF = ("clinician", "admin")
 PATIENT = ("patient",)
@@ -159,7 +159,7 @@ P = ParamSpec("P")
 
 
 @dataclass
-class _Web:
+class WebContext:
     records: RecordsService
     auth: AuthService
     knowledge: Knowledge
@@ -668,7 +668,7 @@ def make_router(
         monitoring_label=monitoring_label,
         knowledge_version=knowledge.version,
     )
-    web = _Web(
+    web = WebContext(
         records, auth, knowledge, clock, calendar, secure_cookies, cookie_name, env, _static_files()
     )
     router = APIRouter(include_in_schema=False)

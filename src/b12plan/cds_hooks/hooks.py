@@ -27,8 +27,8 @@ from b12plan.cds_hooks.data import (
     PatientRecord,
     gather,
 )
+from b12plan.cds_hooks.discovery import ServiceSpec, discovery, prefetch_templates, service
 from b12plan.cds_hooks.request import HookCall, RequestError, parse_call
-from b12plan.cds_hooks.services import ServiceSpec, discovery, prefetch_templates, service
 from b12plan.contract import CaseError, parse_case
 from b12plan.core import Assessment, evaluate
 from b12plan.core.knowledge import Knowledge
