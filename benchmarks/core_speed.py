@@ -13,7 +13,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from b12plan.caseio import parse_case
+from b12plan.contract import parse_case
 from b12plan.core import evaluate
 from b12plan.knowledge import load_knowledge
 

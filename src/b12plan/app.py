@@ -63,7 +63,6 @@ from b12plan.api import (
 )
 from b12plan.api.guard import CSP, GuardSettings, SecurityGuard
 from b12plan.api.reminders import make_reminders_router
-from b12plan.caseio import parse_iso_date
 from b12plan.cds_hooks.api import CdsAuth
 from b12plan.cds_hooks.api import make_router as make_cds_router
 from b12plan.cds_hooks.api import new_uuid as cds_card_id
@@ -75,6 +74,7 @@ from b12plan.cds_hooks.trust import (
     https_or_loopback,
     load_clients,
 )
+from b12plan.contract import parse_iso_date
 from b12plan.core.assessment import Assessment
 from b12plan.core.knowledge import Knowledge, KnowledgeError
 from b12plan.fhir.api import make_router as make_fhir_router

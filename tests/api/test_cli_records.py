@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from b12plan.caseio import parse_case
 from b12plan.cli import app
+from b12plan.contract import parse_case
 from b12plan.knowledge import load_knowledge
 from b12plan.store import head_revision
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from b12plan.caseio import parse_case
 from b12plan.cds_hooks import data_problem_card, finding_to_card, load_services
+from b12plan.contract import parse_case
 from b12plan.core import evaluate
 from b12plan.core.assessment import Finding
 from b12plan.knowledge import load_knowledge

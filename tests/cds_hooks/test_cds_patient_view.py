@@ -10,9 +10,9 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
-from b12plan.caseio import parse_case
 from b12plan.cds_hooks import load_services
 from b12plan.cds_hooks.api import make_router
+from b12plan.contract import parse_case
 from b12plan.core import evaluate
 from b12plan.knowledge import load_knowledge
 from tests.cds_hooks.conftest import Hooks, codes, counting_ids

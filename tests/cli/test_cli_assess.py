@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from b12plan.caseio import parse_case
+from b12plan.contract import parse_case
 from b12plan.core import evaluate
 from b12plan.core.knowledge import Knowledge
 
@@ -123,7 +123,8 @@ def test_help_does_not_load_pydantic(run_cli: Run) -> None:
         "sys.argv = ['b12plan', '--help']\n"
         "from b12plan.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('pydantic', 'icalendar', 'b12plan.caseio') if m in sys.modules))"
+        "heavy = ('pydantic', 'icalendar', 'b12plan.contract')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))"
     )
     import subprocess
     import sys

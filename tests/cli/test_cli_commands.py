@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from b12plan.caseio import parse_case
 from b12plan.cli import app, core_commands, steps
+from b12plan.contract import parse_case
 from b12plan.core import evaluate
 from b12plan.core.knowledge import Knowledge
 from b12plan.examples import TITLES, example_cases

@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.caseio.test_caseio_properties import mutated_cases
+from tests.contract.test_contract_properties import mutated_cases
 
 from .conftest import Run
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from icalendar import Calendar
 
-from b12plan.caseio import parse_case
+from b12plan.contract import parse_case
 from b12plan.core import evaluate
 from b12plan.core.knowledge import Knowledge
 

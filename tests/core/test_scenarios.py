@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from b12plan.caseio import parse_case
+from b12plan.contract import parse_case
 from b12plan.core import evaluate
 from b12plan.knowledge import load_knowledge
 from tests.scenario_support import load_scenarios, mismatches

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from b12plan.caseio import parse_case
+from b12plan.contract import parse_case
 from b12plan.core import evaluate
 from b12plan.fhir import BundleError, case_dict_to_bundle, import_bundle
 from b12plan.knowledge import load_knowledge

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from b12plan.caseio import parse_case
+from b12plan.contract import parse_case
 from b12plan.core import evaluate
 from b12plan.fhir import BundleError, Imported, bundle_to_case_dict, import_bundle
 from b12plan.knowledge import load_knowledge

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
-from b12plan.caseio import CaseError, parse_case
+from b12plan.contract import CaseError, parse_case
 from b12plan.core import evaluate
 from b12plan.fhir import case_dict_to_bundle, load_code_map, systems
 from b12plan.knowledge import load_knowledge

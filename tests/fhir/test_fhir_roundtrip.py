@@ -12,7 +12,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 from hypothesis import HealthCheck, given, settings
 
-from b12plan.caseio import case_to_dict, parse_case
+from b12plan.contract import case_to_dict, parse_case
 from b12plan.fhir import bundle_to_case_dict, case_dict_to_bundle
 from b12plan.knowledge import load_knowledge
 from tests.fhir.strategies import case_documents

@@ -1,11 +1,11 @@
-"""Clinic-like cases for the reminder tests (contract case JSON, parsed by ``caseio``)."""
+"""Clinic-like cases for the reminder tests (contract case JSON, parsed by ``b12plan.contract``)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from b12plan.caseio import parse_case
+from b12plan.contract import parse_case
 from b12plan.core import Assessment, evaluate
 from b12plan.core.model import Case
 from b12plan.knowledge import load_knowledge

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from b12plan.app import Services
-from b12plan.caseio import CaseError
 from b12plan.cli import app
+from b12plan.contract import CaseError
 from b12plan.population.engines import DuckDBEngine
 from b12plan.population.plan import build_plan
 from b12plan.service import Principal

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from b12plan.app import Services
-from b12plan.caseio import parse_case
+from b12plan.contract import parse_case
 from b12plan.core import evaluate
 from b12plan.service import Principal
 from tests.scenario_support import load_scenarios, mismatches

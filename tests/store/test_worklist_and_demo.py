@@ -8,7 +8,7 @@ import json
 import pytest
 
 from b12plan.app import Services
-from b12plan.caseio import parse_case
+from b12plan.contract import parse_case
 from b12plan.core import evaluate
 from b12plan.core.knowledge import Knowledge
 from b12plan.examples import example_cases

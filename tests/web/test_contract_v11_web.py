@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from b12plan.app import Services
-from b12plan.caseio import parse_case
+from b12plan.contract import parse_case
 from b12plan.core import evaluate
 from b12plan.core.assessment import Assessment
 from b12plan.knowledge import load_knowledge

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from b12plan.caseio import parse_case
+from b12plan.contract import parse_case
 from b12plan.core import DoseWindow, evaluate
 from b12plan.core.assessment import Assessment
 from b12plan.core.model import Administration

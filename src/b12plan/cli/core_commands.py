@@ -1,6 +1,6 @@
 """``assess``, ``schedule``, ``protocols``, ``explain`` and ``demo``: parse, evaluate, render.
 
-No clinical logic here: a case is read and validated by ``b12plan.caseio``, judged by
+No clinical logic here: a case is read and validated by ``b12plan.contract``, judged by
 ``b12plan.core.evaluate`` and drawn by ``b12plan.cli.render``; the shared steps and the exit-code
 mapping live in ``b12plan.cli.steps`` (which also runs ``assess`` without Typer). Exit codes
 follow the contract: 0 assessed (whatever the findings), 2 invalid input (one ``loc: msg`` line
@@ -226,8 +226,8 @@ def run_core_demo(console: Console | None = None, knowledge: Knowledge | None = 
     from rich.console import Group
     from rich.rule import Rule
 
-    from b12plan.caseio import parse_case_json
     from b12plan.cli.render import assessment_view
+    from b12plan.contract import parse_case_json
     from b12plan.examples import example_cases
 
     if knowledge is None:

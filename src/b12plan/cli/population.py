@@ -141,8 +141,8 @@ def from_cases(
     """Turn contract case files into the population tables (units made canonical)."""
     import json
 
-    from b12plan.caseio import CaseError, parse_case
     from b12plan.cli.steps import knowledge_for
+    from b12plan.contract import CaseError, parse_case
     from b12plan.population.convert import CohortMember, cohort_tables, write_tables
 
     files: list[Path] = []

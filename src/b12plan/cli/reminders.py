@@ -25,7 +25,7 @@ AsOf = Annotated[
 
 
 def _day(as_of: str | None) -> dt.date | None:
-    from b12plan.caseio import parse_iso_date
+    from b12plan.contract import parse_iso_date
 
     if as_of is None:
         return None

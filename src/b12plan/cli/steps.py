@@ -111,7 +111,7 @@ def _read_case_text(source: str) -> tuple[str, str]:
 
 def load_case(source: str, knowledge: Knowledge) -> Case:
     """Read and validate a case file (or stdin); ``InputError`` names every problem."""
-    from b12plan.caseio import CaseError, parse_case_json
+    from b12plan.contract import CaseError, parse_case_json
 
     text, name = _read_case_text(source)
     try:
@@ -124,7 +124,7 @@ def evaluation_date(case: Case, as_of: str | None) -> dt.date:
     """The case's own ``as_of``, or ``--as-of`` (which replays the case as known on that day)."""
     if as_of is None:
         return case.as_of
-    from b12plan.caseio import parse_iso_date
+    from b12plan.contract import parse_iso_date
 
     try:
         day = parse_iso_date(as_of)

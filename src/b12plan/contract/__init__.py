@@ -3,7 +3,7 @@ the one shape of a field error.
 
 Every entry point reads and writes cases through this package (CLI, REST API, web app, CDS
 Hooks, FHIR import), so each accepts and refuses the same documents and names a bad field the
-same way. ``b12plan.caseio`` is the same API under its old name.
+same way.
 """
 
 from b12plan.contract.case import (

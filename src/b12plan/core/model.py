@@ -1,6 +1,6 @@
 """The case: what is known about one patient on one evaluation date.
 
-Plain frozen dataclasses, built by an adapter (``b12plan.caseio``, the FHIR importer, the store)
+Plain frozen dataclasses, built by an adapter (``b12plan.contract``, the FHIR importer, the store)
 after validation. Every value keeps its unit; every record keeps its date. Vocabulary
 (codes, units) is checked by the adapter against the knowledge base before a ``Case`` exists, so
 core can rely on it.

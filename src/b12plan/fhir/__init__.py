@@ -5,7 +5,7 @@ per result (LOINC, UCUM) and per symptom report, MedicationRequest (loading and 
 ``dosageInstruction`` ``sequence`` 1 and 2), MedicationAdministration, MedicationStatement,
 AdverseEvent and, from ``b12plan.core.evaluate``, a CarePlan of the planned doses.
 ``bundle_to_case_dict`` reads such a Bundle, or an EHR's, back into the canonical contract case.
-The round trip is the identity on canonical cases (``caseio.case_to_dict`` output).
+The round trip is the identity on canonical cases (``contract.case_to_dict`` output).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from b12plan.caseio import parse_case
+from b12plan.contract import parse_case
 from b12plan.core import evaluate
 from b12plan.core.knowledge import Knowledge
 from b12plan.fhir.codes import CodeMap, Systems, load_code_map, systems
@@ -58,7 +58,7 @@ def case_dict_to_bundle(
 ) -> dict[str, Any]:
     """A contract case as a FHIR R4 ``collection`` Bundle (JSON).
 
-    The case is validated first (``caseio.CaseError`` names the field). With ``include_plan`` the
+    The case is validated first (``contract.CaseError`` names the field). With ``include_plan`` the
     case is evaluated as of its ``as_of`` to add the CarePlan and the protocol's maintenance
     phase of a loading order. ``patient_resource_id`` sets ``Patient.id`` (e.g. a server's id).
     """

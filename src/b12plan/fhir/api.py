@@ -18,7 +18,7 @@ from typing import Any, cast
 from fastapi import APIRouter, Depends, Request, Response, params
 from starlette.concurrency import run_in_threadpool
 
-from b12plan.caseio import CaseError
+from b12plan.contract import CaseError
 from b12plan.core.knowledge import Knowledge
 from b12plan.fhir import Imported, case_dict_to_bundle
 from b12plan.fhir import import_bundle as read_import

@@ -18,7 +18,7 @@ from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
 
-from b12plan.caseio import CaseError, case_to_dict
+from b12plan.contract import CaseError, case_to_dict
 from b12plan.core.assessment import Assessment
 from b12plan.core.knowledge import Knowledge
 from b12plan.core.model import (

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from b12plan.caseio import CaseError, parse_case
+from b12plan.contract import CaseError, parse_case
 from b12plan.core import Assessment, evaluate
 from b12plan.core.model import Case
 from b12plan.reminders.feed import feed_calendar

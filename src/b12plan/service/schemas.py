@@ -28,7 +28,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from b12plan.caseio import DEFAULT_JURISDICTION, parse_iso_date
+from b12plan.contract import DEFAULT_JURISDICTION, parse_iso_date
 from b12plan.service.passwords import password_problem
 from b12plan.store import models
 

@@ -1,7 +1,7 @@
 """The whole Bundle: each resource to its reader, then the contract's own checks.
 
 Vocabulary checks that the contract already makes (codes, date order) are left to
-``b12plan.caseio.parse_case``, and its errors are translated back to paths in the Bundle.
+``b12plan.contract.parse_case``, and its errors are translated back to paths in the Bundle.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
-from b12plan.caseio import CaseError, case_to_dict, parse_case
+from b12plan.contract import CaseError, case_to_dict, parse_case
 from b12plan.core.knowledge import Knowledge
 from b12plan.fhir.codes import CodeMap, Systems
 from b12plan.fhir.importing import medication, order
@@ -58,7 +58,7 @@ _RECORD_LISTS = (
 
 
 def read_entries(ctx: Context, bundle: Json, as_of: date) -> Json:
-    """The contract case dict (not yet validated by caseio)."""
+    """The contract case dict (not yet validated by the contract)."""
     entries: list[Json] = bundle.get("entry", [])
     ctx.index(entries)
     patient = find_patient(ctx, entries)
@@ -117,7 +117,8 @@ def read_entries(ctx: Context, bundle: Json, as_of: date) -> Json:
 
 
 def translate(ctx: Context, errors: Sequence[dict[str, str]]) -> list[dict[str, str]]:
-    """caseio's ``observations[2].unit`` errors as ``entry[7].resource.valueQuantity.unit``."""
+    """The contract's ``observations[2].unit`` errors as FHIR paths
+    (``entry[7].resource.valueQuantity.unit``)."""
     out = []
     for e in errors:
         loc = e["loc"]

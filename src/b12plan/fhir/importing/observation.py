@@ -154,7 +154,7 @@ def _read_result(
             units = [u.symbol for u in ctx.knowledge.analyte(analyte_code).units]
     if units:
         unit = ctx.unit(i, q, units, "valueQuantity", str(analyte_code))
-    else:  # unknown analyte: caseio names the code; pass the unit through unchanged
+    else:  # unknown analyte: the contract names the code; pass the unit through unchanged
         unit = q.get("unit") or q.get("code")
     day = ctx.date_of(i, when, path) if path else None
     if unit is None or day is None:

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from b12plan.caseio import CaseError, case_to_dict, parse_case, parse_case_json
+from b12plan.contract import CaseError, case_to_dict, parse_case, parse_case_json
 from b12plan.core.model import Case
 from b12plan.knowledge import load_knowledge
 

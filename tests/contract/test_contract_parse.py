@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from b12plan.caseio import CaseError, case_to_dict, parse_case, parse_case_json
+from b12plan.contract import CaseError, case_to_dict, parse_case, parse_case_json
 from b12plan.core.knowledge import Knowledge
 from b12plan.core.model import Case
 from b12plan.knowledge import load_knowledge
