@@ -564,8 +564,9 @@ def check_injection_overdue(ctx: Context) -> tuple[Finding, ...]:
 
 
 def check_adherence_gap(ctx: Context) -> tuple[Finding, ...]:
-    """A past maintenance gap longer than 1.5 intervals: maintenance may not be enough (Seed)."""
-    if ctx.interval is None or not ctx.course.moved_to_maintenance:
+    """A past maintenance gap longer than 1.5 intervals: maintenance may not be enough (Seed).
+    Not on an oral regimen: past injection gaps are not judged against a daily tablet."""
+    if ctx.interval is None or ctx.oral or not ctx.course.moved_to_maintenance:
         return NONE
     limit = ctx.knowledge.timing("adherence_gap_factor") * ctx.interval.final
     gaps = [(a, b, _days(a, b)) for a, b in ctx.course.maintenance_gaps() if _days(a, b) > limit]

@@ -1,11 +1,12 @@
 -- ADHERENCE_GAP (Seed): after loading, a gap between consecutive doses longer than
 -- :adherence_gap_factor maintenance intervals (b12plan.core.rules.check_adherence_gap).
--- Evidence: the longest such gap (its end date and length) and the limit in days.
+-- Evidence: the longest such gap (its end date and length) and the limit in days. Not on an oral
+-- regimen: past injection gaps are not judged against a daily tablet.
 WITH moved AS (
     -- patients past loading, with the limit (few columns: the join's small side)
     SELECT patient_key, loading_run, :adherence_gap_factor * interval_days AS limit_days
     FROM patient_state
-    WHERE interval_days IS NOT NULL AND moved_to_maintenance
+    WHERE interval_days IS NOT NULL AND moved_to_maintenance AND NOT oral_protocol
 ), gaps AS (
     SELECT
         d.patient_key, d.event_date, d.gap_days, s.limit_days,
