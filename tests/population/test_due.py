@@ -151,9 +151,7 @@ def test_the_window_is_inclusive_and_grows_with_n(
     assert lists[7].schema == DUE_SCHEMA
 
 
-def test_generated_patients_due_match_core(
-    large_cohort: Cohort, knowledge: Knowledge
-) -> None:
+def test_generated_patients_due_match_core(large_cohort: Cohort, knowledge: Knowledge) -> None:
     """Every 10th generated patient, read back as a case, against the same patients' rows."""
     members = read_back(large_cohort.directory, every=10)
     ids = {m.patient_id for m in members}

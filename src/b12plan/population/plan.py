@@ -18,12 +18,11 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import pyarrow as pa  # type: ignore[import-untyped]
 import sqlglot
 from sqlglot import exp
 
 from b12plan.core.knowledge import Knowledge
-import pyarrow as pa  # type: ignore[import-untyped]
-
 from b12plan.population.tables import DUE_SCHEMA, WORKLIST_SCHEMA, sql_type
 
 DIALECTS = ("duckdb", "postgres", "spark")
