@@ -170,6 +170,9 @@ def build_plan(
     return _assemble(dialect, as_of, params, sources, _worklist_sql(chosen), chosen)
 
 
+# The booking list's own parameters (the user's choice, not clinical numbers).
+BOOKING_PARAMETERS = ("due_within_days",)
+
 # The facts the booking list reads: every step up to patient_state (the rules are not run).
 _DUE_STEPS = FACT_STEPS[: [name for name, _ in FACT_STEPS].index("patient_state") + 1]
 
@@ -183,7 +186,7 @@ def build_due_plan(
         raise ValueError(f"dialect must be one of {', '.join(DIALECTS)}, not {dialect!r}")
     if days < 0:
         raise ValueError(f"days must be 0 or more, not {days}")
-    params = {**parameters(knowledge, as_of), "due_within_days": days}
+    params = {**parameters(knowledge, as_of), BOOKING_PARAMETERS[0]: days}
     sources: list[tuple[str, str, bool]] = [
         (name, sql, False) for name, sql in knowledge_steps(knowledge).items()
     ]
