@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from b12plan.cli import app
+from b12plan.knowledge import load_knowledge
+from b12plan.population.engines import DuckDBEngine
+from b12plan.population.plan import build_due_plan
+from b12plan.population.tables import DUE_SCHEMA
 from b12plan.population.worklist import read_worklist
 
 runner = CliRunner()
@@ -107,6 +113,27 @@ def test_run_writes_the_worklist_and_summary_counts_it(cohort: Path, tmp_path: P
         (["generate", "--patients", "0", "--out", "{empty}"], "--patients"),
         (["summary", "{missing}"], "WORKLIST"),
         (["sql", "--as-of", "2026-03-01", "--dialect", "oracle"], "--dialect"),
+        (
+            [
+                "due",
+                "--input",
+                "{cohort}",
+                "--as-of",
+                "2026-03-01",
+                "--out",
+                "w.parquet",
+                "--days",
+                "-1",
+            ],
+            "--days",
+        ),
+        (["due", "--input", "{cohort}", "--as-of", "2026-03-01", "--out", "w.txt"], "--out"),
+        (["due", "--as-of", "2026-03-01", "--out", "w.parquet"], "--input"),
+        (["due", "--input", "{cohort}", "--as-of", "1 March", "--out", "w.parquet"], "--as-of"),
+        (
+            ["due", "--engine", "postgres", "--as-of", "2026-03-01", "--out", "w.parquet"],
+            "--database-url",
+        ),
     ],
 )
 def test_bad_input_exits_2_naming_the_option(
@@ -167,3 +194,62 @@ def test_an_invalid_case_file_exits_2_naming_it(tmp_path: Path) -> None:
     result = runner.invoke(app, ["population", "from-cases", str(bad), "--out", str(tmp_path)])
     assert result.exit_code == 2, result.output
     assert "bad.json" in result.output
+
+
+def test_due_writes_the_booking_list_as_csv_and_parquet(cohort: Path, tmp_path: Path) -> None:
+    """The CSV holds the engine's rows, in order; the window's days bound every due date."""
+    csv = tmp_path / "due.csv"
+    result = runner.invoke(
+        app,
+        [
+            "population",
+            "due",
+            "--input",
+            str(cohort),
+            "--as-of",
+            "2026-03-01",
+            "--days",
+            "14",
+            "--out",
+            str(csv),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "patients due 2026-03-01 to 2026-03-15" in result.output
+    written = pacsv.read_csv(
+        csv, convert_options=pacsv.ConvertOptions(column_types=DUE_SCHEMA)
+    ).cast(DUE_SCHEMA)
+    engine = DuckDBEngine(cohort)
+    try:
+        expected = engine.run(build_due_plan(load_knowledge(), date(2026, 3, 1), days=14))
+    finally:
+        engine.close()
+    assert written.num_rows > 0
+    assert written.equals(expected)
+    dues = written["due"].to_pylist()
+    assert dues == sorted(dues)
+    assert all(date(2026, 3, 1) <= d <= date(2026, 3, 15) for d in dues)
+
+    parquet = tmp_path / "due.parquet"
+    none_today = runner.invoke(
+        app,
+        [
+            "population",
+            "due",
+            "--input",
+            str(cohort),
+            "--as-of",
+            "2026-03-01",
+            "--days",
+            "0",
+            "--out",
+            str(parquet),
+            "--show",
+            "0",
+        ],
+    )
+    assert none_today.exit_code == 0, none_today.output
+    today = pq.read_table(parquet)
+    assert today.schema == DUE_SCHEMA
+    assert set(today["due"].to_pylist()) <= {date(2026, 3, 1)}
+    assert today.num_rows < written.num_rows

@@ -337,6 +337,72 @@ def run(
 
 @population_app.command()
 @_guarded
+def due(
+    as_of: Annotated[str, typer.Option("--as-of", help="Evaluation date (YYYY-MM-DD).")],
+    out: Annotated[Path, typer.Option("--out", help="due.csv or due.parquet")],
+    days: Annotated[
+        int, typer.Option("--days", help="List next doses due within this many days.")
+    ] = 14,
+    engine: Annotated[
+        str, typer.Option("--engine", help="duckdb (default), postgres or spark.")
+    ] = "duckdb",
+    input_dir: Annotated[
+        Path | None, typer.Option("--input", help="Folder of Parquet tables (duckdb, spark).")
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url", help="PostgreSQL URL (postgres).", envvar="B12PLAN_DATABASE_URL"
+        ),
+    ] = None,
+    schema: Annotated[str, typer.Option("--schema", help="PostgreSQL schema.")] = (
+        "b12plan_population"
+    ),
+    spark_master: Annotated[
+        str, typer.Option("--spark-master", help="local[*] or a cluster URL.")
+    ] = "local[*]",
+    show: Annotated[int, typer.Option("--show", help="Rows to print.")] = 20,
+) -> None:
+    """The booking list: patients whose next dose falls due within --days days of --as-of."""
+    from b12plan.cli.steps import knowledge_for
+    from b12plan.population.engines import ENGINES, open_engine
+    from b12plan.population.plan import build_due_plan
+    from b12plan.population.tables import DUE_SCHEMA
+    from b12plan.population.worklist import FORMATS, write_worklist
+
+    when = _date(as_of, "--as-of")
+    if days < 0:
+        raise _bad("--days", "must be 0 or more")
+    if engine not in ENGINES:
+        raise _bad("--engine", f"expected one of {', '.join(ENGINES)}, not {engine!r}")
+    if out.suffix.lower() not in FORMATS:
+        raise _bad("--out", f"{out} must end in .parquet or .csv")
+    if engine in ("duckdb", "spark") and input_dir is None:
+        raise _bad("--input", f"the {engine} engine reads a folder of Parquet tables")
+    if engine == "postgres" and database_url is None:
+        raise _bad("--database-url", "the postgres engine needs a database URL")
+    if show < 0:
+        raise _bad("--show", "must be 0 or more")
+    plan = build_due_plan(knowledge_for(None), when, engine, days=days)
+    with open_engine(
+        engine,
+        input_dir=input_dir,
+        database_url=database_url,
+        schema=schema,
+        spark_master=spark_master,
+    ) as runner:
+        listed = runner.run(plan)
+    write_worklist(listed, out, DUE_SCHEMA)
+    console = _console()
+    if show:
+        _render_due(console, listed.slice(0, show).to_pylist())
+    console.print(
+        f"{listed.num_rows:,} patients due {when} to {when + dt.timedelta(days=days)}; wrote {out}"
+    )
+
+
+@population_app.command()
+@_guarded
 def summary(
     worklist: Annotated[Path, typer.Argument(help="worklist.parquet or worklist.csv")],
     top: Annotated[int, typer.Option("--top", help="Clinics to list.")] = 15,
@@ -418,6 +484,18 @@ def _render_rows(console: Console, rows: list[dict[str, object]]) -> None:
             ),
             style=_STYLE.get(str(r["severity"]), ""),
         )
+    console.print(table)
+
+
+def _render_due(console: Console, rows: list[dict[str, object]]) -> None:
+    from rich.table import Table
+
+    columns = ("patient_id", "clinic_id", "due", "earliest", "overdue_after", "phase")
+    table = Table(title=f"first {len(rows)} rows")
+    for name in columns:
+        table.add_column(name)
+    for r in rows:
+        table.add_row(*("" if r[k] is None else str(r[k]) for k in columns))
     console.print(table)
 
 

@@ -39,20 +39,31 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
-def normalise(table: pa.Table, *, presorted: bool = False) -> pa.Table:
-    """The worklist schema, rows sorted by patient and code (one row per pair).
+def normalise(
+    table: pa.Table,
+    *,
+    presorted: bool = False,
+    schema: pa.Schema = WORKLIST_SCHEMA,
+    order: tuple[str, ...] = ("patient_id", "code"),
+) -> pa.Table:
+    """``schema`` (the worklist's by default), rows sorted by ``order`` (patient and code).
 
-    ``presorted``: the engine already sorted by patient_id and code in byte order, as Arrow does.
+    ``presorted``: the engine already sorted by ``order`` in byte order, as Arrow does.
     """
-    table = table.select(WORKLIST_SCHEMA.names).cast(WORKLIST_SCHEMA)
-    # evidence values to 3 decimals: engines may print the last binary digit differently
-    rounded = pc.round(table["evidence_value"], 3)
-    table = table.set_column(
-        WORKLIST_SCHEMA.get_field_index("evidence_value"), "evidence_value", rounded
-    )
+    table = table.select(schema.names).cast(schema)
+    if "evidence_value" in schema.names:
+        # evidence values to 3 decimals: engines may print the last binary digit differently
+        rounded = pc.round(table["evidence_value"], 3)
+        table = table.set_column(
+            schema.get_field_index("evidence_value"), "evidence_value", rounded
+        )
     if presorted:
         return table
-    return table.sort_by([("patient_id", "ascending"), ("code", "ascending")])
+    return table.sort_by([(column, "ascending") for column in order])
+
+
+def _normalise_for(plan: Plan, table: pa.Table, *, presorted: bool = False) -> pa.Table:
+    return normalise(table, presorted=presorted, schema=plan.schema, order=plan.order)
 
 
 def table_paths(directory: Path) -> dict[str, list[Path]]:
@@ -105,11 +116,11 @@ class DuckDBEngine:
         """One statement: DuckDB materialises the shared steps itself and runs them in parallel."""
         _same_dialect(plan, self.dialect)
         # DuckDB sorts in parallel, and compares text by bytes as Arrow does
-        query = f"SELECT * FROM ({plan.query}) AS w ORDER BY patient_id, code"
+        query = f"SELECT * FROM ({plan.query}) AS w ORDER BY {', '.join(plan.order)}"
         table = self.con.sql(query).to_arrow_table()
         if on_step:
             on_step("worklist")
-        return normalise(table, presorted=True)
+        return _normalise_for(plan, table, presorted=True)
 
     def close(self) -> None:
         self.con.close()
@@ -253,10 +264,10 @@ class PostgresEngine:
         table = pacsv.read_csv(
             buf,
             convert_options=pacsv.ConvertOptions(
-                column_types=WORKLIST_SCHEMA, strings_can_be_null=True
+                column_types=plan.schema, strings_can_be_null=True
             ),
         )
-        return normalise(table)
+        return _normalise_for(plan, table)
 
     def close(self) -> None:
         """Nothing stays open between runs."""
@@ -328,7 +339,7 @@ class SparkEngine:
                 frame.unpersist()
             for step in plan.steps:
                 self.spark.catalog.dropTempView(step.name)
-        return normalise(table)
+        return _normalise_for(plan, table)
 
     def close(self) -> None:
         if self._owns_session:

@@ -18,11 +18,12 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import pyarrow as pa  # type: ignore[import-untyped]
 import sqlglot
 from sqlglot import exp
 
 from b12plan.core.knowledge import Knowledge
-from b12plan.population.tables import WORKLIST_SCHEMA, sql_type
+from b12plan.population.tables import DUE_SCHEMA, WORKLIST_SCHEMA, sql_type
 
 DIALECTS = ("duckdb", "postgres", "spark")
 
@@ -62,6 +63,8 @@ class Plan:
     Two equivalent forms: ``steps`` then ``worklist_sql`` (each step created as a relation, for
     engines that plan better over stored intermediate results), or ``query``, one statement with
     every step as a common table expression (for engines that plan better seeing it all).
+    ``worklist_sql`` is the plan's last query: the worklist, or another list over the same steps
+    (the booking list); ``schema`` and ``order`` say what its rows are and how they are sorted.
     """
 
     dialect: str
@@ -70,6 +73,8 @@ class Plan:
     worklist_sql: str
     query: str
     codes: tuple[str, ...]
+    schema: pa.Schema = WORKLIST_SCHEMA
+    order: tuple[str, ...] = ("patient_id", "code")
 
 
 MONITORING_CODES = (
@@ -162,17 +167,67 @@ def build_plan(
     rules = with_dependencies(chosen)
     read_by_rules = {dep for code in rules for dep in _rule_dependencies(code)}
     sources += [(f"rule_{code.lower()}", _rule_sql(code), code in read_by_rules) for code in rules]
+    return _assemble(dialect, as_of, params, sources, _worklist_sql(chosen), chosen)
+
+
+# The booking list's own parameters (the user's choice, not clinical numbers).
+BOOKING_PARAMETERS = ("due_within_days",)
+
+# The facts the booking list reads: every step up to patient_state (the rules are not run).
+_DUE_STEPS = FACT_STEPS[: [name for name, _ in FACT_STEPS].index("patient_state") + 1]
+
+
+def build_due_plan(
+    knowledge: Knowledge, as_of: date, dialect: str = "duckdb", *, days: int
+) -> Plan:
+    """The booking list for ``as_of``: patients whose next dose falls due within ``days`` days
+    (``sql/booking/due_soon.sql``), over the same fact steps as the worklist."""
+    if dialect not in DIALECTS:
+        raise ValueError(f"dialect must be one of {', '.join(DIALECTS)}, not {dialect!r}")
+    if days < 0:
+        raise ValueError(f"days must be 0 or more, not {days}")
+    params = {**parameters(knowledge, as_of), BOOKING_PARAMETERS[0]: days}
+    sources: list[tuple[str, str, bool]] = [
+        (name, sql, False) for name, sql in knowledge_steps(knowledge).items()
+    ]
+    sources += [(name, _read(f"{name}.sql"), mat) for name, mat in _DUE_STEPS]
+    return _assemble(
+        dialect,
+        as_of,
+        params,
+        sources,
+        _read("booking", "due_soon.sql"),
+        (),
+        schema=DUE_SCHEMA,
+        order=("due", "patient_id"),
+    )
+
+
+def _assemble(
+    dialect: str,
+    as_of: date,
+    params: dict[str, Any],
+    sources: list[tuple[str, str, bool]],
+    final_sql: str,
+    codes: tuple[str, ...],
+    *,
+    schema: pa.Schema = WORKLIST_SCHEMA,
+    order: tuple[str, ...] = ("patient_id", "code"),
+) -> Plan:
+    """Transpile the steps and the final query; write them as one statement too."""
     steps = tuple(Step(n, transpile(sql, dialect, params), m) for n, sql, m in sources)
-    worklist = transpile(_worklist_sql(chosen), dialect, params)
+    final = transpile(final_sql, dialect, params)
     # "WITH name AS (...), ... SELECT" reads the same in the three dialects, nested WITH included
     ctes = ",\n".join(f"{step.name} AS (\n{step.sql}\n)" for step in steps)
     return Plan(
         dialect=dialect,
         as_of=as_of,
         steps=steps,
-        worklist_sql=worklist,
-        query=f"WITH {ctes}\n{worklist}",
-        codes=chosen,
+        worklist_sql=final,
+        query=f"WITH {ctes}\n{final}",
+        codes=codes,
+        schema=schema,
+        order=order,
     )
 
 

@@ -123,6 +123,21 @@ WORKLIST_SCHEMA = pa.schema(
     ]
 )
 
+# The booking list: one row per patient whose next dose falls due within the next N days (core's
+# Assessment.next_dose), for a clinic to book appointments from.
+DUE_SCHEMA = pa.schema(
+    [
+        ("patient_key", pa.int64()),
+        ("patient_id", pa.string()),
+        ("clinic_id", pa.string()),
+        ("due", pa.date32()),
+        ("earliest", pa.date32()),
+        ("overdue_after", pa.date32()),
+        ("phase", pa.string()),
+        ("protocol_id", pa.string()),
+    ]
+)
+
 SQL_TYPES: dict[str, str] = {
     "string": "VARCHAR",
     "date32[day]": "DATE",

@@ -27,14 +27,14 @@ def _format(path: Path, option: str) -> str:
     return suffix
 
 
-def write_worklist(table: pa.Table, path: Path) -> None:
-    """Parquet or CSV, chosen by the file's suffix."""
+def write_worklist(table: pa.Table, path: Path, schema: pa.Schema = WORKLIST_SCHEMA) -> None:
+    """Parquet or CSV, chosen by the file's suffix (``schema``: the booking list's, for one)."""
     suffix = _format(path, "--out")
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".parquet":
-        pq.write_table(table.cast(WORKLIST_SCHEMA), path)
+        pq.write_table(table.cast(schema), path)
     else:
-        pacsv.write_csv(table.cast(WORKLIST_SCHEMA), path)
+        pacsv.write_csv(table.cast(schema), path)
 
 
 def read_worklist(path: Path) -> pa.Table:

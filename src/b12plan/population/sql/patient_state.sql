@@ -121,7 +121,11 @@ WITH neuro_decision AS (
         -- a shorter prescribed interval scales the window (rounded half to even, as core does)
         CAST(b.requested_days AS BIGINT) * b.maintenance_overdue_days AS scaled_x,
         CAST(FLOOR(CAST(b.requested_days AS DOUBLE) * b.maintenance_overdue_days
-                   / b.maintenance_due_days) AS BIGINT) AS scaled_q
+                   / b.maintenance_due_days) AS BIGINT) AS scaled_q,
+        -- the same scaling for the earliest day (plan.maintenance_interval's min_interval_days)
+        CAST(b.requested_days AS BIGINT) * b.maintenance_min_days AS scaled_min_x,
+        CAST(FLOOR(CAST(b.requested_days AS DOUBLE) * b.maintenance_min_days
+                   / b.maintenance_due_days) AS BIGINT) AS scaled_min_q
     FROM patient_course AS b
     LEFT JOIN neuro_decision AS nd ON nd.patient_key = b.patient_key
     LEFT JOIN neuro_judged AS nj ON nj.patient_key = b.patient_key
@@ -143,6 +147,19 @@ WITH neuro_decision AS (
                         = i.maintenance_due_days THEN i.scaled_q % 2
                     ELSE 0 END)
         END AS maintenance_overdue_final,
+        CASE
+            WHEN i.protocol_id IS NULL THEN NULL
+            WHEN i.requested_days IS NULL OR i.requested_days > i.interval_max_days
+                OR i.requested_days = i.maintenance_due_days THEN i.maintenance_min_days
+            ELSE GREATEST(
+                1,
+                i.scaled_min_q + CASE
+                    WHEN 2 * (i.scaled_min_x - i.scaled_min_q * i.maintenance_due_days)
+                        > i.maintenance_due_days THEN 1
+                    WHEN 2 * (i.scaled_min_x - i.scaled_min_q * i.maintenance_due_days)
+                        = i.maintenance_due_days THEN i.scaled_min_q % 2
+                    ELSE 0 END)
+        END AS maintenance_min_final,
         CASE
             WHEN i.protocol_id IS NULL THEN FALSE
             WHEN i.prior_loading_completed THEN TRUE
@@ -182,6 +199,7 @@ WITH neuro_decision AS (
             AND NOT p.loading_complete
             AND (p.moved_to_maintenance OR p.rx_phase = 'maintenance') AS loading_cut_short,
         -- the loading stage the next dose is in
+        st.min_days AS stage_min_days,
         st.due_days AS stage_due_days,
         st.overdue_days AS stage_overdue_days,
         CASE WHEN st.protocol_id IS NOT NULL THEN st.overdue_days - st.due_days
@@ -230,5 +248,30 @@ SELECT
         WHEN p.phase = 'maintenance'
             OR (p.phase = 'stopped' AND p.chronic AND p.lifelong_when_chronic)
             THEN p.last_dose + CAST(p.maintenance_overdue_final AS INTEGER)
-    END AS overdue_after
+    END AS overdue_after,
+    -- the next dose's due and earliest days, by the same branches as overdue_after (first dose
+    -- and a catch-up whose window has passed: due now)
+    CASE
+        WHEN p.protocol_id IS NULL OR p.oral_protocol OR p.on_hold THEN NULL
+        WHEN p.first_dose IS NULL THEN
+            CASE WHEN p.prior_loading_completed THEN NULL ELSE :as_of END
+        WHEN p.phase = 'loading' AND p.catch_up
+            AND p.last_dose + CAST(p.next_due_days AS INTEGER) < :as_of THEN :as_of
+        WHEN p.phase = 'loading' THEN p.last_dose + CAST(p.next_due_days AS INTEGER)
+        WHEN p.phase = 'maintenance'
+            OR (p.phase = 'stopped' AND p.chronic AND p.lifelong_when_chronic)
+            THEN p.last_dose + CAST(p.interval_days AS INTEGER)
+    END AS next_due,
+    CASE
+        WHEN p.protocol_id IS NULL OR p.oral_protocol OR p.on_hold THEN NULL
+        WHEN p.first_dose IS NULL THEN
+            CASE WHEN p.prior_loading_completed THEN NULL ELSE :as_of END
+        WHEN p.phase = 'loading' AND p.catch_up
+            AND p.last_dose + CAST(p.next_due_days AS INTEGER) < :as_of THEN :as_of
+        WHEN p.phase = 'loading' THEN p.last_dose
+            + CAST(COALESCE(p.stage_min_days, p.maintenance_min_final) AS INTEGER)
+        WHEN p.phase = 'maintenance'
+            OR (p.phase = 'stopped' AND p.chronic AND p.lifelong_when_chronic)
+            THEN p.last_dose + CAST(p.maintenance_min_final AS INTEGER)
+    END AS next_earliest
 FROM neuro_flags AS p
