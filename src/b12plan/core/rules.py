@@ -25,7 +25,12 @@ from b12plan.core.facts import (
 )
 from b12plan.core.model import Administration, Prescription
 from b12plan.core.plan import no_improvement_recorded, patient_reported_settled
-from b12plan.core.validity import allergic_events, clearance, not_for_deficiency_use
+from b12plan.core.validity import (
+    allergic_events,
+    clearance,
+    not_for_deficiency_use,
+    order_problem,
+)
 
 Check = Callable[[Context], tuple[Finding, ...]]
 NONE: tuple[Finding, ...] = ()
@@ -473,19 +478,16 @@ def _orders(ctx: Context) -> list[tuple[str, Administration | Prescription]]:
 def check_product_not_for_deficiency(ctx: Context) -> tuple[Finding, ...]:
     """Hydroxocobalamin 5 g IV is a cyanide antidote (Cyanokit); cyanocobalamin is not given IV
     (US label); only formulary routes treat deficiency."""
-    formulary = ctx.knowledge.formulary
     found = []
     for label, item in _orders(ctx):
-        dose_mcg = formulary.to_mcg(item.dose, item.unit)
+        if order_problem(item.product, item.route, item.dose, item.unit, ctx.knowledge) != (
+            "not_for_deficiency"
+        ):
+            continue
+        dose_mcg = ctx.knowledge.formulary.to_mcg(item.dose, item.unit)
         use = not_for_deficiency_use(item.product, item.route, dose_mcg, ctx.knowledge)
-        product = formulary.product(item.product)
-        if use is not None:
-            found.append(f"{label}: {_describe_admin(item)} ({use})")
-        elif product is not None and product.route_range(item.route) is None:
-            found.append(
-                f"{label}: {_describe_admin(item)} (route {item.route} not used for"
-                f" {item.product} in deficiency)"
-            )
+        why = use or f"route {item.route} not used for {item.product} in deficiency"
+        found.append(f"{label}: {_describe_admin(item)} ({why})")
     if not found:
         return NONE
     return (ctx.finding("PRODUCT_NOT_FOR_DEFICIENCY", detail="; ".join(found), items=found),)
@@ -494,21 +496,12 @@ def check_product_not_for_deficiency(ctx: Context) -> tuple[Finding, ...]:
 def check_dose_unit_suspect(ctx: Context) -> tuple[Finding, ...]:
     """A dose ten times or more outside the plausible range for its product and route is a unit
     error, e.g. 1000 mg IM meant as 1000 mcg (BNF, US label; factor: local choice)."""
-    formulary = ctx.knowledge.formulary
-    factor = formulary.implausible_factor
-    found = []
-    for label, item in _orders(ctx):
-        product = formulary.product(item.product)
-        dose_mcg = formulary.to_mcg(item.dose, item.unit)
-        if product is None or not_for_deficiency_use(
-            item.product, item.route, dose_mcg, ctx.knowledge
-        ):
-            continue
-        plausible = product.route_range(item.route)
-        if plausible is None:
-            continue
-        if dose_mcg >= plausible.max_mcg * factor or dose_mcg <= plausible.min_mcg / factor:
-            found.append(f"{label}: {_describe_admin(item)}")
+    found = [
+        f"{label}: {_describe_admin(item)}"
+        for label, item in _orders(ctx)
+        if order_problem(item.product, item.route, item.dose, item.unit, ctx.knowledge)
+        == "dose_implausible"
+    ]
     if not found:
         return NONE
     return (ctx.finding("DOSE_UNIT_SUSPECT", detail="; ".join(found), items=found),)
