@@ -258,6 +258,23 @@ def load(
     console.print(f"loaded {sum(counts.values()):,} rows into {len(counts)} tables in {schema}")
 
 
+def _check_engine_options(
+    engine: str, out: Path, input_dir: Path | None, database_url: str | None
+) -> None:
+    """The options every engine run shares: a known engine, an output format, and its input."""
+    from b12plan.population.engines import ENGINES
+    from b12plan.population.worklist import FORMATS
+
+    if engine not in ENGINES:
+        raise _bad("--engine", f"expected one of {', '.join(ENGINES)}, not {engine!r}")
+    if out.suffix.lower() not in FORMATS:
+        raise _bad("--out", f"{out} must end in .parquet or .csv")
+    if engine in ("duckdb", "spark") and input_dir is None:
+        raise _bad("--input", f"the {engine} engine reads a folder of Parquet tables")
+    if engine == "postgres" and database_url is None:
+        raise _bad("--database-url", "the postgres engine needs a database URL")
+
+
 @population_app.command()
 @_guarded
 def run(
@@ -290,19 +307,12 @@ def run(
     from rich.progress import Progress
 
     from b12plan.cli.steps import knowledge_for
-    from b12plan.population.engines import ENGINES, open_engine
+    from b12plan.population.engines import open_engine
     from b12plan.population.plan import build_plan, rule_codes
-    from b12plan.population.worklist import FORMATS, summarise, write_worklist
+    from b12plan.population.worklist import summarise, write_worklist
 
     when = _date(as_of, "--as-of")
-    if engine not in ENGINES:
-        raise _bad("--engine", f"expected one of {', '.join(ENGINES)}, not {engine!r}")
-    if out.suffix.lower() not in FORMATS:
-        raise _bad("--out", f"{out} must end in .parquet or .csv")
-    if engine in ("duckdb", "spark") and input_dir is None:
-        raise _bad("--input", f"the {engine} engine reads a folder of Parquet tables")
-    if engine == "postgres" and database_url is None:
-        raise _bad("--database-url", "the postgres engine needs a database URL")
+    _check_engine_options(engine, out, input_dir, database_url)
     chosen = None
     if codes is not None:
         chosen = [c.strip().upper() for c in codes.split(",") if c.strip()]
@@ -365,22 +375,15 @@ def due(
 ) -> None:
     """The booking list: patients whose next dose falls due within --days days of --as-of."""
     from b12plan.cli.steps import knowledge_for
-    from b12plan.population.engines import ENGINES, open_engine
+    from b12plan.population.engines import open_engine
     from b12plan.population.plan import build_due_plan
     from b12plan.population.tables import DUE_SCHEMA
-    from b12plan.population.worklist import FORMATS, write_worklist
+    from b12plan.population.worklist import write_worklist
 
     when = _date(as_of, "--as-of")
     if days < 0:
         raise _bad("--days", "must be 0 or more")
-    if engine not in ENGINES:
-        raise _bad("--engine", f"expected one of {', '.join(ENGINES)}, not {engine!r}")
-    if out.suffix.lower() not in FORMATS:
-        raise _bad("--out", f"{out} must end in .parquet or .csv")
-    if engine in ("duckdb", "spark") and input_dir is None:
-        raise _bad("--input", f"the {engine} engine reads a folder of Parquet tables")
-    if engine == "postgres" and database_url is None:
-        raise _bad("--database-url", "the postgres engine needs a database URL")
+    _check_engine_options(engine, out, input_dir, database_url)
     if show < 0:
         raise _bad("--show", "must be 0 or more")
     plan = build_due_plan(knowledge_for(None), when, engine, days=days)
