@@ -210,8 +210,10 @@ def make_router(
         responses={400: {}, 404: {}, 412: {}},
     )
     async def call(service_id: str, request: Request, who: Any = guard) -> JSONResponse:
+        # A call's prefetch may carry whole Bundles (up to the import limit): parsing and
+        # reading them is CPU work, so it runs in the thread pool like the call itself.
         try:
-            body = json.loads(await request.body())
+            body = await run_in_threadpool(json.loads, await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
             return _outcome(400, [error("", f"invalid JSON: {exc}", STRUCTURE)])
         services = services_for(who)

@@ -83,6 +83,7 @@ def import_bundle(
     patient_id: str | None = None,
     default_jurisdiction: str = "GB",
     partial: bool = True,
+    validated: bool = False,
 ) -> Imported:
     """A FHIR R4 Bundle as the canonical contract case, with a warning for everything left out;
     ``BundleError`` lists FHIR paths of what makes the record unusable.
@@ -92,6 +93,7 @@ def import_bundle(
     ``default_jurisdiction`` applies when neither b12plan's extension nor the patient's address
     says which protocols apply (the composition root passes ``B12PLAN_DEFAULT_JURISDICTION``).
     ``partial=False`` makes one unreadable result an error, as ``bundle_to_case_dict`` does.
+    ``validated=True``: ``bundle`` is ``validate_bundle``'s output, not validated again.
     """
     return read_bundle(
         bundle,
@@ -102,6 +104,7 @@ def import_bundle(
         patient_id=patient_id,
         default_jurisdiction=default_jurisdiction,
         partial=partial,
+        validated=validated,
     )
 
 

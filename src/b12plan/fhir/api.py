@@ -85,7 +85,11 @@ def read_bundle(
                 )
             ]
         imported = read_import(
-            bundle, as_of=as_of, knowledge=knowledge, default_jurisdiction=default_jurisdiction
+            bundle,
+            as_of=as_of,
+            knowledge=knowledge,
+            default_jurisdiction=default_jurisdiction,
+            validated=True,
         )
     except BundleError as exc:
         return exc.errors

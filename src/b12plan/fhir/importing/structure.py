@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from fhir.resources.R4B import get_fhir_model_class
-from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.bundle import Bundle, BundleEntry
 from pydantic import ValidationError
 
+from b12plan.fhir.by_entry import validate_by_entry
 from b12plan.fhir.importing.context import Json
 from b12plan.fhir.outcome import NOT_SUPPORTED, STRUCTURE, BundleError, error
 
@@ -46,7 +47,7 @@ def validate_bundle(data: object) -> Json:
     if problems:
         raise BundleError(problems)
     try:
-        model = Bundle.model_validate(data)
+        model, entries = validate_by_entry(data, _json)
     except ValidationError as exc:
         raise BundleError(
             [
@@ -67,6 +68,14 @@ def validate_bundle(data: object) -> Json:
                 )
             ]
         )
+    dumped: Json = _json(model)
+    if entries:
+        dumped["entry"] = entries
+    return dumped
+
+
+def _json(model: Bundle | BundleEntry) -> Json:
+    """A validated part as normalised FHIR JSON (what the readers read)."""
     dumped: Json = model.model_dump(mode="json", exclude_none=True)
     return dumped
 
