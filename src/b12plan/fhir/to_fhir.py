@@ -1,7 +1,8 @@
 """Core ``Case`` (and optionally its ``Assessment``) to a FHIR R4 ``collection`` Bundle.
 
 Every resource is built as plain JSON and the whole Bundle is validated with
-``fhir.resources.R4B`` before it leaves: a mapping bug fails here, not in a receiving EHR.
+``fhir.resources.R4B`` (entry by entry, ``by_entry``) before it leaves: a mapping bug fails here,
+not in a receiving EHR.
 Everything the contract case says is written in a form ``importing`` reads back unchanged; what
 b12plan derives (the CarePlan, the protocol's next phase on the MedicationRequest) is marked as
 derived and ignored on import.
