@@ -46,7 +46,7 @@ TIMED = ("/static/app.css", "/api/v1/health", "/api/v1/auth/me")
 
 def big_bundle(entries: int) -> dict[str, Any]:
     """A patient with lab results enough for ``entries`` entries (a Synthea-sized history)."""
-    start = dt.date(2010, 1, 1)
+    start = dt.date.today() - dt.timedelta(days=entries // 3 + 1)  # none in the future
     codes = (("b12_total", "ng/L", 300), ("haemoglobin", "g/dL", 13.5), ("mcv", "fL", 90))
     observations = [
         {
@@ -174,19 +174,21 @@ def measure(base: str, entries: int) -> bool:
         return " (the reference: what this host's load alone costs the timed requests)"
 
     print(f"before: {load()}")
-    during(timed, "nothing heavy", nothing)
-    results = [
-        during(timed, f"POST /fhir import of a {count}-entry Bundle", import_bundle),
-        during(timed, "GET its $everything", get("/fhir/Patient/{patient}/$everything")),
-        during(timed, "GET its contract case", get("/api/v1/patients/{patient}/case")),
-        during(timed, "GET its assessment", get("/api/v1/patients/{patient}/assessment")),
-        during(timed, "GET its results, all", get("/api/v1/patients/{patient}/observations")),
-        during(timed, "GET the worklist (every patient)", get("/api/v1/worklist")),
-    ]
-    stop.set()
-    for timer in timers:
-        timer.join()
-    heavy.close()
+    try:
+        during(timed, "nothing heavy", nothing)
+        results = [
+            during(timed, f"POST /fhir import of a {count}-entry Bundle", import_bundle),
+            during(timed, "GET its $everything", get("/fhir/Patient/{patient}/$everything")),
+            during(timed, "GET its contract case", get("/api/v1/patients/{patient}/case")),
+            during(timed, "GET its assessment", get("/api/v1/patients/{patient}/assessment")),
+            during(timed, "GET its results, all", get("/api/v1/patients/{patient}/observations")),
+            during(timed, "GET the worklist (every patient)", get("/api/v1/worklist")),
+        ]
+    finally:
+        stop.set()
+        for timer in timers:
+            timer.join()
+        heavy.close()
     print(f"after: {load()}")
     verdict = "PASS" if all(results) else "MISS"
     print(f"{verdict}: every timed request under {LIMIT_MS:.0f} ms during every heavy request")
