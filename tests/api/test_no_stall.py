@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import inspect
 import threading
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
+from fastapi.routing import APIRoute
 
+from b12plan.api import make_records_router
 from b12plan.api.heap import frozen_startup_heap
 from b12plan.fhir.api import make_router
 from tests.api.conftest import Api
@@ -80,3 +83,29 @@ def test_an_import_runs_off_the_event_loop_while_another_request_is_answered() -
 
     assert asyncio.run(scenario()) == (201, 404)
     assert seen == {"on the event loop": False, "another request answered meanwhile": True}
+
+
+def test_a_record_list_is_serialised_in_its_thread_and_reads_as_each_record_does(api: Api) -> None:
+    """FastAPI would serialise a response model on the event loop (one long pydantic-core call
+    for thousands of records); the list route returns its JSON made in its own thread instead,
+    the same JSON as each record read alone."""
+    router = make_records_router(api.services.records, lambda: None, lambda a, p: b"")
+    route = next(
+        r
+        for r in router.routes
+        if isinstance(r, APIRoute)
+        and r.path == "/api/v1/patients/{patient_id}/observations"
+        and "GET" in r.methods
+    )
+    assert not inspect.iscoroutinefunction(route.endpoint)  # FastAPI runs it in the thread pool
+    assert inspect.signature(route.endpoint).return_annotation is Response
+    signed_in = api.clinician()
+    listed = api.client.get("/api/v1/patients/demo-02/observations", headers=signed_in)
+    assert listed.status_code == 200 and listed.headers["content-type"] == "application/json"
+    items = listed.json()
+    assert len(items) > 1
+    one_by_one = [
+        api.client.get(f"/api/v1/patients/demo-02/observations/{i['id']}", headers=signed_in)
+        for i in items
+    ]
+    assert items == [r.json() for r in one_by_one]

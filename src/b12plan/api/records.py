@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter
 
 from b12plan.api.params import AsOf, IfMatch, PatientId, RecordId, etag, expected_version
 from b12plan.api.problems import problem_responses
@@ -180,6 +181,8 @@ def _add_kind_routes(
     read_errors = problem_responses(401, 403, 404, 422)
     write_errors = problem_responses(401, 403, 404, 409, 422, 428)
 
+    listed = TypeAdapter(list[Output])
+
     def list_records(
         *,
         who: Principal = me,
@@ -187,10 +190,16 @@ def _add_kind_routes(
         include_entered_in_error: Annotated[
             bool, Query(description="Include every version, corrections and retractions too.")
         ] = False,
-    ) -> list[Any]:
-        return records.list_records(
+    ) -> Response:
+        # A patient's records of one kind can number thousands (an imported history): they are
+        # validated and serialised here, in the thread pool, as FastAPI would do with the
+        # response model, but not on the event loop, where it would stall every other request
+        # for the time of one long pydantic-core call (ADR 0066).
+        items = records.list_records(
             who, patient_id, kind, include_entered_in_error=include_entered_in_error
         )
+        body = listed.dump_json(listed.validate_python(items, from_attributes=True), by_alias=True)
+        return Response(body, media_type="application/json")
 
     def create_record(
         *,
