@@ -87,8 +87,8 @@ def test_an_import_runs_off_the_event_loop_while_another_request_is_answered() -
 
 def test_a_record_list_is_serialised_in_its_thread_and_reads_as_each_record_does(api: Api) -> None:
     """FastAPI would serialise a response model on the event loop (one long pydantic-core call
-    for thousands of records); the list route returns its JSON made in its own thread instead,
-    the same JSON as each record read alone."""
+    for thousands of records); the list route returns its JSON made record by record in its own
+    thread instead, the same JSON as each record read alone."""
     router = make_records_router(api.services.records, lambda: None, lambda a, p: b"")
     route = next(
         r
