@@ -62,8 +62,8 @@ from b12plan.api import (
     make_records_router,
 )
 from b12plan.api.guard import CSP, GuardSettings, SecurityGuard
-from b12plan.api.heap import frozen_startup_heap
 from b12plan.api.reminders import make_reminders_router
+from b12plan.api.serving import served
 from b12plan.cds_hooks.api import CdsAuth
 from b12plan.cds_hooks.api import make_router as make_cds_router
 from b12plan.cds_hooks.api import new_uuid as cds_card_id
@@ -325,7 +325,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app = FastAPI(
         docs_url="/docs" if dev else None,  # Swagger UI comes from a CDN: local demos only
         redoc_url="/redoc" if dev else None,
-        lifespan=frozen_startup_heap,
+        lifespan=served,
         title="b12plan",
         version=_version(),
         summary="Plans, explains and monitors vitamin B12 injection therapy.",

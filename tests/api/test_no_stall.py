@@ -6,15 +6,17 @@ from __future__ import annotations
 import asyncio
 import gc
 import inspect
+import sys
 import threading
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI, Response
 from fastapi.routing import APIRoute
 
 from b12plan.api import make_records_router
-from b12plan.api.heap import frozen_startup_heap
+from b12plan.api.serving import SWITCH_INTERVAL_SECONDS, served
 from b12plan.fhir.api import make_router
 from tests.api.conftest import Api
 from tests.api.test_security import K, import_bundle
@@ -25,23 +27,33 @@ def _visible_to_the_collector(thing: object) -> bool:
     return any(o is thing for o in gc.get_objects())
 
 
-def test_the_start_up_heap_is_frozen_while_serving_and_thawed_at_shutdown() -> None:
-    """Frozen objects are never walked by a full collection; thawed at shutdown, a process that
-    starts and stops apps (as the tests do) leaves nothing behind."""
+def test_while_serving_the_start_up_heap_is_frozen_and_the_gil_changes_hands_each_ms() -> None:
+    """Frozen objects are never walked by a full collection, and the event loop waits at most
+    1 ms for the GIL; at shutdown both are undone, so a process that starts and stops apps (as
+    the tests do) is left as it was."""
     built_at_start_up: list[object] = [object()]
-    seen: dict[str, bool] = {}
+    before = sys.getswitchinterval()
+    seen: dict[str, object] = {}
 
     async def serve() -> None:
-        async with frozen_startup_heap(FastAPI()):
-            seen["while serving"] = _visible_to_the_collector(built_at_start_up)
-        seen["after shutdown"] = _visible_to_the_collector(built_at_start_up)
+        async with served(FastAPI()):
+            seen["heap walked while serving"] = _visible_to_the_collector(built_at_start_up)
+            seen["switch interval while serving"] = sys.getswitchinterval()
+        seen["heap walked after shutdown"] = _visible_to_the_collector(built_at_start_up)
+        seen["switch interval after shutdown"] = sys.getswitchinterval()
 
     asyncio.run(serve())
-    assert seen == {"while serving": False, "after shutdown": True}
+    assert seen == {
+        "heap walked while serving": False,
+        "switch interval while serving": pytest.approx(SWITCH_INTERVAL_SECONDS),
+        "heap walked after shutdown": True,
+        "switch interval after shutdown": pytest.approx(before),
+    }
 
 
-def test_the_app_freezes_its_start_up_heap_when_it_starts(api: Api) -> None:
+def test_the_app_is_served_so_when_it_starts(api: Api) -> None:
     assert gc.get_freeze_count() > 0  # the api fixture's client has run the app's start-up
+    assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_SECONDS)
 
 
 def _on_the_event_loop() -> bool:
