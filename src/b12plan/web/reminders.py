@@ -1,8 +1,8 @@
 """Reminder and carer pages: the patient's reminder settings and carers, the calendar feed,
 and the carer's pages (the schedules of the people they care for, and a dose log).
 
-Added to the web router by ``routes.make_router`` (one call), so the pages share its sign-in,
-rendering and error handling. The feed (``/calendar/{secret}.ics``) needs no session: the
+Added to the web router by ``routes.make_router``, so the pages share ``web.context``'s
+sign-in, rendering and error handling. The feed (``/calendar/{secret}.ics``) needs no session: the
 secret in the URL is the credential (256 random bits, stored only as a hash, revocable).
 """
 
@@ -13,7 +13,7 @@ import io
 import zoneinfo
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
@@ -23,12 +23,10 @@ from b12plan.reminders.text import LANGUAGES
 from b12plan.service import InvalidInput, Principal, ServiceError
 from b12plan.service.carers import CarerService
 from b12plan.service.schemas import KINDS, AdministrationIn
+from b12plan.web.context import CARER, STAFF, WebContext
 from b12plan.web.forms import build_input
 from b12plan.web.page_models import upcoming, window_view
 from b12plan.web.text import num
-
-if TYPE_CHECKING:
-    from b12plan.web.routes import WebContext
 
 CHANNEL_LABELS = {
     "email": "Email",
@@ -200,9 +198,6 @@ def _webcal(url: str) -> str:
     return "webcal://" + url.split("://", 1)[1]
 
 
-CARER = ("carer",)
-
-
 def add_carer_routes(
     router: APIRouter, web: WebContext, carers: CarerService, form_data: Any
 ) -> None:
@@ -339,9 +334,6 @@ def add_carer_routes(
         if errors:
             return person_page(request, who, patient_id, errors=errors, status=422)
         return RedirectResponse(f"/carer/patients/{patient_id}?saved=1", status_code=303)
-
-
-STAFF = ("clinician", "admin")
 
 
 def _csv(filename: str, header: list[str], rows: list[list[Any]]) -> Response:
