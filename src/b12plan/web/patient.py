@@ -19,8 +19,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from b12plan.core.assessment import Assessment
 from b12plan.core.model import Case
 from b12plan.service import InvalidInput, Principal
-from b12plan.service.schemas import KINDS, AdministrationIn, AdverseEventIn, R, SymptomIn
-from b12plan.web import diary as diary_rules
+from b12plan.service import diary as diary_rules
+from b12plan.service.diary import save_diary
+from b12plan.service.schemas import AdministrationIn, AdverseEventIn, R, SymptomIn
 from b12plan.web.answers import patient_answers
 from b12plan.web.context import (
     PATIENT,
@@ -212,29 +213,8 @@ def add_patient_routes(router: APIRouter, web: WebContext) -> None:
         if errors:
             return me_log_page(web, who, failed=replace(blank, values=form, errors=errors))
         assert probe is not None
-        stored = records.list_records(who, pid, KINDS["symptoms"])
-        stored.sort(key=lambda r: (r.data.date, r.recorded_at))
-        history = diary_rules.latest_by_code(
-            (r.data.code, r.data.date, r.data.status, r.data.note) for r in stored
-        )
-        entries = diary_rules.diary_entries(scores, history, probe.date, rules, knowledge)
-        if not entries:
-            message = (
-                "Nothing to record: choose a score for at least one symptom (a 0 is recorded "
-                "only for a symptom you reported before)."
-            )
-            return me_log_page(web, who, failed=replace(blank, values=form, general=[message]))
         try:
-            records.add_records(
-                who,
-                pid,
-                [
-                    SymptomIn(
-                        code=entry.code, date=entry.date, status=entry.status, note=entry.note
-                    )
-                    for entry in entries
-                ],
-            )
+            save_diary(records, who, pid, probe.date, scores)
         except InvalidInput as exc:  # every entry shares the form's date: show it there
             problems = [{**e, "loc": _ITEM_PREFIX.sub("", e["loc"])} for e in exc.errors]
             return me_log_page(web, who, failed=failed_form(blank, form, problems))
