@@ -1,5 +1,5 @@
 """Clinic pages, for clinicians and admins: the worklist, patients, a patient's page and its
-forms, the printable summary, and (admins) the clinic's users.
+forms, the printable summary, bookings and reminders, and (admins) the clinic's users.
 
 Each handler parses the form, calls the service (which enforces access again) and renders; a
 valid form redirects (303) back to its page with a confirmation, an invalid one re-renders the
@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from b12plan.core.assessment import Assessment
 from b12plan.core.knowledge import Knowledge
 from b12plan.core.model import Case
+from b12plan.reminders.service import ReminderService
 from b12plan.service import NotFound, Principal
 from b12plan.service.schemas import (
     AdministrationIn,
@@ -30,7 +31,7 @@ from b12plan.service.schemas import (
     SymptomIn,
     WorklistQuery,
 )
-from b12plan.web.context import ADMIN, STAFF, WebContext, form_data
+from b12plan.web.context import ADMIN, STAFF, WebContext, csv_download, form_data
 from b12plan.web.forms import (
     Field,
     Form,
@@ -439,3 +440,53 @@ def add_clinic_routes(router: APIRouter, web: WebContext) -> None:
         if changed.clinic_id:
             query["clinic"] = changed.clinic_id
         return RedirectResponse("/clinic/users?" + urlencode(query), status_code=303)
+
+
+def add_booking_routes(router: APIRouter, web: WebContext, reminders: ReminderService) -> None:
+    """``/clinic/reminders`` ("Bookings"): doses and check-ups to book, and did-not-attend, each
+    also as CSV."""
+
+    def lists(who: Principal, days: str) -> tuple[int, Any, Any, Any]:
+        n = int(days) if days.isdigit() and 1 <= int(days) <= 366 else 14
+        today = web.clock.today()
+        return n, today, reminders.booking_list(who, today, n), reminders.did_not_attend(who, today)
+
+    @router.get("/clinic/reminders")
+    @web.page
+    def clinic_reminders(request: Request, days: str = "14") -> Response:
+        who = web.require(request, STAFF)
+        n, today, booking, no_shows = lists(who, days)
+        return web.render(
+            "clinic/reminders.html",
+            who,
+            title="Bookings and reminders",
+            active="bookings",
+            days=n,
+            today=today,
+            booking=booking,
+            no_shows=no_shows,
+        )
+
+    @router.get("/clinic/reminders/booking.csv")
+    @web.page
+    def bookingcsv_download(request: Request, days: str = "14") -> Response:
+        who = web.require(request, STAFF)
+        n, today, booking, _ = lists(who, days)
+        rows = [
+            [r.patient_id, r.display_name, r.what, r.due, r.earliest or "", r.overdue_after or ""]
+            for r in booking
+        ]
+        header = ["patient_id", "name", "what", "due", "earliest", "overdue_after"]
+        return csv_download(f"booking-{today.isoformat()}-{n}d.csv", header, rows)
+
+    @router.get("/clinic/reminders/did-not-attend.csv")
+    @web.page
+    def no_showcsv_download(request: Request) -> Response:
+        who = web.require(request, STAFF)
+        _, today, _, no_shows = lists(who, "14")
+        rows = [
+            [r.patient_id, r.display_name, r.due, r.reminded_on, r.reminder, r.days_late]
+            for r in no_shows
+        ]
+        header = ["patient_id", "name", "due", "reminded_on", "reminder", "days_late"]
+        return csv_download(f"did-not-attend-{today.isoformat()}.csv", header, rows)

@@ -9,7 +9,9 @@ a handler: ``b12plan.api.guard`` refuses them for every route before the body is
 
 from __future__ import annotations
 
+import csv
 import functools
+import io
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -251,3 +253,28 @@ class WebContext:
         except InvalidInput as exc:
             return redisplay(failed_form(blank, form, exc.errors))
         return data
+
+
+def csv_download(filename: str, header: list[str], rows: list[list[Any]]) -> Response:
+    """A CSV download; cells that a spreadsheet would run as a formula are quoted as text."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([_cell(v) for v in row])
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+def _cell(value: Any) -> str:
+    text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text  # CSV injection: never a formula in someone's spreadsheet
+    return text

@@ -1,10 +1,12 @@
 """The web UI as one router: the templates, the static files, and each audience's pages.
 
 The pages live by audience: ``web.session`` (sign in and out, change my password; everyone),
-``web.clinic`` (clinicians and admins), ``web.patient`` (patients) and ``web.reminders``
-(reminder settings, carers and the carer's pages, exports). What they share (who is asking,
-rendering, service errors as pages) is ``web.context``. Every page works without JavaScript;
-htmx (``hx-boost``) only makes it smoother.
+``web.clinic`` (clinicians and admins: worklist, patients, bookings, users), ``web.patient``
+and ``web.reminders`` (patients: schedule, log, questions, reminder settings, export) and
+``web.carer`` (a patient's carers, and the carer's pages). What they share (who is asking,
+rendering, service errors as pages, CSV downloads) is ``web.context``; the use cases they call
+are the service layer's. Every page works without JavaScript; htmx (``hx-boost``) only makes it
+smoother.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from b12plan.reminders.service import ReminderService
 from b12plan.service import SESSION_COOKIE, AuthService, Clock, RecordsService
 from b12plan.service.carers import CarerService
 from b12plan.web.answers import monitoring_label
-from b12plan.web.clinic import add_clinic_routes
-from b12plan.web.context import Calendar, WebContext, form_data
+from b12plan.web.carer import add_carer_routes
+from b12plan.web.clinic import add_booking_routes, add_clinic_routes
+from b12plan.web.context import Calendar, WebContext
 from b12plan.web.patient import add_patient_routes
-from b12plan.web.reminders import add_carer_routes, add_export_routes, add_reminder_routes
+from b12plan.web.reminders import add_export_routes, add_reminder_routes
 from b12plan.web.session import add_session_routes
 from b12plan.web.text import human_date, num, weeks
 
@@ -109,8 +112,9 @@ def make_router(
     add_clinic_routes(router, web)
     add_patient_routes(router, web)
     if reminders is not None:
-        add_reminder_routes(router, web, reminders, form_data, public_url=public_url)
+        add_reminder_routes(router, web, reminders, public_url=public_url)
+        add_booking_routes(router, web, reminders)
     if carers is not None:
-        add_carer_routes(router, web, carers, form_data)
+        add_carer_routes(router, web, carers)
     add_export_routes(router, web)
     return router
