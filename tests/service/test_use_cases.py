@@ -10,7 +10,7 @@ import pytest
 from b12plan.app import Services
 from b12plan.service import KINDS, Forbidden, InvalidInput, Principal
 from b12plan.service.diary import save_diary
-from b12plan.service.schemas import PriorTreatmentIn
+from b12plan.service.schemas import NewPatient, PriorTreatmentIn
 from tests.web.conftest import CLINICIAN, PATIENT, PATIENT_ID, TODAY
 
 
@@ -73,3 +73,30 @@ def test_the_parsed_case_is_the_whole_record_so_not_for_carers(services: Service
         services.records.patient_case(carer, PATIENT_ID, as_of=TODAY)
     case = services.records.patient_case(signed_in(services, PATIENT), PATIENT_ID, as_of=TODAY)
     assert case.patient.id == PATIENT_ID and case.as_of == TODAY
+
+
+def test_a_planned_dose_takes_the_regimen_and_nothing_is_guessed_without_one(
+    services: Services,
+) -> None:
+    who = signed_in(services, CLINICIAN)
+    regimen = services.records.assess_patient(who, PATIENT_ID, as_of=TODAY).regimen
+    assert regimen is not None
+    logged = services.records.log_planned_dose(who, PATIENT_ID, TODAY, site="  left thigh ")
+    d = logged.data
+    assert (d.product, d.dose, d.unit, d.route) == (
+        regimen.product,
+        regimen.dose,
+        regimen.unit,
+        regimen.route,
+    )
+    assert (d.date, d.site) == (TODAY, "left thigh")
+    with pytest.raises(InvalidInput) as too_long:
+        services.records.log_planned_dose(who, PATIENT_ID, TODAY, site="x" * 501)
+    assert [e["loc"] for e in too_long.value.errors] == ["site"]
+    services.records.create_patient(
+        who, NewPatient(display_name="Empty record", clinic_id="demo-clinic"), patient_id="new-1"
+    )
+    with pytest.raises(InvalidInput) as no_plan:
+        services.records.log_planned_dose(who, "new-1", TODAY)
+    assert [(e["loc"], e["type"]) for e in no_plan.value.errors] == [("date", "no_regimen")]
+    assert services.records.list_records(who, "new-1", KINDS["administrations"]) == []

@@ -12,11 +12,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse, Response
 
-from b12plan.service import InvalidInput, Principal, ServiceError
+from b12plan.service import InvalidInput, Principal
 from b12plan.service.carers import CarerService
-from b12plan.service.schemas import AdministrationIn
 from b12plan.web.context import CARER, PATIENT, WebContext, form_data, own_patient
-from b12plan.web.forms import build_input
+from b12plan.web.forms import form_date
 from b12plan.web.page_models import upcoming, window_view
 
 
@@ -121,34 +120,13 @@ def add_carer_routes(router: APIRouter, web: WebContext, carers: CarerService) -
         request: Request, patient_id: str, form: dict[str, str] = Depends(form_data)
     ) -> Response:
         who = web.require(request, CARER)
-        assessment = web.records.assess_patient(who, patient_id, as_of=web.clock.today())
-        regimen = assessment.regimen
-        if regimen is None:
-            return person_page(
-                request,
-                who,
-                patient_id,
-                status=422,
-                errors={"date": "There is no injection plan: ask the clinic before logging."},
-            )
-        data = {
-            "date": form.get("date", ""),
-            "product": regimen.product,
-            "dose": regimen.dose,
-            "unit": regimen.unit,
-            "route": regimen.route,
-            "given_by": "carer",
-            "site": form.get("site", "").strip() or None,
-        }
-        parsed, problems = build_input(AdministrationIn, data)
-        errors = {e["loc"]: e["msg"] for e in problems}
-        if parsed is not None:
+        day, problems = form_date(form.get("date", ""))
+        if day is not None:
             try:
-                web.records.add_record(who, patient_id, parsed)
+                web.records.log_planned_dose(who, patient_id, day, site=form.get("site"))
             except InvalidInput as exc:
-                errors = {e["loc"] or "date": e["msg"] for e in exc.errors}
-            except ServiceError:
-                raise
+                problems = exc.errors
+        errors = {e["loc"] or "date": e["msg"] for e in problems}
         if errors:
             return person_page(request, who, patient_id, errors=errors, status=422)
         return RedirectResponse(f"/carer/patients/{patient_id}?saved=1", status_code=303)

@@ -21,7 +21,7 @@ from b12plan.core.model import Case
 from b12plan.service import InvalidInput, Principal
 from b12plan.service import diary as diary_rules
 from b12plan.service.diary import save_diary
-from b12plan.service.schemas import AdministrationIn, AdverseEventIn, R, SymptomIn
+from b12plan.service.schemas import AdministrationIn, AdverseEventIn, R
 from b12plan.web.answers import patient_answers
 from b12plan.web.context import (
     PATIENT,
@@ -34,8 +34,8 @@ from b12plan.web.forms import (
     Field,
     Form,
     adverse_event_fields,
-    build_input,
     errors_by_field,
+    form_date,
     self_injection_fields,
 )
 from b12plan.web.page_models import (
@@ -204,17 +204,12 @@ def add_patient_routes(router: APIRouter, web: WebContext) -> None:
         scores, errors = diary_rules.parse_scores(form, rules)
         fields = (*blank.fields, *(Field(s.field, s.label, "int") for s in rules.scales))
         blank = replace(blank, fields=fields)
-        day_text = form.get("date", "").strip()
-        probe, problems = build_input(
-            SymptomIn, {"code": rules.scales[0].code, "date": day_text, "status": "present"}
-        )
-        if probe is None:
-            errors.update(errors_by_field(problems, blank.fields)[0])
-        if errors:
+        day, problems = form_date(form.get("date", ""))
+        errors.update(errors_by_field(problems, blank.fields)[0])
+        if errors or day is None:
             return me_log_page(web, who, failed=replace(blank, values=form, errors=errors))
-        assert probe is not None
         try:
-            save_diary(records, who, pid, probe.date, scores)
+            save_diary(records, who, pid, day, scores)
         except InvalidInput as exc:  # every entry shares the form's date: show it there
             problems = [{**e, "loc": _ITEM_PREFIX.sub("", e["loc"])} for e in exc.errors]
             return me_log_page(web, who, failed=failed_form(blank, form, problems))
