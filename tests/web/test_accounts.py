@@ -217,6 +217,8 @@ def test_an_admin_disables_a_user_after_confirming_and_their_sessions_end_at_onc
     assert done.status_code == 303
     assert "saved=disable" in done.headers["location"]
     assert "dr.demo is now disabled." in admin.get(done.headers["location"]).text
+    spoofed = admin.get("/clinic/users?saved=disable&user=pat.demo").text
+    assert "pat.demo is now enabled." in spoofed  # says the real state, whatever the link says
     assert not active(services, "dr.demo")
     assert not is_signed_in(victim_tab, "/clinic")
     assert not is_signed_in(victim_phone, "/clinic")

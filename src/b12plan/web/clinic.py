@@ -396,7 +396,12 @@ def add_clinic_routes(router: APIRouter, web: WebContext) -> None:
             chosen = clinic
         else:  # the admin's own clinic first; an admin of no clinic sees everyone
             chosen = who.clinic_id if who.clinic_id in known else None
-        action = USER_ACTIONS.get(saved)
+        changed = None  # the confirmation says what the user's state is, not what the URL says
+        if saved in USER_ACTIONS and user:
+            try:
+                changed = web.auth.get_user(who, user)
+            except NotFound:
+                changed = None
         return web.render(
             "clinic/users.html",
             who,
@@ -405,7 +410,11 @@ def add_clinic_routes(router: APIRouter, web: WebContext) -> None:
             users=web.auth.list_users(who, clinic=chosen),
             clinics=clinics,
             selected_clinic=chosen or "all",
-            saved=f"{user} is now {'enabled' if action[0] else 'disabled'}." if action else None,
+            saved=(
+                f"{changed.username} is now {'enabled' if changed.active else 'disabled'}."
+                if changed is not None
+                else None
+            ),
         )
 
     @router.get("/clinic/users/{username}/{action}")
