@@ -26,12 +26,14 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from b12plan.contract import SCHEMA_VERSION, CaseError, case_to_dict, parse_case
 from b12plan.core import Assessment, evaluate
 from b12plan.core.knowledge import Knowledge
+from b12plan.core.model import Case
 from b12plan.service.clock import Clock
 from b12plan.service.errors import (
     Conflict,
@@ -41,11 +43,13 @@ from b12plan.service.errors import (
     NotFound,
     ServiceError,
     field_error,
+    shape_errors,
 )
 from b12plan.service.schemas import (
     KIND_OF_INPUT,
     KINDS,
     MAX_OFFSET,
+    AdministrationIn,
     AuditOut,
     CauseIn,
     DecisionIn,
@@ -439,6 +443,53 @@ class RecordsService:
             self._validate(session, patient_id, *((kind.name, row.id) for kind, row in written))
             return [StoredRecord.of(kind, row) for kind, row in written]
 
+    def log_planned_dose(
+        self, who: Principal, patient_id: str, on: dt.date, *, site: str | None = None
+    ) -> StoredRecord[AdministrationIn]:
+        """A dose given as planned: product, dose, unit and route from the current regimen (the
+        carer's "I gave the injection"). With no regimen nothing is guessed: ``InvalidInput``
+        on ``date``. Who gave it follows the writer (a carer's is ``carer``)."""
+        regimen = self.assess_patient(who, patient_id).regimen
+        if regimen is None:
+            raise InvalidInput(
+                [
+                    field_error(
+                        "date",
+                        "there is no injection plan: ask the clinic before logging",
+                        "no_regimen",
+                    )
+                ]
+            )
+        try:
+            data = AdministrationIn.model_validate(
+                {
+                    "date": on,
+                    "product": regimen.product,
+                    "dose": regimen.dose,
+                    "unit": regimen.unit,
+                    "route": regimen.route,
+                    "given_by": "carer" if who.role == "carer" else None,
+                    "site": site.strip() if site and site.strip() else None,
+                }
+            )
+        except ValidationError as exc:
+            raise InvalidInput(shape_errors(exc)) from None
+        return self.add_record(who, patient_id, data)
+
+    def save_prior_treatment(
+        self, who: Principal, patient_id: str, data: PriorTreatmentIn
+    ) -> StoredRecord[PriorTreatmentIn]:
+        """A patient has one prior treatment record: add it, or correct the current one (the
+        form that edits it says "save", not "add another")."""
+        kind = KINDS["prior_treatment"]
+        current = self.list_records(who, patient_id, kind)
+        if not current:
+            return self.add_record(who, patient_id, data)
+        latest = current[-1]
+        return self.correct_record(
+            who, patient_id, latest.id, data, expected_version=latest.version
+        )
+
     def correct_record(
         self, who: Principal, patient_id: str, record_id: str, data: R, *, expected_version: int
     ) -> StoredRecord[R]:
@@ -555,6 +606,18 @@ class RecordsService:
             document = build_case(record, day).document
             self._documents.put(key, document)
         return copy.deepcopy(document)  # the caller's to change; the cached one stays as built
+
+    def patient_case(
+        self, who: Principal, patient_id: str, *, as_of: dt.date | None = None
+    ) -> Case:
+        """The stored record as a parsed contract case on ``as_of`` (default: today): for the
+        pages and plans that show the record's entries, not only its assessment. Like
+        ``case_document``, the whole record, so not for carers."""
+        _not_carer(who, "read the whole record")
+        day = check_as_of(as_of or self.clock.today())
+        with self.db.reading() as session:
+            record, _ = self._current_record(session, who, patient_id)
+        return self._case(record, day)
 
     def assess_patient(
         self, who: Principal, patient_id: str, *, as_of: dt.date | None = None
@@ -883,6 +946,11 @@ class RecordsService:
             raise InvalidInput(problems) from None
 
     def _evaluate(self, record: PatientRecord, day: dt.date) -> Assessment:
+        return evaluate(self._case(record, day), self.knowledge, as_of=day)
+
+    def _case(self, record: PatientRecord, day: dt.date) -> Case:
+        """The record parsed as a case; a record that no longer parses is ``StoredRecordInvalid``
+        (the service validates every write, so that means the knowledge changed under it)."""
         built = build_case(record, day)
         try:
             case = parse_case(built.document, self.knowledge)
@@ -903,7 +971,7 @@ class RecordsService:
                 f" with knowledge {self.knowledge.version}",
                 cast(list[FieldError], exc.errors),
             ) from None
-        return evaluate(case, self.knowledge, as_of=day)
+        return case
 
     def _store_call(self, call: Callable[[], T]) -> T:
         """Run a repository write, turning its errors into the service's."""
