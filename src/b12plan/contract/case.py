@@ -20,27 +20,24 @@ from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, Strict, ValidationError, model_validator
 
-from b12plan.contract.errors import FieldError, field_error, format_loc
+from b12plan.contract.errors import FieldError, field_error, field_errors
 from b12plan.contract.records import (
     RECORD_CONFIG,
     AdministrationIn,
     AdverseEventIn,
+    CasePatient,
     CauseCode,
     DecisionIn,
     IsoDate,
     Jurisdiction,
     MedicationIn,
     ObservationIn,
-    PatientIn,
     PrescriptionIn,
     PriorTreatmentIn,
     SymptomIn,
     Vocabulary,
     field_problem,
     json_number,
-    kind,
-    listing,
-    num,
     parse_iso_date,
     validation_context,
     vocabulary,
@@ -107,7 +104,7 @@ class CaseIn(BaseModel):
     schema_version: Annotated[int, Strict()]
     as_of: IsoDate
     jurisdiction: Jurisdiction | None = None
-    patient: PatientIn | None = None
+    patient: CasePatient | None = None
     causes: list[CauseCode] = []
     symptoms: list[SymptomIn] = []
     observations: list[ObservationIn] = []
@@ -138,7 +135,7 @@ def parse_case(data: object, knowledge: Knowledge) -> Case:
     try:
         doc = CaseIn.model_validate(data, context=validation_context(knowledge))
     except ValidationError as exc:
-        raise CaseError(_from_pydantic(exc)) from None
+        raise CaseError(field_errors(exc.errors(include_url=False), CaseIn)) from None
     problems = _date_problems(doc)
     if problems:
         raise CaseError(problems)
@@ -229,7 +226,7 @@ def _date_problems(doc: CaseIn) -> list[FieldError]:
 
 
 def _to_core(doc: CaseIn, known: Vocabulary) -> Case:
-    patient = doc.patient or PatientIn()
+    patient = doc.patient or CasePatient()
     rx = doc.prescription
     return Case(
         as_of=doc.as_of,
@@ -307,85 +304,6 @@ def _to_core(doc: CaseIn, known: Vocabulary) -> Case:
 
 
 # --- errors -----------------------------------------------------------------------------------
-
-
-def _from_pydantic(exc: ValidationError) -> list[FieldError]:
-    """Pydantic's errors in the contract's shape: a field path and a plain-language message."""
-    out: list[FieldError] = []
-    for error in exc.errors(include_url=False):
-        loc: list[str | int] = list(error["loc"])
-        ctx: dict[str, Any] = dict(error.get("ctx") or {})
-        if "field" in ctx:
-            loc.append(ctx.pop("field"))
-        out.append(
-            field_error(
-                format_loc(loc),
-                _message(error["type"], error["msg"], error.get("input"), ctx, loc),
-                error["type"],
-            )
-        )
-    return out
-
-
-def _message(
-    type_: str, default: str, value: object, ctx: dict[str, Any], loc: Sequence[str | int]
-) -> str:
-    if type_ == "missing":
-        return "required"
-    if type_ == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
-        return "unknown key" + (f" (allowed: {listing(allowed)})" if allowed else "")
-    if type_ in ("model_type", "dict_type", "model_attributes_type"):
-        return f"expected an object, got {kind(value)}"
-    if type_ == "list_type":
-        return f"expected a list, got {kind(value)}"
-    if type_ == "string_type":
-        return f"expected text, got {kind(value)}"
-    if type_ == "float_type":
-        return f"expected a number, got {kind(value)}"
-    if type_ == "int_type":
-        return f"expected a whole number, got {kind(value)}"
-    if type_ == "greater_than":
-        return f"must be greater than {num(ctx['gt'])}, got {kind(value)}"
-    if type_ == "greater_than_equal":
-        return f"must not be negative, got {kind(value)}"
-    if type_ == "finite_number":
-        return "must be a finite number"
-    if type_ == "literal_error":
-        return f"expected one of {ctx.get('expected', '')}, got {kind(value)}"
-    if type_ == "string_too_short":
-        return "must not be empty"
-    if type_ == "string_too_long":
-        return f"too long (at most {ctx.get('max_length')} characters)"
-    if default.startswith("Input should"):
-        return "i" + default[1:]
-    return default
-
-
-def _allowed_keys(loc: Sequence[str | int]) -> tuple[str, ...]:
-    """The keys the object at ``loc`` may have, found by walking the models along the path."""
-    model: Any = CaseIn
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        field = model.model_fields.get(part)
-        if field is None:
-            return ()
-        model = _model_in(field.annotation)
-        if model is None:
-            return ()
-    return tuple(model.model_fields)
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The model inside ``Model``, ``Model | None`` or ``list[Model]``."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
 
 
 # --- writing ----------------------------------------------------------------------------------

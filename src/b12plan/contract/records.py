@@ -256,7 +256,9 @@ class PatientDemographics(Record):
     deceased_date: IsoDate | None = None
 
 
-class PatientIn(PatientDemographics):
+class CasePatient(PatientDemographics):
+    """The case's ``patient``: an id and the demographics."""
+
     id: Text | None = None
 
 

@@ -63,16 +63,20 @@ class RecordIn(_In):
     date_field: ClassVar[str | None] = None
     """The field that says when something happened: it may not lie ahead (an order may)."""
 
+    columns: ClassVar[dict[str, str]] = {}
+    """Fields stored under another attribute name (``status`` as ``symptom_status``)."""
+
     def to_columns(self) -> dict[str, Any]:
         """Column values for the record's table."""
-        return self.model_dump()
+        return {self.columns.get(name, name): value for name, value in self.model_dump().items()}
 
     @classmethod
     def from_row(cls, row: Any) -> Self:
         """A stored row as its input, not judged again: a row today's rules refuse (a knowledge
         base that dropped a unit, a tightened limit) must reach ``parse_case``, which names it
         (``StoredRecordInvalid``), rather than fail while being read."""
-        return cls.model_construct(**{name: getattr(row, name) for name in cls.model_fields})
+        values = {name: getattr(row, cls.columns.get(name, name)) for name in cls.model_fields}
+        return cast(Self, cls.model_construct(**values))
 
     if TYPE_CHECKING:  # provided by each kind's contract model (after this class in the MRO)
 
@@ -102,22 +106,10 @@ class SymptomIn(RecordIn, records.SymptomIn):
         }
     )
     date_field: ClassVar[str | None] = "date"
+    columns: ClassVar[dict[str, str]] = {"status": "symptom_status"}
 
     def to_columns(self) -> dict[str, Any]:
-        values = self.model_dump()
-        values["symptom_status"] = values.pop("status")
-        values["reporter"] = self.reporter or "clinician"
-        return values
-
-    @classmethod
-    def from_row(cls, row: Any) -> Self:
-        return cls.model_construct(
-            code=row.code,
-            date=row.date,
-            status=row.symptom_status,
-            reporter=row.reporter,
-            note=row.note,
-        )
+        return {**super().to_columns(), "reporter": self.reporter or "clinician"}
 
 
 class ObservationIn(RecordIn, records.ObservationIn):

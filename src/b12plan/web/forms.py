@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from b12plan.core.knowledge import Knowledge
-from b12plan.service.errors import FieldError, field_error, format_loc
+from b12plan.service.errors import FieldError, field_errors
 from b12plan.service.schemas import (
     AdministrationIn,
     AdverseEventIn,
@@ -360,12 +360,7 @@ def build_input(model: type[M], values: Mapping[str, Any]) -> tuple[M | None, li
     try:
         return model.model_validate(dict(values)), []
     except ValidationError as exc:
-        return None, [
-            field_error(
-                format_loc([p for p in e["loc"] if isinstance(p, str | int)]), e["msg"], e["type"]
-            )
-            for e in exc.errors()
-        ]
+        return None, field_errors(exc.errors(include_url=False), model)
 
 
 FORM_MODELS: dict[str, type[BaseModel]] = {
