@@ -45,6 +45,16 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _api_config(example: dict[str, Any] | None = None) -> ConfigDict:
+    """A REST/web input's config: its OpenAPI example, and built when defined. The contract's
+    records defer building (the CLI imports them on every start); these are FastAPI bodies,
+    which must not be deferred (FastAPI wraps each in a field of its own)."""
+    config = ConfigDict(defer_build=False)
+    if example is not None:
+        config["json_schema_extra"] = {"examples": [example]}
+    return config
+
+
 # --- clinical records ---------------------------------------------------------------------------
 #
 # Each kind's fields are the contract's (``b12plan.contract.records``, ADR 0066); the store's
@@ -91,7 +101,7 @@ class RecordIn(_In):
 class CauseIn(RecordIn):
     """A cause of the deficiency (in the case document a bare code in ``causes``)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"code": "pernicious_anaemia"}]})
+    model_config = _api_config({"code": "pernicious_anaemia"})
 
     code: records.CauseCode
 
@@ -100,11 +110,7 @@ class CauseIn(RecordIn):
 
 
 class SymptomIn(RecordIn, records.SymptomIn):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"code": "paraesthesia", "date": "2026-01-02", "status": "present"}]
-        }
-    )
+    model_config = _api_config({"code": "paraesthesia", "date": "2026-01-02", "status": "present"})
     date_field: ClassVar[str | None] = "date"
     columns: ClassVar[dict[str, str]] = {"status": "symptom_status"}
 
@@ -113,10 +119,8 @@ class SymptomIn(RecordIn, records.SymptomIn):
 
 
 class ObservationIn(RecordIn, records.ObservationIn):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"code": "b12_total", "date": "2025-12-20", "value": 98, "unit": "pmol/L"}]
-        }
+    model_config = _api_config(
+        {"code": "b12_total", "date": "2025-12-20", "value": 98, "unit": "pmol/L"}
     )
     date_field: ClassVar[str | None] = "date"
 
@@ -124,24 +128,19 @@ class ObservationIn(RecordIn, records.ObservationIn):
 class AdministrationIn(RecordIn, records.AdministrationIn):
     """A dose given: by the clinic, or by the patient or a carer (``lot`` is the batch number)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "date": "2026-01-05",
-                    "product": "hydroxocobalamin",
-                    "dose": 1,
-                    "unit": "mg",
-                    "route": "IM",
-                    "given_by": "clinic",
-                    "site": "left deltoid",
-                    "lot": "HX1234",
-                }
-            ]
+    model_config = _api_config(
+        {
+            "date": "2026-01-05",
+            "product": "hydroxocobalamin",
+            "dose": 1,
+            "unit": "mg",
+            "route": "IM",
+            "given_by": "clinic",
+            "site": "left deltoid",
+            "lot": "HX1234",
         }
     )
     date_field: ClassVar[str | None] = "date"
-
     lot: (
         Annotated[
             str, Strict(), StringConstraints(min_length=1, max_length=100), AfterValidator(no_nul)
@@ -153,33 +152,25 @@ class AdministrationIn(RecordIn, records.AdministrationIn):
 class PrescriptionIn(RecordIn, records.PrescriptionIn):
     """An order. The case uses the one with the latest ``start`` on or before ``as_of``."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "product": "hydroxocobalamin",
-                    "dose": 1,
-                    "unit": "mg",
-                    "route": "IM",
-                    "phase": "loading",
-                    "interval_days": 2,
-                    "start": "2026-01-05",
-                }
-            ]
+    model_config = _api_config(
+        {
+            "product": "hydroxocobalamin",
+            "dose": 1,
+            "unit": "mg",
+            "route": "IM",
+            "phase": "loading",
+            "interval_days": 2,
+            "start": "2026-01-05",
         }
     )
 
 
 class MedicationIn(RecordIn, records.MedicationIn):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"code": "folic_acid", "start": "2026-01-05"}]}
-    )
+    model_config = _api_config({"code": "folic_acid", "start": "2026-01-05"})
 
 
 class AdverseEventIn(RecordIn, records.AdverseEventIn):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"code": "injection_site_pain", "date": "2026-01-07"}]}
-    )
+    model_config = _api_config({"code": "injection_site_pain", "date": "2026-01-07"})
     date_field: ClassVar[str | None] = "date"
 
 
@@ -190,15 +181,11 @@ class DecisionIn(RecordIn, records.DecisionIn):
     neurological loading or clears injections after a reaction must say why).
     """
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "code": "neuro_loading_complete",
-                    "date": "2026-02-20",
-                    "reason": "No further improvement in numbness over the last three reviews.",
-                }
-            ]
+    model_config = _api_config(
+        {
+            "code": "neuro_loading_complete",
+            "date": "2026-02-20",
+            "reason": "No further improvement in numbness over the last three reviews.",
         }
     )
     date_field: ClassVar[str | None] = "date"
@@ -210,9 +197,7 @@ class PriorTreatmentIn(RecordIn, records.PriorTreatmentIn):
     One current record per patient: correct it rather than adding another.
     """
 
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"since": "2024-03-01", "loading_completed": True}]}
-    )
+    model_config = _api_config({"since": "2024-03-01", "loading_completed": True})
     date_field: ClassVar[str | None] = "since"
 
 
@@ -304,6 +289,8 @@ DisplayName = Annotated[
 class PatientIn(_In, records.PatientDemographics):
     """Demographics: the case's (sex, dates) plus a display name (synthetic data only in this
     project: no real names), the jurisdiction whose protocols apply, and a note."""
+
+    model_config = _api_config()
 
     display_name: DisplayName
     jurisdiction: records.Jurisdiction = DEFAULT_JURISDICTION
