@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import ValidationError
-
-from b12plan.contract.errors import FieldError, field_error, format_loc
+from b12plan.contract.errors import (
+    FieldError,
+    error_message,
+    field_error,
+    field_errors,
+    format_loc,
+)
 
 
 class ServiceError(Exception):
@@ -80,20 +84,8 @@ __all__ = [
     "NotFound",
     "ServiceError",
     "Unauthenticated",
+    "error_message",
     "field_error",
+    "field_errors",
     "format_loc",
 ]
-
-
-def shape_errors(exc: ValidationError, *, field: str = "") -> list[FieldError]:
-    """Pydantic's errors about a service input as field errors; ``field`` names the value when a
-    lone value (not a model) was validated."""
-    head: list[str | int] = [field] if field else []
-    return [
-        field_error(
-            format_loc([*head, *(p for p in e["loc"] if isinstance(p, str | int))]),
-            e["msg"],
-            e["type"],
-        )
-        for e in exc.errors()
-    ]

@@ -43,7 +43,7 @@ from b12plan.service.errors import (
     NotFound,
     ServiceError,
     field_error,
-    shape_errors,
+    field_errors,
 )
 from b12plan.service.schemas import (
     KIND_OF_INPUT,
@@ -473,7 +473,9 @@ class RecordsService:
                 }
             )
         except ValidationError as exc:
-            raise InvalidInput(shape_errors(exc)) from None
+            raise InvalidInput(
+                field_errors(exc.errors(include_url=False), AdministrationIn)
+            ) from None
         return self.add_record(who, patient_id, data)
 
     def save_prior_treatment(

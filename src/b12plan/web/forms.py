@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from b12plan.core.knowledge import Knowledge
-from b12plan.service.errors import FieldError, shape_errors
+from b12plan.service.errors import FieldError, field_errors
 from b12plan.service.schemas import (
     AdministrationIn,
     AdverseEventIn,
@@ -362,7 +362,7 @@ def build_input(model: type[M], values: Mapping[str, Any]) -> tuple[M | None, li
     try:
         return model.model_validate(dict(values)), []
     except ValidationError as exc:
-        return None, shape_errors(exc)
+        return None, field_errors(exc.errors(include_url=False), model)
 
 
 _ISO_DATE: TypeAdapter[date] = TypeAdapter(IsoDate)
@@ -373,7 +373,9 @@ def form_date(text: str, name: str = "date") -> tuple[date | None, list[FieldErr
     try:
         return _ISO_DATE.validate_python(text.strip()), []
     except ValidationError as exc:
-        return None, shape_errors(exc, field=name)
+        return None, field_errors(
+            {**e, "loc": (name, *e["loc"])} for e in exc.errors(include_url=False)
+        )
 
 
 FORM_MODELS: dict[str, type[BaseModel]] = {
