@@ -227,3 +227,34 @@ def test_assess_loads_none_of_the_heavy_libraries() -> None:
 
 def test_other_commands_still_go_through_typer() -> None:
     assert "typer" in _loaded_after(["protocols", "--json"])
+
+
+def _plugin_scan_after(argv: list[str], **env: str) -> bool:
+    """Whether pydantic scanned the installed packages for plugins while ``main`` ran ``argv``."""
+    probe = (
+        "import atexit, sys\n"
+        "def report():\n"
+        "    loader = sys.modules.get('pydantic.plugin._loader')\n"
+        "    print(loader is not None and loader._plugins is not None)\n"
+        "atexit.register(report)\n"
+        f"sys.argv = ['b12plan', *{argv!r}]\n"
+        "from b12plan.cli import main\n"
+        "main()\n"
+    )
+    base = {k: v for k, v in _env().items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={**base, **env},
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1] == "True"
+
+
+def test_the_cli_skips_pydantics_plugin_scan_unless_told_otherwise() -> None:
+    assert not _plugin_scan_after(["assess", NEURO, "--json"])
+    # An explicit value is the caller's: empty enables every installed plugin again.
+    assert _plugin_scan_after(["assess", NEURO, "--json"], PYDANTIC_DISABLE_PLUGINS="")
