@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime as dt
 import pickle
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -235,3 +237,12 @@ def test_the_key_covers_the_code_of_every_object_in_the_knowledge_base() -> None
 
     walk(parse_knowledge(shipped_texts()))
     assert modules == {Knowledge.__module__}
+    # ...and that module's checks use no other b12plan code the key would miss.
+    source = Path(str(sys.modules[Knowledge.__module__].__file__)).read_text(encoding="utf-8")
+    imported = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not {m for m in imported if m and m.split(".")[0] == "b12plan"}
