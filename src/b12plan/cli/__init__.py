@@ -11,7 +11,6 @@ commands. Help is plain text (``rich_markup_mode=None``) for the same reason.
 from __future__ import annotations
 
 import functools
-import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -53,14 +52,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-PYDANTIC_PLUGINS_ENV = "PYDANTIC_DISABLE_PLUGINS"
-"""Pydantic's documented switch: ``__all__`` skips its scan of every installed package's entry
-points, which a short-lived command pays on its first validation. b12plan uses no pydantic
-plugin; an explicit value (even empty, which enables them all) is left as it is."""
-
-
 def main() -> None:
-    os.environ.setdefault(PYDANTIC_PLUGINS_ENV, "__all__")
     from b12plan.cli.steps import run_assess_argv
 
     code = run_assess_argv(sys.argv[1:])
