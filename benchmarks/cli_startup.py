@@ -17,6 +17,7 @@ Three settings, because bytecode decides most of the start-up time:
 - "no .pyc anywhere": PYTHONDONTWRITEBYTECODE and an empty PYTHONPYCACHEPREFIX, so every
   module that is not frozen into the interpreter is compiled from source on every run (an
   install made without bytecode; the worst case, for comparison).
+All three read the knowledge base the install compiled (``make knowledge``) when it matches.
 """
 
 from __future__ import annotations
