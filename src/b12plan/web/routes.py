@@ -26,7 +26,6 @@ import plotly
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from b12plan.contract import CaseError, parse_case
 from b12plan.core.assessment import Assessment
 from b12plan.core.knowledge import Knowledge
 from b12plan.core.model import Case
@@ -278,14 +277,7 @@ class WebContext:
     # --- shared data ------------------------------------------------------------------------
 
     def case(self, who: Principal, patient_id: str, today: date) -> Case:
-        document = self.records.case_document(who, patient_id, as_of=today)
-        try:
-            return parse_case(document, self.knowledge)
-        except CaseError as exc:  # the service validates every write, so this means data drift
-            raise StoredRecordInvalid(
-                f"the stored record of patient {patient_id!r} fails validation",
-                [{"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in exc.errors],
-            ) from None
+        return self.records.patient_case(who, patient_id, as_of=today)
 
     def chart(self, case: Case, assessment: Assessment) -> tuple[str, list[TimelineRow]]:
         figure = timeline_figure(case, assessment, self.knowledge)
