@@ -385,6 +385,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             fhir_servers=services.settings.cds_fhir_servers,
             principal=_cds_auth(services, current_user, cookie),
             ledger=services.cds,
+            default_jurisdiction=services.settings.default_jurisdiction,
         )
     )
     app.include_router(

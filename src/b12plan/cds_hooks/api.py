@@ -164,6 +164,7 @@ def make_router(
     dependencies: Sequence[params.Depends] | None = None,
     principal: Callable[..., Any] | None = None,
     ledger: CardLedger | None = None,
+    default_jurisdiction: str = "GB",
 ) -> APIRouter:
     """The CDS Hooks routes.
 
@@ -175,7 +176,9 @@ def make_router(
     ``dependencies`` guard every route; ``principal``, a FastAPI dependency giving the caller
     (a ``Caller`` from ``CdsAuth`` in the app), guards every route too and makes ``load_case``
     receive it as a second argument (``load_case(id, who)``). ``ledger``, when given, records
-    each card returned and serves the feedback endpoint.
+    each card returned and serves the feedback endpoint. ``default_jurisdiction`` applies to
+    EHR records that do not say which protocols apply (no b12plan extension, no address
+    country).
     """
 
     def services_for(who: Any) -> CdsServices:
@@ -197,6 +200,7 @@ def make_router(
             id_factory=id_factory,
             fhir_client_factory=fhir_client_factory or default_fhir_client,
             fhir_servers=fhir_servers,
+            default_jurisdiction=default_jurisdiction,
         )
 
     router = APIRouter(tags=["CDS Hooks"], dependencies=list(dependencies or ()))

@@ -70,6 +70,9 @@ class CdsServices:
     id_factory: IdFactory
     fhir_client_factory: FhirClientFactory
     fhir_servers: Collection[str] | None = None
+    default_jurisdiction: str = "GB"
+    """For an EHR record that says neither by b12plan's extension nor by the patient's address
+    (the composition root passes ``B12PLAN_DEFAULT_JURISDICTION``, as for FHIR imports)."""
 
     def discovery(self) -> Json:
         return discovery(self.knowledge)
@@ -114,6 +117,7 @@ class CdsServices:
                 as_of=as_of,
                 knowledge=self.knowledge,
                 patient_id=call.patient_id,
+                default_jurisdiction=self.default_jurisdiction,
                 partial=False,
             )
         except BundleError as exc:
