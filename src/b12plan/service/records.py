@@ -295,6 +295,13 @@ def build_case(
     return CaseDocument(document, sources)
 
 
+def stored_case(record: PatientRecord, as_of: dt.date, knowledge: Knowledge) -> Case:
+    """The stored record as a core ``Case``: the store's document parsed by the contract, once,
+    at the store's edge (``CaseError`` when the record fails validation). Every reader of the
+    store that needs a ``Case`` goes through here."""
+    return parse_case(build_case(record, as_of).document, knowledge)
+
+
 def _entry_date(entry: object) -> str:
     if isinstance(entry, dict):
         return str(entry.get("date") or entry.get("start") or "")
@@ -916,10 +923,9 @@ class RecordsService:
         return evaluate(self._case_of(record, day), self.knowledge, as_of=day)
 
     def _case_of(self, record: PatientRecord, day: dt.date) -> Case:
-        """The stored record as a ``Case``: the contract's one parse of what the store holds."""
-        built = build_case(record, day)
+        """``stored_case``, its failures as the service's errors."""
         try:
-            case = parse_case(built.document, self.knowledge)
+            case = stored_case(record, day, self.knowledge)
         except CaseError as exc:
             birth = record.demographics.birth_date
             if birth is not None and birth > day:
