@@ -13,6 +13,7 @@ from fhir.resources.R4B.bundle import Bundle
 from hypothesis import HealthCheck, given, settings
 
 from b12plan.contract import case_to_dict, parse_case
+from b12plan.fhir import case_to_bundle, import_bundle
 from b12plan.knowledge import load_knowledge
 from tests.fhir.strategies import case_documents
 from tests.fhir.support import bundle_of, read_back
@@ -49,6 +50,14 @@ def test_the_scenarios_are_there() -> None:
 def test_every_scenario_survives_the_round_trip(path: Path) -> None:
     case = _load(path)["case"]
     assert _round_trip(case) == canonical(case)
+
+
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_every_scenario_s_case_comes_back_as_an_equal_case(path: Path) -> None:
+    """The writer and the reader on ``Case`` objects alone: no document in between."""
+    case = parse_case(_load(path)["case"], K)
+    bundle = case_to_bundle(case, knowledge=K)
+    assert import_bundle(bundle, as_of=case.as_of, knowledge=K, partial=False).case == case
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
