@@ -1,6 +1,6 @@
 """Through the whole app, the store's ``Case`` is parsed once and handed on: CDS Hooks, the
 assessment and ``$everything`` share it, and a FHIR import is parsed by the importer and then
-only checked again as the store will hold it (ADR 0066)."""
+only checked again as the store will hold it (ADR 0068)."""
 
 from __future__ import annotations
 

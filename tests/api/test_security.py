@@ -259,8 +259,17 @@ def import_bundle() -> dict[str, Any]:
         ("POST", "/api/v1/patients/demo-02/symptoms", {"date": "2026-05-01", "code": "fatigue"}),
         ("POST", "/clinic/patients/demo-02/symptom", None),
         ("POST", "/logout", None),
+        ("POST", "/account/password", None),
     ],
-    ids=["fhir", "cds-hooks", "api-logout", "api-record", "web-form", "web-logout"],
+    ids=[
+        "fhir",
+        "cds-hooks",
+        "api-logout",
+        "api-record",
+        "web-form",
+        "web-logout",
+        "web-password",
+    ],
 )
 @pytest.mark.parametrize(
     "headers",

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from b12plan.core import Assessment, evaluate
+from b12plan.core import Assessment
 from b12plan.core.model import Case
 from b12plan.reminders.feed import feed_calendar
 from b12plan.reminders.knowledge import ReminderRules
@@ -308,7 +308,7 @@ class ReminderService:
     ) -> tuple[Case, Assessment]:
         """The stored patient's case and assessment on ``as_of`` (as ``who`` may see it)."""
         case = self.records.patient_case(who, patient_id, as_of=as_of)
-        return case, evaluate(case, self.records.knowledge, as_of=as_of)
+        return case, self.records.assess_patient(who, patient_id, as_of=as_of)
 
     def plan(self, who: Principal, patient_id: str, as_of: dt.date) -> tuple[Reminder, ...]:
         """The reminders this patient would get from ``as_of`` on (their own lead time)."""

@@ -26,6 +26,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -42,11 +43,13 @@ from b12plan.service.errors import (
     NotFound,
     ServiceError,
     field_error,
+    field_errors,
 )
 from b12plan.service.schemas import (
     KIND_OF_INPUT,
     KINDS,
     MAX_OFFSET,
+    AdministrationIn,
     AuditOut,
     CauseIn,
     DecisionIn,
@@ -447,6 +450,55 @@ class RecordsService:
                 written.append((kind, row))
             self._validate(session, patient_id, *((kind.name, row.id) for kind, row in written))
             return [StoredRecord.of(kind, row) for kind, row in written]
+
+    def log_planned_dose(
+        self, who: Principal, patient_id: str, on: dt.date, *, site: str | None = None
+    ) -> StoredRecord[AdministrationIn]:
+        """A dose given as planned: product, dose, unit and route from the current regimen (the
+        carer's "I gave the injection"). With no regimen nothing is guessed: ``InvalidInput``
+        on ``date``. Who gave it follows the writer (a carer's is ``carer``)."""
+        regimen = self.assess_patient(who, patient_id).regimen
+        if regimen is None:
+            raise InvalidInput(
+                [
+                    field_error(
+                        "date",
+                        "there is no injection plan: ask the clinic before logging",
+                        "no_regimen",
+                    )
+                ]
+            )
+        try:
+            data = AdministrationIn.model_validate(
+                {
+                    "date": on,
+                    "product": regimen.product,
+                    "dose": regimen.dose,
+                    "unit": regimen.unit,
+                    "route": regimen.route,
+                    "given_by": "carer" if who.role == "carer" else None,
+                    "site": site.strip() if site and site.strip() else None,
+                }
+            )
+        except ValidationError as exc:
+            raise InvalidInput(
+                field_errors(exc.errors(include_url=False), AdministrationIn)
+            ) from None
+        return self.add_record(who, patient_id, data)
+
+    def save_prior_treatment(
+        self, who: Principal, patient_id: str, data: PriorTreatmentIn
+    ) -> StoredRecord[PriorTreatmentIn]:
+        """A patient has one prior treatment record: add it, or correct the current one (the
+        form that edits it says "save", not "add another")."""
+        kind = KINDS["prior_treatment"]
+        current = self.list_records(who, patient_id, kind)
+        if not current:
+            return self.add_record(who, patient_id, data)
+        latest = current[-1]
+        return self.correct_record(
+            who, patient_id, latest.id, data, expected_version=latest.version
+        )
 
     def correct_record(
         self, who: Principal, patient_id: str, record_id: str, data: R, *, expected_version: int
