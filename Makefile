@@ -7,7 +7,7 @@ TODAY := $(shell date +%F)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PYTHON := $(PYTHON)
 
-.PHONY: demo demo-data test lint typecheck unit chromium bench bench-all clean
+.PHONY: demo demo-data test lint typecheck unit chromium bench bench-all clean knowledge
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -15,11 +15,16 @@ $(UV):
 
 # Bytecode is compiled at install (site-packages by uv, our editable sources by compileall), so
 # a machine that never writes .pyc files (PYTHONDONTWRITEBYTECODE, a read-only checkout) still
-# starts the CLI fast; see docs/decisions/0058-cli-start-up.md.
+# starts the CLI fast; so is the shipped knowledge base (validated once, read back by content
+# hash; an edited file is parsed until `make knowledge` runs). See docs/decisions/0058-cli-start-up.md.
 .venv/.synced: $(UV) pyproject.toml uv.lock
 	$(UV) sync --frozen --quiet --compile-bytecode
 	env -u PYTHONPYCACHEPREFIX .venv/bin/python -m compileall -q src/b12plan
+	.venv/bin/python -c 'from b12plan.knowledge import compile_knowledge; compile_knowledge()'
 	touch $@
+
+knowledge: .venv/.synced
+	.venv/bin/python -c 'from b12plan.knowledge import compile_knowledge; compile_knowledge()'
 
 # The main job on the embedded defaults (SQLite + DuckDB, demo data), then the web app.
 demo: demo-data

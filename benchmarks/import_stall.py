@@ -37,7 +37,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from api_latency import seed, server, sqlite_store
-from b12plan.fhir import case_dict_to_bundle
+from b12plan.contract import parse_case
+from b12plan.fhir import case_to_bundle
 from b12plan.knowledge import load_knowledge
 
 LIMIT_MS = 100.0
@@ -64,7 +65,8 @@ def big_bundle(entries: int) -> dict[str, Any]:
         "patient": {"id": "synthea-sized", "sex": "female", "birth_date": "1950-02-03"},
         "observations": observations,
     }
-    bundle = case_dict_to_bundle(case, knowledge=load_knowledge())
+    knowledge = load_knowledge()
+    bundle = case_to_bundle(parse_case(case, knowledge), knowledge=knowledge)
     bundle["type"] = "collection"
     return bundle
 

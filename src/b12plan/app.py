@@ -75,9 +75,10 @@ from b12plan.cds_hooks.trust import (
     https_or_loopback,
     load_clients,
 )
-from b12plan.contract import parse_iso_date
+from b12plan.contract import CaseError, parse_iso_date
 from b12plan.core.assessment import Assessment
 from b12plan.core.knowledge import Knowledge, KnowledgeError
+from b12plan.core.model import Case
 from b12plan.fhir.api import make_router as make_fhir_router
 from b12plan.ics import assessment_calendar
 from b12plan.knowledge import KNOWLEDGE_DIR_ENV, load_knowledge_at
@@ -89,10 +90,12 @@ from b12plan.reminders.settings import ReminderSettings, ReminderSettingsError
 from b12plan.service import (
     AuthService,
     Clock,
+    InvalidInput,
     NotFound,
     PinnedDayClock,
     Principal,
     RecordsService,
+    StoredRecordInvalid,
     SystemClock,
     session_cookie_name,
 )
@@ -384,6 +387,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
             fhir_servers=services.settings.cds_fhir_servers,
             principal=_cds_auth(services, current_user, cookie),
             ledger=services.cds,
+            default_jurisdiction=services.settings.default_jurisdiction,
         )
     )
     app.include_router(
@@ -408,16 +412,18 @@ def app_from_env() -> FastAPI:
     return create_app(Settings.from_env())
 
 
-def _load_case_as(
-    records: RecordsService,
-) -> Callable[[str, Principal], dict[str, Any] | None]:
-    """The store as the FHIR and CDS Hooks routers read it: as the signed-in user sees it."""
+def _load_case_as(records: RecordsService) -> Callable[[str, Principal], Case | None]:
+    """The store as the FHIR and CDS Hooks routers read it: the ``Case`` the signed-in user may
+    see, ``None`` when there is none, ``CaseError`` when the stored record fails validation
+    (the routers answer that with an OperationOutcome or a card, not a crash)."""
 
-    def load(patient_id: str, who: Principal) -> dict[str, Any] | None:
+    def load(patient_id: str, who: Principal) -> Case | None:
         try:
-            return records.case_document(who, patient_id)
+            return records.patient_case(who, patient_id)
         except NotFound:
             return None
+        except (StoredRecordInvalid, InvalidInput) as exc:
+            raise CaseError(exc.errors) from None
 
     return load
 
@@ -443,12 +449,12 @@ def _cds_auth(
     return CdsAuth(user=user, trust=trust, public_base_url=settings.cds_public_url)
 
 
-def _import_case_as(records: RecordsService) -> Callable[[dict[str, Any], Principal], str]:
+def _import_case_as(records: RecordsService) -> Callable[[Case, Principal], str]:
     """FHIR create: the server assigns the patient's id (as FHIR's POST does). Keeping the
     Bundle's id would answer "already exists" for an id held by another clinic, which tells
     the caller that patient exists (ADR 0012: ids of other clinics reveal nothing)."""
 
-    def store(case: dict[str, Any], who: Principal) -> str:
+    def store(case: Case, who: Principal) -> str:
         return records.import_case(who, case, patient_id=records.new_id())
 
     return store

@@ -177,6 +177,30 @@ def test_invalid_records_are_422_problems_naming_the_field(api: Api) -> None:
     assert after == before
 
 
+def test_a_bad_field_reads_the_same_whether_the_body_or_the_case_check_finds_it(
+    api: Api,
+) -> None:
+    """Shape is checked while the body is read, meaning (vocabulary) when the whole record is
+    checked before the write commits: either way the problem names the body's field, in the
+    contract's words, and nothing is stored."""
+    headers = api.clinician()
+    base = "/api/v1/patients/demo-02/administrations"
+    given = {"date": "2026-05-20", "product": "hydroxocobalamin", "dose": 1, "unit": "mg"}
+    cases = [
+        ({**given, "route": "IM", "dose": -1}, "dose", "greater_than", "must be greater than 0"),
+        ({**given, "route": "IM", "dose": "1"}, "dose", "float_type", "expected a number"),
+        ({**given, "route": "I\x00M"}, "route", "nul_character", "must not contain NUL"),
+        ({**given, "route": "IV push"}, "route", "unknown_routes", "unknown route 'IV push'"),
+    ]
+    before = api.client.get("/api/v1/patients/demo-02/audit", headers=headers).json()["total"]
+    for body, loc, type_, message in cases:
+        problem = assert_problem(api.client.post(base, headers=headers, json=body), 422, loc)
+        (error,) = problem["errors"]
+        assert (error["type"], error["msg"][: len(message)]) == (type_, message)
+    after = api.client.get("/api/v1/patients/demo-02/audit", headers=headers).json()["total"]
+    assert after == before
+
+
 # --- roles ------------------------------------------------------------------------------------
 
 

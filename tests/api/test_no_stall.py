@@ -74,7 +74,7 @@ def test_an_import_runs_off_the_event_loop_while_another_request_is_answered() -
     def load(patient_id: str) -> dict[str, Any] | None:
         return None
 
-    def store(case: dict[str, Any]) -> str:
+    def store(case: object) -> str:
         seen["on the event loop"] = _on_the_event_loop()
         storing.set()
         seen["another request answered meanwhile"] = answered.wait(timeout=60)

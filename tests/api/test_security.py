@@ -20,11 +20,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from b12plan.app import Settings, build_services, create_app
-from b12plan.fhir import case_dict_to_bundle
 from b12plan.knowledge import load_knowledge
 from b12plan.service.passwords import password_problem
 from b12plan.store import models
 from tests.api.conftest import SITE, Api
+from tests.fhir.support import bundle_of
 from tests.store.support import FAST_HASH, NOW
 
 PROBLEM = "application/problem+json"
@@ -245,7 +245,7 @@ BUNDLE_CASE = {
 
 
 def import_bundle() -> dict[str, Any]:
-    bundle = case_dict_to_bundle(BUNDLE_CASE, knowledge=K)
+    bundle = bundle_of(BUNDLE_CASE, knowledge=K)
     bundle["type"] = "collection"
     return bundle
 
@@ -259,8 +259,17 @@ def import_bundle() -> dict[str, Any]:
         ("POST", "/api/v1/patients/demo-02/symptoms", {"date": "2026-05-01", "code": "fatigue"}),
         ("POST", "/clinic/patients/demo-02/symptom", None),
         ("POST", "/logout", None),
+        ("POST", "/account/password", None),
     ],
-    ids=["fhir", "cds-hooks", "api-logout", "api-record", "web-form", "web-logout"],
+    ids=[
+        "fhir",
+        "cds-hooks",
+        "api-logout",
+        "api-record",
+        "web-form",
+        "web-logout",
+        "web-password",
+    ],
 )
 @pytest.mark.parametrize(
     "headers",
@@ -584,14 +593,10 @@ def test_settings_default_to_secure_outside_dev_mode() -> None:
 
 def test_importing_another_clinics_patient_id_reveals_nothing(api: Api) -> None:
     """demo-05 is filed at the other demo clinic; dr.demo cannot see it."""
-    bundle = case_dict_to_bundle(
-        {**BUNDLE_CASE, "patient": {"id": "demo-05", "sex": "male"}}, knowledge=K
-    )
+    bundle = bundle_of({**BUNDLE_CASE, "patient": {"id": "demo-05", "sex": "male"}}, knowledge=K)
     bundle["type"] = "collection"
     taken = api.client.post("/fhir", headers=api.clinician(), json=bundle)
-    bundle_free = case_dict_to_bundle(
-        {**BUNDLE_CASE, "patient": {"id": "never-used-1"}}, knowledge=K
-    )
+    bundle_free = bundle_of({**BUNDLE_CASE, "patient": {"id": "never-used-1"}}, knowledge=K)
     bundle_free["type"] = "collection"
     free = api.client.post("/fhir", headers=api.clinician(), json=bundle_free)
     assert taken.status_code == free.status_code == 201, taken.text

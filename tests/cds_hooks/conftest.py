@@ -18,6 +18,8 @@ from fastapi.testclient import TestClient
 from b12plan.app import Services, Settings, build_services, create_app
 from b12plan.cds_hooks.api import make_router
 from b12plan.cds_hooks.trust import TrustedClient
+from b12plan.contract import parse_case
+from b12plan.core.model import Case
 from b12plan.knowledge import load_knowledge
 from b12plan.service import FixedClock
 from tests.store.support import FAST_HASH, NOW
@@ -79,9 +81,11 @@ class Hooks:
         )
         self.client = TestClient(app)
 
-    def _load(self, patient_id: str) -> dict[str, Any] | None:
+    def _load(self, patient_id: str) -> Case | None:
+        """The store's answer: its ``Case``, parsed from the document as the real store does."""
         self.looked_up.append(patient_id)
-        return self.cases.get(patient_id)
+        document = self.cases.get(patient_id)
+        return None if document is None else parse_case(document, load_knowledge())
 
     def call(self, service_id: str, body: Any) -> httpx.Response:
         return self.client.post(f"/cds-services/{service_id}", json=body)

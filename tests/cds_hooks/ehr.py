@@ -12,8 +12,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from b12plan.fhir import case_dict_to_bundle
 from b12plan.knowledge import load_knowledge
+from tests.fhir.support import bundle_of
 
 Json = dict[str, Any]
 K = load_knowledge()
@@ -38,9 +38,7 @@ def scenario_case(name: str) -> Json:
 
 def ehr_resources(case: Json, patient_id: str) -> list[Json]:
     """The case as an EHR holds it: resource ids, ``Patient/<id>`` references, no CarePlan."""
-    bundle = case_dict_to_bundle(
-        case, include_plan=False, patient_resource_id=patient_id, knowledge=K
-    )
+    bundle = bundle_of(case, include_plan=False, patient_resource_id=patient_id, knowledge=K)
     patient_url = bundle["entry"][0]["fullUrl"]
     text = json.dumps([e["resource"] for e in bundle["entry"]])
     resources: list[Json] = json.loads(text.replace(patient_url, f"Patient/{patient_id}"))

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from b12plan.fhir import bundle_to_case_dict
 from b12plan.knowledge import load_knowledge
 from tests.cds_hooks.conftest import Hooks, assert_valid, codes
 from tests.cds_hooks.ehr import (
@@ -17,6 +16,7 @@ from tests.cds_hooks.ehr import (
     prefetch_for,
     scenario_case,
 )
+from tests.fhir.support import read_back
 
 K = load_knowledge()
 SERVICE = "b12plan-order-sign"
@@ -76,7 +76,7 @@ def test_the_suggested_order_reads_back_as_the_protocol_regimen() -> None:
         "type": "collection",
         "entry": [{"resource": patient}, {"resource": order}],
     }
-    rx = bundle_to_case_dict(bundle, as_of=date(2026, 4, 10), knowledge=K)["prescription"]
+    rx = read_back(bundle, as_of=date(2026, 4, 10), knowledge=K)["prescription"]
     assert rx == {
         "product": "hydroxocobalamin",
         "dose": 1,

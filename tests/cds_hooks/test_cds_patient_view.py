@@ -14,6 +14,7 @@ from b12plan.cds_hooks import load_services
 from b12plan.cds_hooks.api import make_router
 from b12plan.contract import parse_case
 from b12plan.core import evaluate
+from b12plan.core.model import Case
 from b12plan.knowledge import load_knowledge
 from tests.cds_hooks.conftest import Hooks, codes, counting_ids
 from tests.cds_hooks.ehr import (
@@ -261,9 +262,9 @@ def test_the_caller_reaches_the_store_when_a_principal_is_given() -> None:
     def caller(request: Request) -> str:
         return request.headers.get("x-client", "?")
 
-    def load(patient_id: str, who: str) -> dict[str, Any] | None:
+    def load(patient_id: str, who: str) -> Case | None:
         seen.append((patient_id, who))
-        return case
+        return parse_case(case, K)
 
     app = FastAPI()
     app.include_router(

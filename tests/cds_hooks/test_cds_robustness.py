@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from b12plan.cds_hooks import CdsServices
 from b12plan.cds_hooks.data import default_fhir_client
+from b12plan.contract import parse_case
 from b12plan.knowledge import load_knowledge
 from tests.cds_hooks.conftest import counting_ids
 from tests.cds_hooks.ehr import b12_draft, draft_bundle, hook_request, prefetch_for, scenario_case
@@ -81,7 +82,7 @@ def mutated_calls(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
 
 
 SERVICES = CdsServices(
-    load_case=lambda pid: CASE if pid == PID else None,
+    load_case=lambda pid: parse_case(CASE, load_knowledge()) if pid == PID else None,
     knowledge=load_knowledge(),
     clock=lambda: date(2026, 6, 1),
     id_factory=counting_ids(),

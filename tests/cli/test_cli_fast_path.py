@@ -227,3 +227,44 @@ def test_assess_loads_none_of_the_heavy_libraries() -> None:
 
 def test_other_commands_still_go_through_typer() -> None:
     assert "typer" in _loaded_after(["protocols", "--json"])
+
+
+def _plugin_scan_after(argv: list[str], **env: str) -> tuple[bool, str | None]:
+    """Whether pydantic scanned the installed packages for plugins while ``main`` ran ``argv``,
+    and the plugin setting the process ended with."""
+    probe = (
+        "import atexit, json, os, sys\n"
+        "def report():\n"
+        "    loader = sys.modules.get('pydantic.plugin._loader')\n"
+        "    scanned = loader is not None and loader._plugins is not None\n"
+        "    print(json.dumps([scanned, os.environ.get('PYDANTIC_DISABLE_PLUGINS')]))\n"
+        "atexit.register(report)\n"
+        f"sys.argv = ['b12plan', *{argv!r}]\n"
+        "from b12plan.cli import main\n"
+        "main()\n"
+    )
+    base = {k: v for k, v in _env().items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={**base, **env},
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    scanned, setting = json.loads(result.stdout.strip().splitlines()[-1])
+    return scanned, setting
+
+
+def test_assess_skips_pydantics_plugin_scan_unless_told_otherwise() -> None:
+    assert _plugin_scan_after(["assess", NEURO, "--json"]) == (False, "__all__")
+    # An explicit value is the caller's: empty enables every installed plugin again.
+    assert _plugin_scan_after(["assess", NEURO, "--json"], PYDANTIC_DISABLE_PLUGINS="") == (
+        True,
+        "",
+    )
+
+
+def test_other_commands_keep_pydantics_plugin_default() -> None:
+    assert _plugin_scan_after(["protocols", "--json"])[1] is None

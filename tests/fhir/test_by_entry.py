@@ -13,7 +13,8 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle, BundleEntry
 from pydantic import ValidationError
 
-from b12plan.fhir import case_dict_to_bundle
+from b12plan.contract import parse_case
+from b12plan.fhir import case_to_bundle
 from b12plan.fhir.by_entry import validate_by_entry
 from b12plan.fhir.importing import validate_bundle
 from b12plan.knowledge import load_knowledge
@@ -27,8 +28,12 @@ def _json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _exported(path: Path) -> dict[str, Any]:
+    return case_to_bundle(parse_case(_json(path), K), knowledge=K)
+
+
 def _bundles() -> list[tuple[str, dict[str, Any]]]:
-    ours = [(p.stem, case_dict_to_bundle(_json(p), knowledge=K)) for p in HERE.glob("cases/*.json")]
+    ours = [(p.stem, _exported(p)) for p in HERE.glob("cases/*.json")]
     theirs = [(p.stem, _json(p)) for p in HERE.glob("ehr/*.json")]
     return sorted(ours + theirs)
 
@@ -96,9 +101,7 @@ def _raised(call: Any) -> str:
 
 @pytest.mark.parametrize("how", BREAKS)
 def test_a_broken_bundle_gets_the_whole_validations_errors(how: str) -> None:
-    bad = _break(
-        case_dict_to_bundle(_json(HERE / "cases" / "every-field-gb.json"), knowledge=K), how
-    )
+    bad = _break(_exported(HERE / "cases" / "every-field-gb.json"), how)
     by_entry = _raised(lambda: validate_by_entry(bad, lambda entry: None))
     assert by_entry == _raised(lambda: Bundle.model_validate(bad))
 
@@ -106,7 +109,7 @@ def test_a_broken_bundle_gets_the_whole_validations_errors(how: str) -> None:
 def test_only_one_entrys_model_is_alive_at_a_time() -> None:
     """The whole Bundle's model would hold every entry's model at once; entry by entry, each is
     gone before the next is read, so the collector never has the whole Bundle to walk."""
-    bundle = case_dict_to_bundle(_json(HERE / "cases" / "every-field-gb.json"), knowledge=K)
+    bundle = _exported(HERE / "cases" / "every-field-gb.json")
     alive: list[int] = []
 
     def keep(entry: BundleEntry) -> str:

@@ -11,9 +11,11 @@ import pytest
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.testclient import TestClient
 
-from b12plan.fhir import bundle_to_case_dict, case_dict_to_bundle
+from b12plan.contract import case_to_dict, parse_case
+from b12plan.core.model import Case
 from b12plan.fhir.api import make_router
 from b12plan.knowledge import load_knowledge
+from tests.fhir.support import bundle_of, read_back
 
 CASE: dict[str, Any] = json.loads(
     (Path(__file__).parent / "cases" / "every-field-gb.json").read_text(encoding="utf-8")
@@ -23,16 +25,17 @@ K = load_knowledge()
 
 
 class Store:
-    """Enough of a store for the routes: cases by id, imports appended."""
+    """Enough of a store for the routes: cases by id, imports appended (as the store takes
+    them, ``Case`` objects)."""
 
     def __init__(self) -> None:
-        self.cases: dict[str, dict[str, Any]] = {"p-1": CASE}
-        self.imported: list[dict[str, Any]] = []
+        self.cases: dict[str, Case] = {"p-1": parse_case(CASE, K)}
+        self.imported: list[Case] = []
 
-    def load(self, patient_id: str) -> dict[str, Any] | None:
+    def load(self, patient_id: str) -> Case | None:
         return self.cases.get(patient_id)
 
-    def add(self, case: dict[str, Any]) -> str:
+    def add(self, case: Case) -> str:
         self.imported.append(case)
         new_id = f"p-{len(self.cases) + 1}"
         self.cases[new_id] = case
@@ -60,7 +63,7 @@ def test_everything_returns_the_record_as_a_searchset(client: TestClient) -> Non
     patient = bundle["entry"][0]["resource"]
     assert (patient["resourceType"], patient["id"]) == ("Patient", "p-1")
     assert {e["search"]["mode"] for e in bundle["entry"]} == {"match"}
-    assert bundle_to_case_dict(bundle, as_of=date(2026, 6, 1), knowledge=K) == CASE
+    assert read_back(bundle, as_of=date(2026, 6, 1), knowledge=K) == CASE
 
 
 def test_everything_for_an_unknown_patient_is_404_with_an_outcome(client: TestClient) -> None:
@@ -72,7 +75,7 @@ def test_everything_for_an_unknown_patient_is_404_with_an_outcome(client: TestCl
 
 
 def test_posting_a_bundle_creates_a_patient(client: TestClient, store: Store) -> None:
-    bundle = case_dict_to_bundle(CASE, knowledge=K)
+    bundle = bundle_of(CASE, knowledge=K)
     bundle["type"] = "transaction"
     for entry in bundle["entry"]:
         entry["request"] = {"method": "POST", "url": entry["resource"]["resourceType"]}
@@ -86,7 +89,7 @@ def test_posting_a_bundle_creates_a_patient(client: TestClient, store: Store) ->
         "birthDate": "1958-04-02",
     }
     (imported,) = store.imported
-    assert imported == {**CASE, "as_of": TODAY.isoformat()}
+    assert case_to_dict(imported) == {**CASE, "as_of": TODAY.isoformat()}
 
 
 def _first(bundle: dict[str, Any], kind: str) -> int:
@@ -95,7 +98,7 @@ def _first(bundle: dict[str, Any], kind: str) -> int:
 
 def test_a_dose_in_an_unknown_unit_is_422_naming_the_path(client: TestClient, store: Store) -> None:
     """A B12 dose that cannot be read changes the schedule: the record is refused whole."""
-    bundle = case_dict_to_bundle(CASE, knowledge=K)
+    bundle = bundle_of(CASE, knowledge=K)
     i = _first(bundle, "MedicationAdministration")
     bundle["entry"][i]["resource"]["dosage"]["dose"] = {"value": 1, "unit": "ampoule"}
     response = client.post("/fhir", json=bundle)
@@ -108,7 +111,7 @@ def test_a_dose_in_an_unknown_unit_is_422_naming_the_path(client: TestClient, st
 def test_a_result_in_an_unknown_unit_is_left_out_and_reported(
     client: TestClient, store: Store
 ) -> None:
-    bundle = case_dict_to_bundle(CASE, knowledge=K)
+    bundle = bundle_of(CASE, knowledge=K)
     i = _first(bundle, "Observation")
     bundle["entry"][i]["resource"]["valueQuantity"] = {"value": 98, "unit": "pmol"}
     response = client.post("/fhir", json=bundle, headers={"Prefer": "return=OperationOutcome"})
@@ -125,11 +128,11 @@ def test_a_result_in_an_unknown_unit_is_left_out_and_reported(
     assert skipped[0]["severity"] == "warning"
     assert "unknown unit 'pmol'" in skipped[0]["diagnostics"]
     (imported,) = store.imported
-    assert len(imported["observations"]) == len(CASE["observations"]) - 1
+    assert len(imported.observations) == len(CASE["observations"]) - 1
 
 
 def test_without_prefer_the_answer_is_the_new_patient(client: TestClient) -> None:
-    response = client.post("/fhir", json=case_dict_to_bundle(CASE, knowledge=K))
+    response = client.post("/fhir", json=bundle_of(CASE, knowledge=K))
     assert response.status_code == 201
     assert response.json()["resourceType"] == "Patient"
 
@@ -186,11 +189,11 @@ def test_the_signed_in_user_reaches_the_store_when_a_principal_is_given() -> Non
     def current_user(request: Request) -> str:
         return request.headers.get("x-user", "anonymous")
 
-    def load(patient_id: str, who: str) -> dict[str, Any] | None:
+    def load(patient_id: str, who: str) -> Case | None:
         seen.append(("load", who))
-        return CASE if who == "dr-a" else None
+        return parse_case(CASE, K) if who == "dr-a" else None
 
-    def add(case: dict[str, Any], who: str) -> str:
+    def add(case: Case, who: str) -> str:
         seen.append(("import", who))
         return "p-9"
 
@@ -203,8 +206,6 @@ def test_the_signed_in_user_reaches_the_store_when_a_principal_is_given() -> Non
     assert (
         client.get("/fhir/Patient/p-1/$everything", headers={"x-user": "dr-b"}).status_code == 404
     )
-    created = client.post(
-        "/fhir", json=case_dict_to_bundle(CASE, knowledge=K), headers={"x-user": "dr-a"}
-    )
+    created = client.post("/fhir", json=bundle_of(CASE, knowledge=K), headers={"x-user": "dr-a"})
     assert created.status_code == 201
     assert seen == [("load", "dr-a"), ("load", "dr-b"), ("import", "dr-a")]

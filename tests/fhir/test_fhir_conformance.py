@@ -18,10 +18,11 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from b12plan.fhir import case_dict_to_bundle
+from b12plan.contract import parse_case
 from b12plan.fhir.api import make_router
 from b12plan.fhir.invariants import bundle_problems, resource_problems, unresolved_references
 from b12plan.knowledge import load_knowledge
+from tests.fhir.support import bundle_of
 
 HERE = Path(__file__).parent
 SCENARIOS = sorted((HERE.parent / "scenarios").glob("*.json"))
@@ -76,7 +77,7 @@ def _everything(case: Json) -> Json:
     app = FastAPI()
     app.include_router(
         make_router(
-            lambda _id: case,
+            lambda _id: parse_case(case, K),
             lambda _c: "x",
             clock=lambda: date.fromisoformat(case["as_of"]),
             knowledge=K,
@@ -89,7 +90,7 @@ def _everything(case: Json) -> Json:
 
 
 EXPORTS: list[tuple[str, Callable[[Json], Json]]] = [
-    ("collection", lambda case: case_dict_to_bundle(case, knowledge=K)),
+    ("collection", lambda case: bundle_of(case, knowledge=K)),
     ("everything", _everything),
 ]
 CASES = SCENARIOS + FIXTURES
@@ -154,7 +155,7 @@ def test_the_ehr_fixtures_are_valid_fhir_r4(path: Path) -> None:
 
 
 def _export() -> Json:
-    return case_dict_to_bundle(_case(HERE / "cases" / "every-field-gb.json"), knowledge=K)
+    return bundle_of(_case(HERE / "cases" / "every-field-gb.json"), knowledge=K)
 
 
 def _first(bundle: Json, kind: str) -> Json:

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from b12plan.contract import parse_case
+from b12plan.contract import case_to_dict
 from b12plan.core import evaluate
-from b12plan.fhir import BundleError, case_dict_to_bundle, import_bundle
+from b12plan.fhir import BundleError, import_bundle
 from b12plan.knowledge import load_knowledge
+from tests.fhir.support import bundle_of
 
 K = load_knowledge()
 SCENARIOS = Path(__file__).parent.parent / "scenarios"
@@ -36,7 +37,7 @@ def _as_of(case: dict[str, Any]) -> date:
 def _ehr_style(case: dict[str, Any]) -> dict[str, Any]:
     """b12plan's export as an EHR would hold it: the Patient has a server id, references use
     it, and no performer says ``type``."""
-    bundle = case_dict_to_bundle(case, knowledge=K, include_plan=False)
+    bundle = bundle_of(case, knowledge=K, include_plan=False)
     patient = bundle["entry"][0]
     patient["resource"]["id"] = "ehr-77"
     old = patient.pop("fullUrl")
@@ -73,7 +74,7 @@ def _import(bundle: dict[str, Any], as_of: date, partial: bool = True) -> Any:
 
 def test_the_export_writes_who_reported_each_symptom() -> None:
     case = _scenario("neuro-decision-ends-loading")
-    bundle = case_dict_to_bundle(case, knowledge=K)
+    bundle = bundle_of(case, knowledge=K)
     performers = [s["performer"] for s in _symptoms(bundle)]
     patient_url = bundle["entry"][0]["fullUrl"]
     assert performers == [
@@ -125,7 +126,7 @@ def test_the_performer_says_who_reported_the_symptom(
     else:
         resolved["performer"] = performer
     imported = _import(bundle, _as_of(case))
-    assert imported.case["symptoms"][-1]["reporter"] == reporter
+    assert imported.case.symptoms[-1].reporter == reporter
     assert imported.warnings == []
 
 
@@ -145,7 +146,7 @@ def test_a_carer_s_report_from_an_ehr_imports_as_carer() -> None:
         {"reference": "urn:uuid:5f7c2a52-8b0c-4a8e-9d51-3f0a1c2b9e10"}
     ]
     imported = _import(bundle, _as_of(case))
-    assert imported.case["symptoms"][-1]["reporter"] == "carer"
+    assert imported.case.symptoms[-1].reporter == "carer"
 
 
 def test_an_ehr_patient_reported_resolved_does_not_end_neurological_loading() -> None:
@@ -157,8 +158,8 @@ def test_an_ehr_patient_reported_resolved_does_not_end_neurological_loading() ->
         s.pop("performer")
     _symptoms(bundle)[-1]["performer"] = [{"reference": "Patient/ehr-77"}]
     imported = _import(bundle, _as_of(case))
-    assert [s["reporter"] for s in imported.case["symptoms"]] == ["clinician", "patient"]
-    assessment = evaluate(parse_case(imported.case, K), K, as_of=_as_of(case))
+    assert [s.reporter for s in imported.case.symptoms] == ["clinician", "patient"]
+    assessment = evaluate(imported.case, K, as_of=_as_of(case))
     assert assessment.phase == "loading"
     assert "NEURO_REVIEW_DUE" in {f.code for f in assessment.findings}
     assert assessment.regimen is not None
@@ -171,7 +172,7 @@ def test_a_performer_b12plan_cannot_place_is_read_as_the_patient_s_with_a_warnin
     bundle = _ehr_style(case)
     _symptoms(bundle)[-1]["performer"] = [{"display": "Dr Who?"}]
     imported = _import(bundle, _as_of(case))
-    assert imported.case["symptoms"][-1]["reporter"] == "patient"
+    assert imported.case.symptoms[-1].reporter == "patient"
     (warned,) = imported.warnings
     assert warned["loc"].endswith(".resource.performer")
     assert "never ends neurological loading" in warned["msg"]
@@ -182,7 +183,7 @@ def test_a_performer_b12plan_cannot_place_is_read_as_the_patient_s_with_a_warnin
 
 def test_a_decision_is_a_final_clinical_decision_observation() -> None:
     case = _scenario("neuro-decision-ends-loading")
-    bundle = case_dict_to_bundle(case, knowledge=K)
+    bundle = bundle_of(case, knowledge=K)
     (decision,) = [
         r
         for r in _resources(bundle, "Observation")
@@ -210,8 +211,8 @@ def test_an_ehr_decision_by_a_practitioner_reference_is_read() -> None:
     decision["performer"] = [{"reference": "Practitioner/dr-a", "display": "Dr A Clinician"}]
     decision["effectiveDateTime"] = "2026-01-20T16:45:00+00:00"
     imported = _import(bundle, _as_of(case))
-    assert imported.case["decisions"] == case["decisions"]
-    assessment = evaluate(parse_case(imported.case, K), K, as_of=_as_of(case))
+    assert case_to_dict(imported.case)["decisions"] == case["decisions"]
+    assessment = evaluate(imported.case, K, as_of=_as_of(case))
     assert assessment.regimen is not None and assessment.regimen.loading is not None
     assert assessment.regimen.loading.complete is True
 
@@ -227,11 +228,11 @@ def test_a_decision_without_who_or_why_is_skipped_and_loading_continues(missing:
     ]
     del decision[missing]
     imported = _import(bundle, _as_of(case))
-    assert imported.case["decisions"] == []
+    assert imported.case.decisions == ()
     (warned,) = imported.warnings
     assert warned["loc"].endswith(f".resource.{missing}")
     assert "this decision is skipped" in warned["msg"]
-    assessment = evaluate(parse_case(imported.case, K), K, as_of=_as_of(case))
+    assessment = evaluate(imported.case, K, as_of=_as_of(case))
     assert assessment.regimen is not None and assessment.regimen.loading is not None
     assert assessment.regimen.loading.complete is False
     with pytest.raises(BundleError):
@@ -248,7 +249,7 @@ def test_a_preliminary_decision_is_not_yet_a_decision() -> None:
     ]
     decision["status"] = "preliminary"
     imported = _import(bundle, _as_of(case))
-    assert imported.case["decisions"] == []
+    assert imported.case.decisions == ()
     (warned,) = imported.warnings
     assert warned["loc"].endswith(".resource.status")
 
@@ -257,7 +258,7 @@ def test_decision_text_fhir_cannot_carry_is_refused_by_its_field() -> None:
     case = copy.deepcopy(_scenario("neuro-decision-ends-loading"))
     case["decisions"][0]["by"] = "\u00a0"
     with pytest.raises(Exception, match=r"decisions\[0\]\.by"):
-        case_dict_to_bundle(case, knowledge=K)
+        bundle_of(case, knowledge=K)
 
 
 # --- prior treatment --------------------------------------------------------------------------
@@ -277,7 +278,7 @@ def _prior(bundle: dict[str, Any]) -> dict[str, Any]:
 
 def test_prior_treatment_is_a_marked_medication_statement() -> None:
     case = _scenario("transferred-in-loading-done-elsewhere")
-    statement = _prior(case_dict_to_bundle(case, knowledge=K))
+    statement = _prior(bundle_of(case, knowledge=K))
     assert statement["status"] == "active"
     assert statement["category"]["coding"][0]["code"] == "community"
     assert statement["effectivePeriod"] == {"start": "2024-06-01"}
@@ -293,8 +294,11 @@ def test_prior_treatment_is_a_marked_medication_statement() -> None:
 def test_loading_not_completed_travels_too() -> None:
     case = copy.deepcopy(_scenario("transferred-in-loading-done-elsewhere"))
     case["prior_treatment"]["loading_completed"] = False
-    imported = _import(case_dict_to_bundle(case, knowledge=K), _as_of(case))
-    assert imported.case["prior_treatment"] == {"since": "2024-06-01", "loading_completed": False}
+    imported = _import(bundle_of(case, knowledge=K), _as_of(case))
+    assert case_to_dict(imported.case)["prior_treatment"] == {
+        "since": "2024-06-01",
+        "loading_completed": False,
+    }
 
 
 def test_an_ehr_b12_statement_without_the_extension_is_not_prior_treatment() -> None:
@@ -308,8 +312,8 @@ def test_an_ehr_b12_statement_without_the_extension_is_not_prior_treatment() -> 
         "text": "hydroxocobalamin 1 mg/mL injection",
     }
     imported = _import(bundle, _as_of(case))
-    assert "prior_treatment" not in imported.case
-    assert imported.case["medications"] == []
+    assert imported.case.prior_treatment is None
+    assert imported.case.medications == ()
     (warned,) = imported.warnings
     assert "a B12 product in a MedicationStatement" in warned["msg"]
 
@@ -331,8 +335,8 @@ def test_two_prior_treatment_statements_are_a_conflict() -> None:
 def test_breastfeeding_is_a_condition_with_its_snomed_code_both_ways() -> None:
     case = copy.deepcopy(_scenario("transferred-in-loading-done-elsewhere"))
     case["causes"] = ["breastfeeding"]
-    bundle = case_dict_to_bundle(case, knowledge=K)
+    bundle = bundle_of(case, knowledge=K)
     (condition,) = _resources(bundle, "Condition")
     assert (SNOMED, "413712001") in {(c["system"], c["code"]) for c in _codings(condition)}
     condition["code"]["coding"] = [c for c in _codings(condition) if c["system"] == SNOMED]
-    assert _import(bundle, _as_of(case)).case["causes"] == ["breastfeeding"]
+    assert _import(bundle, _as_of(case)).case.causes == ("breastfeeding",)

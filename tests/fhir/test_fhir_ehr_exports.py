@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from b12plan.contract import parse_case
+from b12plan.contract import case_to_dict
 from b12plan.core import evaluate
-from b12plan.fhir import BundleError, Imported, bundle_to_case_dict, import_bundle
+from b12plan.fhir import BundleError, Imported, import_bundle
 from b12plan.knowledge import load_knowledge
+from tests.fhir.support import read_back
 
 EHR = Path(__file__).parent / "ehr"
 AS_OF = date(2026, 3, 1)
@@ -55,13 +56,13 @@ def boston() -> dict[str, Any]:
 
 
 def test_rxnorm_only_metformin_and_omeprazole_are_risk_factors(dayton: dict[str, Any]) -> None:
-    case = _import(dayton).case
+    case = case_to_dict(_import(dayton).case)
     assert {"code": "metformin", "start": "2014-02-10"} in case["medications"]
     assert {"code": "ppi", "start": "2021-06-10"} in case["medications"]
 
 
 def test_a_us_address_gets_the_us_protocols_and_30_day_months(dayton: dict[str, Any]) -> None:
-    case = _import(dayton).case
+    case = case_to_dict(_import(dayton).case)
     assert case["jurisdiction"] == "US"
     assert case["prescription"]["interval_days"] == 30, "FHIR 1 'mo' is 30 days in the US"
 
@@ -70,16 +71,16 @@ def test_the_qns_result_is_left_out_and_reported_the_rest_is_read(dayton: dict[s
     imported = _import(dayton)
     (msg,) = _warned(imported, dayton, "mv-lab-b12-qns")
     assert "valueString 'QNS'" in msg and "skipped" in msg
-    b12 = [o for o in imported.case["observations"] if o["code"] == "b12_total"]
+    b12 = [o for o in case_to_dict(imported.case)["observations"] if o["code"] == "b12_total"]
     assert [o["date"] for o in b12] == ["2025-11-18"]
-    assert len(imported.case["administrations"]) == 3
+    assert len(imported.case.administrations) == 3
 
 
 def test_a_result_under_a_local_code_only_is_reported(dayton: dict[str, Any]) -> None:
     imported = _import(dayton)
     (msg,) = _warned(imported, dayton, "mv-lab-mma-local")
     assert msg.startswith("no LOINC code (") and "LAB3318" in msg
-    assert not any(o["code"] == "mma" for o in imported.case["observations"])
+    assert not any(o["code"] == "mma" for o in case_to_dict(imported.case)["observations"])
 
 
 def test_unrecognised_and_name_matched_medications_are_reported(dayton: dict[str, Any]) -> None:
@@ -106,8 +107,7 @@ def test_every_warning_names_a_path_or_is_the_summary(dayton: dict[str, Any]) ->
 
 
 def test_the_imported_us_record_is_assessed_under_a_us_protocol(dayton: dict[str, Any]) -> None:
-    case = parse_case(_import(dayton).case, K)
-    assessment = evaluate(case, K, as_of=AS_OF)
+    assessment = evaluate(_import(dayton).case, K, as_of=AS_OF)
     assert assessment.regimen is not None
     assert assessment.regimen.protocol_id.startswith("us-")
 
@@ -115,7 +115,7 @@ def test_the_imported_us_record_is_assessed_under_a_us_protocol(dayton: dict[str
 def test_strict_reading_still_refuses_the_qns_result(dayton: dict[str, Any]) -> None:
     """CDS Hooks reads strictly: advice from part of a record must say so (a card)."""
     with pytest.raises(BundleError) as caught:
-        bundle_to_case_dict(dayton, as_of=AS_OF, knowledge=K)
+        read_back(dayton, as_of=AS_OF, knowledge=K)
     assert any("valueString 'QNS'" in e["msg"] for e in caught.value.errors)
 
 
@@ -124,17 +124,17 @@ def test_a_synthea_deceased_patient_is_read_with_the_date_and_gets_no_plan(
 ) -> None:
     imported = _import(boston)
     assert imported.deceased == "2026-02-14T03:12:44-05:00"
-    assert imported.case["patient"]["deceased_date"] == "2026-02-14"
+    assert imported.case.patient.deceased_date == date(2026, 2, 14)
     assert _warned(imported, boston, boston["entry"][0]["resource"]["id"]) == []
-    assert imported.case["jurisdiction"] == "US"
-    assert imported.case["causes"] == ["pernicious_anaemia"]
-    assessment = evaluate(parse_case(imported.case, K), K, as_of=AS_OF)
+    assert imported.case.jurisdiction == "US"
+    assert imported.case.causes == ("pernicious_anaemia",)
+    assessment = evaluate(imported.case, K, as_of=AS_OF)
     assert [f.code for f in assessment.findings] == ["PATIENT_DECEASED"]
     assert (assessment.next_dose, assessment.schedule, assessment.monitoring) == (None, (), ())
 
 
 def test_synthea_urn_uuid_references_and_molar_folate(boston: dict[str, Any]) -> None:
-    case = _import(boston).case
+    case = case_to_dict(_import(boston).case)
     molar = {"code": "folate", "loinc": "14732-2", "date": "2025-10-06"}
     assert {**molar, "value": 21.5, "unit": "nmol/L"} in case["observations"]
     assert case["medications"] == [{"code": "metformin", "start": "2012-07-16"}]
@@ -155,10 +155,10 @@ def test_deceased_without_a_date_is_read_as_deceased_on_as_of_with_a_warning(
     patient["deceasedBoolean"] = True
     imported = _import(boston)
     assert imported.deceased is True
-    assert imported.case["patient"]["deceased_date"] == AS_OF.isoformat()
+    assert imported.case.patient.deceased_date == AS_OF
     (msg,) = _warned(imported, boston, patient["id"])
     assert "recorded deceased, date unknown" in msg
-    assessment = evaluate(parse_case(imported.case, K), K, as_of=AS_OF)
+    assessment = evaluate(imported.case, K, as_of=AS_OF)
     assert [f.code for f in assessment.findings] == ["PATIENT_DECEASED"]
 
 
@@ -168,7 +168,7 @@ def test_deceased_false_is_nothing(boston: dict[str, Any]) -> None:
     patient["deceasedBoolean"] = False
     imported = _import(boston)
     assert imported.deceased is None
-    assert "deceased_date" not in imported.case["patient"]
+    assert imported.case.patient.deceased_date is None
     assert _warned(imported, boston, patient["id"]) == []
 
 
@@ -191,7 +191,7 @@ def test_the_jurisdiction_follows_the_address_else_the_configured_default(
     patient = bundle["entry"][0]["resource"]
     patient["address"] = [{"city": "Somewhere", "country": c} for c in countries]
     imported = _import(bundle, default_jurisdiction=default)
-    assert imported.case["jurisdiction"] == expected
+    assert imported.case.jurisdiction == expected
     address_warnings = [w for w in imported.warnings if ".address" in w["loc"]]
     assert bool(address_warnings) is warned
 
@@ -203,7 +203,7 @@ def test_b12plan_s_own_jurisdiction_extension_wins_over_the_address(
 
     patient = boston["entry"][0]["resource"]
     patient["extension"].append({"url": systems().jurisdiction, "valueCode": "GB"})
-    assert _import(boston).case["jurisdiction"] == "GB"
+    assert _import(boston).case.jurisdiction == "GB"
 
 
 def test_a_record_of_another_patient_is_still_an_error(boston: dict[str, Any]) -> None:

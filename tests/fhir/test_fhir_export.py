@@ -11,8 +11,9 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from b12plan.contract import CaseError, parse_case
 from b12plan.core import evaluate
-from b12plan.fhir import case_dict_to_bundle, load_code_map, systems
+from b12plan.fhir import load_code_map, systems
 from b12plan.knowledge import load_knowledge
+from tests.fhir.support import bundle_of
 
 K = load_knowledge()
 CASES = Path(__file__).parent / "cases"
@@ -38,7 +39,7 @@ def _codes(concept: dict[str, Any], system: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def every_field() -> dict[str, Any]:
-    return case_dict_to_bundle(_case("every-field-gb"), knowledge=K)
+    return bundle_of(_case("every-field-gb"), knowledge=K)
 
 
 def test_each_resource_is_a_valid_r4_resource_of_its_type(every_field: dict[str, Any]) -> None:
@@ -134,7 +135,7 @@ def test_a_maintenance_order_is_sequence_2_with_no_invented_loading(
 
 def test_a_loading_order_adds_the_protocols_maintenance_as_sequence_2() -> None:
     case = _case("us-cyanocobalamin-loading")
-    bundle = case_dict_to_bundle(case, knowledge=K)
+    bundle = bundle_of(case, knowledge=K)
     (order,) = _resources(bundle, "MedicationRequest")
     loading, maintenance = order["dosageInstruction"]
     assert (loading["sequence"], maintenance["sequence"]) == (1, 2)
@@ -159,7 +160,7 @@ def test_medications_carry_atc_and_rxnorm_from_the_formulary(every_field: dict[s
 
 
 def test_the_cyanide_antidote_dose_is_not_coded_as_the_deficiency_product() -> None:
-    bundle = case_dict_to_bundle(_case("cyanide-antidote"), knowledge=K)
+    bundle = bundle_of(_case("cyanide-antidote"), knowledge=K)
     for resource in _resources(bundle, "MedicationRequest") + _resources(
         bundle, "MedicationAdministration"
     ):
@@ -199,7 +200,7 @@ def test_the_care_plan_lists_the_assessed_schedule_and_monitoring() -> None:
     case = _case("us-cyanocobalamin-loading")
     parsed = parse_case(case, K)
     assessment = evaluate(parsed, K, as_of=parsed.as_of)
-    (plan,) = _resources(case_dict_to_bundle(case, knowledge=K), "CarePlan")
+    (plan,) = _resources(bundle_of(case, knowledge=K), "CarePlan")
     doses = [a["detail"] for a in plan["activity"] if a["detail"]["kind"] == "MedicationRequest"]
     assert [d["scheduledTiming"]["event"][0] for d in doses] == [
         s.date.isoformat() for s in assessment.schedule
@@ -211,7 +212,7 @@ def test_the_care_plan_lists_the_assessed_schedule_and_monitoring() -> None:
 
 
 def test_nothing_recorded_is_a_bare_patient() -> None:
-    bundle = case_dict_to_bundle(_case("nothing-recorded"), knowledge=K)
+    bundle = bundle_of(_case("nothing-recorded"), knowledge=K)
     assert [e["resource"]["resourceType"] for e in bundle["entry"]] == ["Patient"]
 
 
@@ -219,7 +220,7 @@ def test_an_invalid_case_is_refused_with_the_field_path() -> None:
     case = _case("every-field-gb")
     case["observations"][0]["unit"] = "pmol"
     with pytest.raises(CaseError) as caught:
-        case_dict_to_bundle(case, knowledge=K)
+        bundle_of(case, knowledge=K)
     assert caught.value.errors[0]["loc"] == "observations[0].unit"
 
 
@@ -227,5 +228,5 @@ def test_text_fhir_cannot_carry_is_refused_by_field() -> None:
     case = _case("every-field-gb")
     case["administrations"][1]["site"] = "\u00a0"
     with pytest.raises(CaseError) as caught:
-        case_dict_to_bundle(case, knowledge=K)
+        bundle_of(case, knowledge=K)
     assert [e["loc"] for e in caught.value.errors] == ["administrations[1].site"]

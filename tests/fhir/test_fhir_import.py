@@ -10,15 +10,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from b12plan.core.model import Case, Medication, Patient
 from b12plan.fhir import (
     BundleError,
-    bundle_to_case_dict,
     draft_orders,
+    drafts_to_check,
     http_status,
     import_bundle,
     operation_outcome,
 )
 from b12plan.knowledge import load_knowledge
+from tests.fhir.support import read_back
 
 AS_OF = date(2026, 3, 1)
 K = load_knowledge()
@@ -28,6 +30,8 @@ UCUM = "http://unitsofmeasure.org"
 ATC = "http://www.whocc.no/atc"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SUBJECT = {"reference": "Patient/ehr-7"}
+RECORD = Case(as_of=AS_OF, patient=Patient(id="ehr-7", birth_date=date(1958, 4, 2)))
+"""The patient's record a draft order is checked against (its jurisdiction and birth date)."""
 
 
 def _lab(loinc: str, day: str, value: float, unit: str, code: str | None = None) -> dict[str, Any]:
@@ -132,12 +136,12 @@ def ehr_bundle() -> dict[str, Any]:
 
 
 def _read(bundle: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    return bundle_to_case_dict(bundle, as_of=AS_OF, knowledge=K, **kwargs)
+    return read_back(bundle, as_of=AS_OF, knowledge=K, **kwargs)
 
 
 def _errors(bundle: object, **kwargs: Any) -> list[dict[str, str]]:
     with pytest.raises(BundleError) as caught:
-        bundle_to_case_dict(bundle, as_of=AS_OF, knowledge=K, **kwargs)
+        read_back(bundle, as_of=AS_OF, knowledge=K, **kwargs)
     return caught.value.errors
 
 
@@ -484,10 +488,42 @@ def test_draft_orders_read_b12_and_listed_medications_only() -> None:
         ],
     }
     del drafts["entry"][0]["resource"]["authoredOn"]
-    found = draft_orders(drafts, as_of=AS_OF, jurisdiction="GB", patient_id="ehr-7", knowledge=K)
+    assert drafts_to_check(drafts, as_of=AS_OF, patient_id="ehr-7", knowledge=K)
+    found = draft_orders(drafts, as_of=AS_OF, record=RECORD, patient_id="ehr-7", knowledge=K)
     assert [d.entry for d in found] == [0, 1]
-    assert found[0].prescription is not None and found[0].prescription["start"] == "2026-03-01"
-    assert found[1].medication == {"code": "folic_acid", "start": "2026-03-01"}
+    assert found[0].prescription is not None and found[0].prescription.start == AS_OF
+    assert found[1].medication == Medication(start=AS_OF, code="folic_acid")
+
+
+def test_only_unrelated_draft_orders_need_no_check() -> None:
+    amoxicillin = {**_order(status="draft"), "medicationCodeableConcept": {"text": "amoxicillin"}}
+    drafts = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": amoxicillin}]}
+    assert not drafts_to_check(drafts, as_of=AS_OF, patient_id="ehr-7", knowledge=K)
+
+
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        (
+            lambda d: d["doseAndRate"][0]["doseQuantity"].update(value=-1),
+            "dosageInstruction[0].doseAndRate[0].doseQuantity.value",
+        ),
+        (
+            lambda d: d["timing"]["repeat"].update(boundsPeriod={"start": "1950-01-01"}),
+            "dosageInstruction[0].timing.repeat.boundsPeriod.start",
+        ),
+    ],
+    ids=["negative-dose", "before-birth"],
+)
+def test_a_draft_the_contract_refuses_is_an_error_at_its_fhir_path(change: Any, path: str) -> None:
+    """A draft is held to the contract as a stored order is, against the patient's own record
+    (here: born 1958-04-02), and the error names the draft's field, not the contract's."""
+    order = _order(status="draft")
+    change(order["dosageInstruction"][0])
+    drafts = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": order}]}
+    with pytest.raises(BundleError) as caught:
+        draft_orders(drafts, as_of=AS_OF, record=RECORD, patient_id="ehr-7", knowledge=K)
+    assert [e["loc"] for e in caught.value.errors] == [f"entry[0].resource.{path}"]
 
 
 _VALUES = st.one_of(
@@ -553,7 +589,7 @@ def _mutated_bundles(draw: st.DrawFn) -> dict[str, Any]:
 @given(_mutated_bundles())
 def test_whatever_arrives_the_answer_is_a_case_or_a_bundle_error(bundle: dict[str, Any]) -> None:
     try:
-        case = bundle_to_case_dict(bundle, as_of=AS_OF, knowledge=K)
+        case = read_back(bundle, as_of=AS_OF, knowledge=K)
     except BundleError as exc:
         assert exc.errors and all(set(e) == {"loc", "msg", "type"} for e in exc.errors)
     else:
@@ -571,7 +607,7 @@ def test_whatever_arrives_a_partial_import_is_a_case_with_located_warnings_or_an
     except BundleError as exc:
         assert exc.errors and all(set(e) == {"loc", "msg", "type"} for e in exc.errors)
     else:
-        assert imported.case["schema_version"] == 1
+        assert imported.case.schema_version == 1
         for w in imported.warnings:
             assert set(w) == {"loc", "msg", "type", "severity"}
             assert w["loc"].startswith("entry[") or w["severity"] == "information"

@@ -13,9 +13,10 @@ from fhir.resources.R4B.bundle import Bundle
 from hypothesis import HealthCheck, given, settings
 
 from b12plan.contract import case_to_dict, parse_case
-from b12plan.fhir import bundle_to_case_dict, case_dict_to_bundle
+from b12plan.fhir import case_to_bundle, import_bundle
 from b12plan.knowledge import load_knowledge
 from tests.fhir.strategies import case_documents
+from tests.fhir.support import bundle_of, read_back
 
 K = load_knowledge()
 TESTS = Path(__file__).parent.parent
@@ -29,8 +30,8 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 def _round_trip(case: dict[str, Any]) -> dict[str, Any]:
-    bundle = case_dict_to_bundle(case, knowledge=K)
-    return bundle_to_case_dict(bundle, as_of=date.fromisoformat(case["as_of"]), knowledge=K)
+    bundle = bundle_of(case, knowledge=K)
+    return read_back(bundle, as_of=date.fromisoformat(case["as_of"]), knowledge=K)
 
 
 def _resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
@@ -51,6 +52,14 @@ def test_every_scenario_survives_the_round_trip(path: Path) -> None:
     assert _round_trip(case) == canonical(case)
 
 
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_every_scenario_s_case_comes_back_as_an_equal_case(path: Path) -> None:
+    """The writer and the reader on ``Case`` objects alone: no document in between."""
+    case = parse_case(_load(path)["case"], K)
+    bundle = case_to_bundle(case, knowledge=K)
+    assert import_bundle(bundle, as_of=case.as_of, knowledge=K, partial=False).case == case
+
+
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
 def test_canonical_fixtures_come_back_identical(path: Path) -> None:
     case = _load(path)
@@ -60,7 +69,7 @@ def test_canonical_fixtures_come_back_identical(path: Path) -> None:
 
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
 def test_exported_bundles_validate_as_r4(path: Path) -> None:
-    bundle = case_dict_to_bundle(_load(path), knowledge=K)
+    bundle = bundle_of(_load(path), knowledge=K)
     model = Bundle.model_validate(bundle)
     assert model.type == "collection"
     assert model.model_dump(mode="json", exclude_none=True) == bundle
@@ -80,11 +89,11 @@ def test_generated_cases_survive_the_round_trip(doc: dict[str, Any]) -> None:
 def test_export_is_deterministic_and_the_bundle_id_seeds_entry_ids() -> None:
     case = _load(FIXTURES[0])
     first, second = (
-        case_dict_to_bundle(case, knowledge=K),
-        case_dict_to_bundle(copy.deepcopy(case), knowledge=K),
+        bundle_of(case, knowledge=K),
+        bundle_of(copy.deepcopy(case), knowledge=K),
     )
     assert first == second
-    other = case_dict_to_bundle(case, bundle_id="export-2", knowledge=K)
+    other = bundle_of(case, bundle_id="export-2", knowledge=K)
     assert other["id"] == "export-2"
     assert {e["fullUrl"] for e in other["entry"]}.isdisjoint({e["fullUrl"] for e in first["entry"]})
 
@@ -92,7 +101,7 @@ def test_export_is_deterministic_and_the_bundle_id_seeds_entry_ids() -> None:
 def test_import_ignores_what_b12plan_derived_on_export() -> None:
     """The CarePlan and the protocol's maintenance phase are our plan, not the record."""
     case = _load(TESTS / "fhir" / "cases" / "us-cyanocobalamin-loading.json")
-    bundle = case_dict_to_bundle(case, knowledge=K)
+    bundle = bundle_of(case, knowledge=K)
     kinds = [e["resource"]["resourceType"] for e in bundle["entry"]]
     assert "CarePlan" in kinds
     order = next(r for r in _resources(bundle) if r["resourceType"] == "MedicationRequest")
@@ -101,11 +110,11 @@ def test_import_ignores_what_b12plan_derived_on_export() -> None:
     for e in bundle["entry"]:
         if e["resource"]["resourceType"] == "CarePlan":
             e["resource"]["activity"] = e["resource"]["activity"][:1]
-    assert bundle_to_case_dict(bundle, as_of=date(2026, 2, 10), knowledge=K) == case
+    assert read_back(bundle, as_of=date(2026, 2, 10), knowledge=K) == case
 
 
 def test_a_bundle_without_the_plan_reads_the_same() -> None:
     case = _load(FIXTURES[0])
-    bundle = case_dict_to_bundle(case, include_plan=False, knowledge=K)
+    bundle = bundle_of(case, include_plan=False, knowledge=K)
     assert "CarePlan" not in [e["resource"]["resourceType"] for e in bundle["entry"]]
-    assert bundle_to_case_dict(bundle, as_of=date.fromisoformat(case["as_of"]), knowledge=K) == case
+    assert read_back(bundle, as_of=date.fromisoformat(case["as_of"]), knowledge=K) == case

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from importlib import resources
+import ast
+import dataclasses
+import datetime as dt
+import pickle
+import re
+import sys
+from pathlib import Path
 
 import pytest
 
-from b12plan.core.knowledge import KnowledgeError
-from b12plan.knowledge import FILES, load_knowledge, parse_knowledge
-
-
-def shipped_texts() -> dict[str, str]:
-    root = resources.files("b12plan.knowledge")
-    return {n: root.joinpath(f"{n}.toml").read_text(encoding="utf-8") for n in FILES}
+from b12plan.core.knowledge import Knowledge, KnowledgeError
+from b12plan.knowledge import (
+    compiled_key,
+    load_knowledge,
+    parse_knowledge,
+    read_compiled,
+    shipped_texts,
+    write_compiled,
+)
 
 
 def test_every_protocol_of_the_contract_is_present_with_a_source() -> None:
@@ -148,3 +156,93 @@ def test_nice_thresholds_agree_in_both_units() -> None:
     b12 = load_knowledge().analyte("b12_total")
     assert b12.to_canonical(180, "ng/L") == pytest.approx(b12.deficient_below, abs=0.5)
     assert b12.to_canonical(350, "ng/L") == pytest.approx(b12.normal_above, abs=0.5)
+
+
+# --- the compiled knowledge base (ADR 0058) ---------------------------------------------------
+
+
+def _with_version(texts: dict[str, str], version: str) -> dict[str, str]:
+    return {
+        n: re.sub(r'(?m)^version = "[^"]*"$', f'version = "{version}"', t) for n, t in texts.items()
+    }
+
+
+def test_the_shipped_knowledge_base_is_the_parsed_one_however_it_is_loaded() -> None:
+    assert load_knowledge() == parse_knowledge(shipped_texts())
+
+
+def test_a_compiled_knowledge_base_reads_back_as_the_parsed_one(tmp_path: Path) -> None:
+    texts = shipped_texts()
+    assert read_compiled(tmp_path, texts) is None  # nothing compiled yet
+    write_compiled(tmp_path, texts)
+    compiled = read_compiled(tmp_path, texts)
+    assert compiled is not None and compiled == parse_knowledge(texts)
+
+
+def test_an_edited_file_is_never_served_from_an_older_compiled_form(tmp_path: Path) -> None:
+    texts = shipped_texts()
+    old = write_compiled(tmp_path, texts)
+    edited = _with_version(texts, "2099.1.1-edited")
+    assert compiled_key(edited) != compiled_key(texts)
+    assert read_compiled(tmp_path, edited) is None
+    write_compiled(tmp_path, edited)
+    compiled = read_compiled(tmp_path, edited)
+    assert compiled is not None and compiled.version == "2099.1.1-edited"
+    assert not old.exists()  # one compiled form per folder: the old key's file is gone
+    assert read_compiled(tmp_path, texts) is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"not a pickle",
+        pickle.dumps(("another key", None)),
+        pickle.dumps("a knowledge base?"),
+    ],
+)
+def test_a_damaged_or_foreign_compiled_file_is_ignored(tmp_path: Path, content: bytes) -> None:
+    texts = shipped_texts()
+    path = write_compiled(tmp_path, texts)
+    path.write_bytes(content)
+    assert read_compiled(tmp_path, texts) is None
+
+
+def test_a_compiled_file_must_hold_a_knowledge_base_under_its_own_key(tmp_path: Path) -> None:
+    texts = shipped_texts()
+    path = write_compiled(tmp_path, texts)
+    path.write_bytes(pickle.dumps((compiled_key(texts), {"version": "forged"})))
+    assert read_compiled(tmp_path, texts) is None
+
+
+def test_the_key_covers_the_code_of_every_object_in_the_knowledge_base() -> None:
+    """``compiled_key`` hashes ``b12plan.core.knowledge``: every class in the tree must be there,
+    or an edit to another module's class could leave a stale compiled form readable."""
+    modules: set[str] = set()
+    plain = (str, int, float, bool, type(None), dt.date)
+
+    def walk(value: object) -> None:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            modules.add(type(value).__module__)
+            for item in vars(value).values():  # all that is pickled, derived fields too
+                walk(item)
+        elif isinstance(value, tuple | list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(key)
+                walk(item)
+        else:
+            assert isinstance(value, plain), type(value)
+
+    walk(parse_knowledge(shipped_texts()))
+    assert modules == {Knowledge.__module__}
+    # ...and that module's checks use no other b12plan code the key would miss.
+    source = Path(str(sys.modules[Knowledge.__module__].__file__)).read_text(encoding="utf-8")
+    imported = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not {m for m in imported if m and m.split(".")[0] == "b12plan"}

@@ -173,3 +173,37 @@ def test_spark_gives_duckdbs_worklist_and_cores_codes(
     assert disagreements(small_cohort.core_codes, worklist) == []
     assert worklist.num_rows == small_duckdb.num_rows
     assert worklist.equals(small_duckdb)
+
+
+def test_same_day_doses_of_one_product_agree_with_core_in_either_order(
+    tmp_path: Path, knowledge: Knowledge
+) -> None:
+    """Two doses of one product on the latest dose day, different amounts whose text sorts the
+    other way round (500 and 1000 mcg, 2 and 10 mg): core orders them by amount, as the SQL does,
+    whichever order they were entered in."""
+    rng = random.Random(12)
+    pairs = [(500, 1000, "mcg"), (50, 100, "mcg"), (2, 10, "mg"), (5, 10, "mg"), (9, 10, "mg")]
+    members = []
+    for i in range(600):
+        case = random_case(rng, knowledge)
+        if not case.administrations:
+            continue
+        smaller, larger, unit = pairs[i % len(pairs)]
+        last = dataclasses.replace(case.administrations[-1], dose=smaller, unit=unit)
+        other = dataclasses.replace(last, dose=larger, given_by="self")
+        for order, admins in (
+            ("a", (*case.administrations[:-1], last, other)),
+            ("b", (other, last, *case.administrations[:-1])),
+        ):
+            members.append(
+                CohortMember(f"S{i:03d}{order}", dataclasses.replace(case, administrations=admins))
+            )
+    write_tables(cohort_tables(members, knowledge), tmp_path)
+    core = {
+        m.patient_id: covered(evaluate(m.case, knowledge, as_of=AS_OF).codes()) for m in members
+    }
+    for pid in core:
+        if pid.endswith("a"):
+            assert core[pid] == core[pid[:-1] + "b"], pid
+    assert len(members) > 800
+    assert disagreements(core, duckdb_worklist(tmp_path, knowledge)) == []

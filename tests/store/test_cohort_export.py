@@ -153,10 +153,10 @@ def test_a_failed_export_leaves_the_earlier_tables_as_they_were(
     export_cohort(services.db, services.knowledge, tmp_path, as_of=DAY)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
-    def no_longer_valid(document: object, knowledge: object) -> None:
+    def no_longer_valid(record: object, as_of: object, knowledge: object) -> None:
         raise CaseError([{"loc": "observations[0].unit", "msg": "unknown unit", "type": "unit"}])
 
-    monkeypatch.setattr(cohort_module, "parse_case", no_longer_valid)
+    monkeypatch.setattr(cohort_module, "stored_case", no_longer_valid)
     with pytest.raises(CohortExportError, match=r"observations\[0\]\.unit: unknown unit"):
         export_cohort(services.db, services.knowledge, tmp_path, as_of=DAY)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before

@@ -109,7 +109,8 @@ def test_records_of_every_kind_are_stored_and_listed(world: World) -> None:
             "end_before_start",
         ),
         (
-            AdministrationIn(
+            # The input refuses a negative dose itself; the service refuses one that got past it.
+            AdministrationIn.model_construct(
                 date=D(2026, 3, 2), product="hydroxocobalamin", dose=-1, unit="mg", route="IM"
             ),
             "dose",
@@ -136,6 +137,73 @@ def test_a_record_the_contract_refuses_is_not_stored(
         world.services.records.add_record(world.clinician, world.patient_id, entry)
     assert [(e["loc"], e["type"]) for e in caught.value.errors] == [(loc, type_)]
     assert counts(world, world.patient_id) == before  # no row, no audit entry
+
+
+@pytest.mark.parametrize(
+    ("entry", "loc", "type_"),
+    [
+        (
+            AdministrationIn(date=D(2026, 3, 2), **{**HYDROXO, "route": "IV push"}),
+            "route",
+            "unknown_routes",
+        ),
+        (
+            PrescriptionIn(
+                phase="loading", interval_days=2, start=D(2026, 3, 2), **{**HYDROXO, "unit": "ml"}
+            ),
+            "unit",
+            "unknown_dose_units",
+        ),
+        (MedicationIn(code="aspirin", start=D(2026, 1, 1)), "code", "unknown_medications"),
+        (AdverseEventIn(code="hiccups", date=D(2026, 3, 1)), "code", "unknown_adverse_events"),
+        (
+            SymptomIn(code="fatigue", date=D(2026, 3, 1), status="better"),
+            "status",
+            "unknown_statuses",
+        ),
+    ],
+    ids=["route", "dose-unit", "medication", "adverse-event", "status"],
+)
+def test_vocabulary_a_request_body_cannot_check_is_checked_before_storing(
+    world: World, entry: Any, loc: str, type_: str
+) -> None:
+    """Validated without a knowledge base (a REST body, a web form), an input is checked for
+    shape only; the write runs the whole record through the contract before it commits."""
+    before = counts(world, world.patient_id)
+    with pytest.raises(InvalidInput) as caught:
+        world.services.records.add_record(world.clinician, world.patient_id, entry)
+    assert [(e["loc"], e["type"]) for e in caught.value.errors] == [(loc, type_)]
+    assert counts(world, world.patient_id) == before
+
+
+def test_an_unknown_jurisdiction_is_not_stored(world: World) -> None:
+    moved = PatientIn(display_name="Test Patient A", jurisdiction="FR")
+    with pytest.raises(InvalidInput) as caught:
+        world.services.records.correct_patient(
+            world.clinician, world.patient_id, moved, expected_version=1
+        )
+    assert [(e["loc"], e["type"]) for e in caught.value.errors] == [
+        ("jurisdiction", "unknown_jurisdictions")
+    ]
+
+
+def test_an_imported_order_keeps_who_gives_it_and_where(world: World) -> None:
+    """The contract's prescription has an administration's ``given_by`` and ``site``; the store
+    keeps them (before, importing such a case failed)."""
+    order = {
+        **HYDROXO,
+        "phase": "maintenance",
+        "interval_days": 90,
+        "start": "2026-01-05",
+        "given_by": "self",
+        "site": "thigh",
+    }
+    doc = {"schema_version": 1, "as_of": "2026-03-01", "prescription": order}
+    pid = world.services.records.import_case(
+        world.clinician, doc, patient_id=f"{world.patient_id}-rx"
+    )
+    case = world.services.records.case_document(world.clinician, pid, as_of=D(2026, 3, 1))
+    assert case["prescription"] == order
 
 
 def test_a_duplicate_cause_is_refused(world: World) -> None:

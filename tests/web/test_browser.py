@@ -34,8 +34,9 @@ from playwright.sync_api import (
 from b12plan.examples import example_cases
 from b12plan.service import KINDS, Principal
 from b12plan.service.demo import shift_dates
-from b12plan.service.schemas import AdverseEventIn
+from b12plan.service.schemas import AdverseEventIn, NewUser
 from tests.web.conftest import (
+    ADMIN,
     CLINICIAN,
     OVERDUE_ID,
     PATIENT,
@@ -94,12 +95,14 @@ def _free_port() -> int:
 
 
 NEURO_ID = "browser-neuro"  # a second patient in neurological loading, for the decision test
+LOCUM = ("dr.locum", "locum sessions at the riverside")  # a clinician the admin test disables
 
 
 @pytest.fixture(scope="module")
 def browser_db(seeded_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the seeded demo database, plus a patient of its own for the decision test
-    (the demo patient user's record is the patient tests' to change)."""
+    (the demo patient user's record is the patient tests' to change) and a clinician of its own
+    for the admin's disable test (the demo clinician's session is the other tests')."""
     database = copy_db(seeded_db, tmp_path_factory.mktemp("browser"))
     example = next(e for e in example_cases() if e.name.startswith("01-"))
     document = json.loads(example.text)
@@ -112,6 +115,16 @@ def browser_db(seeded_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
             clinic_id="demo-clinic",
             display_name="Test Patient Neuro",
             patient_id=NEURO_ID,
+        )
+        services.auth.add_user(
+            Principal.system("tests"),
+            NewUser(
+                username=LOCUM[0],
+                password=LOCUM[1],
+                role="clinician",
+                clinic_id="demo-clinic",
+                display_name="Locum clinician",
+            ),
         )
     finally:
         services.db.dispose()
@@ -508,6 +521,67 @@ def test_a_patient_cannot_open_another_patients_page(
     assert response.status == 403
     expect(page.get_by_role("heading", level=1)).to_have_text("Not allowed")
     expect(page.locator("main")).not_to_contain_text("Demo 03")
+    page.close()
+
+
+# --- accounts -----------------------------------------------------------------------------------
+
+
+def test_an_admin_disables_a_user_and_their_open_session_is_gone(
+    browser: Browser, base_url: str
+) -> None:
+    locum_context = new_context(browser)
+    locum = new_page(locum_context)
+    sign_in(locum, base_url, LOCUM)
+    expect(locum.get_by_role("heading", level=1)).to_contain_text("Worklist")
+
+    admin_context = new_context(browser)
+    admin = new_page(admin_context)
+    sign_in(admin, base_url, ADMIN)
+    admin.get_by_role("link", name="Users").click()
+    admin.wait_for_url(f"{base_url}/clinic/users")
+    row = admin.locator(f'[id="user-{LOCUM[0]}"]')
+    expect(row).to_contain_text("active")
+    assert unlabelled_controls(admin) == []
+    shot(admin, "admin-users", full_page=True)
+    row.get_by_role("link", name=f"Disable {LOCUM[0]}").click()
+    admin.wait_for_url(f"{base_url}/clinic/users/{LOCUM[0]}/disable")
+    expect(admin.locator("#confirm-consequence")).to_contain_text("signed out everywhere")
+    shot(admin, "admin-confirm-disable")
+    admin.get_by_role("button", name=f"Disable {LOCUM[0]}").click()
+    expect(admin.locator("#users-saved")).to_have_text(f"{LOCUM[0]} is now disabled.")
+    expect(row).to_contain_text("disabled")
+
+    locum.reload()  # the same browser, the same cookie: the session ended with the account
+    locum.wait_for_url(f"{base_url}/login?next=%2Fclinic")
+    expect(locum.get_by_role("heading", level=1)).to_have_text("Sign in")
+    locum.get_by_label("Username").fill(LOCUM[0])
+    locum.get_by_label("Password").fill(LOCUM[1])
+    locum.get_by_role("button", name="Sign in").click()
+    expect(locum.locator("main")).to_contain_text("Wrong username or password.")
+    for page in (locum, admin):
+        page.close()
+    locum_context.close()
+    admin_context.close()
+
+
+def test_a_user_changes_their_password_with_labelled_fields_and_an_error_summary(
+    patient: BrowserContext, base_url: str
+) -> None:
+    page = new_page(patient)
+    page.goto(f"{base_url}/me")
+    page.get_by_role("link", name="Change password").click()
+    page.wait_for_url(f"{base_url}/account/password")
+    assert unlabelled_controls(page) == []
+    page.get_by_label("Current password").fill("not my password")
+    page.get_by_label("New password", exact=True).fill("a fine long phrase for me")
+    page.get_by_label("New password again").fill("a fine long phrase for me")
+    page.get_by_role("button", name="Change password").click()
+    summary = page.locator(".error-summary")
+    expect(summary).to_contain_text("Current password: Is not your current password")
+    expect(page.get_by_label("Current password")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("New password", exact=True)).to_have_value("")  # never echoed
+    shot(page, "account-password-error")
     page.close()
 
 

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from b12plan.api.problems import problem_responses
 from b12plan.api.security import make_optional_token
-from b12plan.service.auth import AuthService
+from b12plan.service.auth import AuthService, session_cookie
 from b12plan.service.schemas import (
     USERNAME_PATTERN,
     ClinicOut,
@@ -86,13 +86,7 @@ def make_access_router(
         """Sign in for a browser: sets the HttpOnly session cookie (same-origin requests only)."""
         issued = auth.login(username, password, kind="cookie", address=client_address(request))
         response.set_cookie(
-            cookie_name,
-            issued.access_token,
-            max_age=int(auth.token_ttl.total_seconds()),
-            httponly=True,
-            secure=cookie_secure,
-            samesite="lax",
-            path="/",
+            **session_cookie(cookie_name, issued, now=auth.clock.now(), secure=cookie_secure)
         )
         return SessionOut(user=issued.user, expires_at=issued.expires_at)
 

@@ -30,6 +30,7 @@ from b12plan.service.errors import (
     ServiceError,
     TooManyAttempts,
     Unauthenticated,
+    error_message,
     field_error,
     format_loc,
 )
@@ -159,12 +160,11 @@ def request_errors(errors: Sequence[Any]) -> list[FieldError]:
             path = f"{place}.{path}" if path else place
         type_ = str(error.get("type", "invalid"))
         msg = str(error.get("msg", "invalid"))
-        if type_ == "missing":
-            msg = "required"
-        elif type_ == "extra_forbidden":
-            msg = "unknown key"
-        elif type_ == "json_invalid":
-            msg = f"invalid JSON: {error.get('ctx', {}).get('error', msg)}"
+        ctx: dict[str, Any] = dict(error.get("ctx") or {})
+        if type_ == "json_invalid":
+            msg = f"invalid JSON: {ctx.get('error', msg)}"
+        else:  # worded as the contract words it, whichever channel the field came through
+            msg = error_message(type_, msg, error.get("input"), ctx, loc)
         out.append(field_error(path, msg[:1].lower() + msg[1:], type_))
     return out
 

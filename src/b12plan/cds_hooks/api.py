@@ -35,6 +35,7 @@ from b12plan.cds_hooks.trust import (
     looks_like_jwt,
 )
 from b12plan.core.knowledge import Knowledge
+from b12plan.core.model import Case
 from b12plan.fhir import operation_outcome
 from b12plan.fhir.outcome import NOT_FOUND, STRUCTURE, VALUE, error
 from b12plan.service.cds import FeedbackItem, FeedbackProblem, IssuedCard
@@ -163,17 +164,21 @@ def make_router(
     dependencies: Sequence[params.Depends] | None = None,
     principal: Callable[..., Any] | None = None,
     ledger: CardLedger | None = None,
+    default_jurisdiction: str = "GB",
 ) -> APIRouter:
     """The CDS Hooks routes.
 
-    ``load_case(patient_id)`` is the fallback record when a call has no (complete) prefetch and
-    no ``fhirServer``. ``fhir_client_factory(server, token)`` builds the HTTP client for a
-    ``fhirServer`` (default: httpx with the bearer token). ``fhir_servers``, when given, is the
-    allow-list of FHIR servers the service may query (protects against request forgery).
+    ``load_case(patient_id)`` is the fallback record, the store's ``Case``, when a call has no
+    (complete) prefetch and no ``fhirServer``. ``fhir_client_factory(server, token)`` builds the
+    HTTP client for a ``fhirServer`` (default: httpx with the bearer token). ``fhir_servers``,
+    when given, is the allow-list of FHIR servers the service may query (protects against
+    request forgery).
     ``dependencies`` guard every route; ``principal``, a FastAPI dependency giving the caller
     (a ``Caller`` from ``CdsAuth`` in the app), guards every route too and makes ``load_case``
     receive it as a second argument (``load_case(id, who)``). ``ledger``, when given, records
-    each card returned and serves the feedback endpoint.
+    each card returned and serves the feedback endpoint. ``default_jurisdiction`` applies to
+    EHR records that do not say which protocols apply (no b12plan extension, no address
+    country).
     """
 
     def services_for(who: Any) -> CdsServices:
@@ -185,7 +190,7 @@ def make_router(
 
             whom = who.who if isinstance(who, Caller) else who
 
-            def load(patient_id: str) -> dict[str, Any] | None:
+            def load(patient_id: str) -> Case | None:
                 return as_who(patient_id, whom)
 
         return CdsServices(
@@ -195,6 +200,7 @@ def make_router(
             id_factory=id_factory,
             fhir_client_factory=fhir_client_factory or default_fhir_client,
             fhir_servers=fhir_servers,
+            default_jurisdiction=default_jurisdiction,
         )
 
     router = APIRouter(tags=["CDS Hooks"], dependencies=list(dependencies or ()))

@@ -18,6 +18,7 @@ import httpx
 
 from b12plan.cds_hooks.discovery import PATIENT_TOKEN
 from b12plan.cds_hooks.request import HookCall
+from b12plan.core.model import Case
 
 Json = dict[str, Any]
 FhirClientFactory = Callable[[str, str | None], httpx.Client]
@@ -35,11 +36,11 @@ class DataUnavailable(Exception):
 
 @dataclass(frozen=True)
 class PatientRecord:
-    """Either FHIR entries (from prefetch and/or the FHIR server) or a store case."""
+    """Either FHIR entries (from prefetch and/or the FHIR server) or the store's ``Case``."""
 
     entries: tuple[Any, ...] = ()
     sources: tuple[str, ...] = ()  # where each entry came from, to name it in errors
-    case: Json | None = None
+    case: Case | None = None
 
 
 def default_fhir_client(server: str, access_token: str | None) -> httpx.Client:
@@ -119,11 +120,14 @@ def gather(
     call: HookCall,
     templates: dict[str, str],
     *,
-    load_case: Callable[[str], Json | None],
+    load_case: Callable[[str], Case | None],
     fhir_client_factory: FhirClientFactory,
     fhir_servers: Collection[str] | None,
 ) -> PatientRecord:
-    """The patient's record for this call, or ``DataUnavailable`` saying why not."""
+    """The patient's record for this call, or ``DataUnavailable`` saying why not.
+
+    ``load_case`` gives the store's ``Case`` (``None``: no such patient; ``contract.CaseError``:
+    the stored record is not a valid case)."""
     prefetch = call.prefetch or {}
     missing = [key for key in templates if key not in prefetch]
     given = [

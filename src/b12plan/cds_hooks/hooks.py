@@ -1,14 +1,16 @@
 """The two CDS services: ``patient-view`` (review the record) and ``order-sign`` (check a draft).
 
 Everything clinical comes from ``b12plan.core.evaluate``; this module only chooses which
-findings a hook shows and turns them into cards. Records are read through ``b12plan.fhir``, so
-the EHR's data and our own store's go through the same validation.
+findings a hook shows and turns them into cards. An EHR's record (prefetch or its FHIR server)
+is read by ``b12plan.fhir.import_bundle`` into a ``Case``; b12plan's own store hands over its
+``Case``. Either way the contract parses the record once, and the hook works on that ``Case``
+(draft orders are added to it as core records, never through JSON).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -29,22 +31,26 @@ from b12plan.cds_hooks.data import (
 )
 from b12plan.cds_hooks.discovery import ServiceSpec, discovery, prefetch_templates, service
 from b12plan.cds_hooks.request import HookCall, RequestError, parse_call
-from b12plan.contract import CaseError, parse_case
+from b12plan.contract import CaseError
 from b12plan.core import Assessment, evaluate
 from b12plan.core.knowledge import Knowledge
+from b12plan.core.model import Case, Prescription
 from b12plan.fhir import (
     BundleError,
     DraftOrder,
-    bundle_to_case_dict,
     draft_orders,
+    drafts_to_check,
     every,
+    import_bundle,
     order_for_regimen,
 )
 from b12plan.fhir.outcome import NOT_FOUND, STRUCTURE, error
 
 Json = dict[str, Any]
-LoadCase = Callable[[str], Json | None]
-LoadCaseAs = Callable[[str, Any], Json | None]
+LoadCase = Callable[[str], Case | None]
+"""The store's case for a patient id; ``None`` when there is none, ``contract.CaseError`` when
+the stored record is not a valid case."""
+LoadCaseAs = Callable[[str, Any], Case | None]
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,9 @@ class CdsServices:
     id_factory: IdFactory
     fhir_client_factory: FhirClientFactory
     fhir_servers: Collection[str] | None = None
+    default_jurisdiction: str = "GB"
+    """For an EHR record that says neither by b12plan's extension nor by the patient's address
+    (the composition root passes ``B12PLAN_DEFAULT_JURISDICTION``, as for FHIR imports)."""
 
     def discovery(self) -> Json:
         return discovery(self.knowledge)
@@ -95,21 +104,28 @@ class CdsServices:
             fhir_servers=servers,
         )
 
-    def _case(self, record: PatientRecord, call: HookCall, as_of: date) -> Json:
-        """The contract case; ``BundleError`` (naming prefetch keys or queries) when the record
-        cannot be read."""
+    def _case(self, record: PatientRecord, call: HookCall, as_of: date) -> Case:
+        """The record as known on ``as_of``; ``BundleError`` (naming prefetch keys or queries)
+        when it cannot be read. A FHIR record is read strictly (a result that cannot be read is
+        an error, not a warning nobody sees); the store's ``Case`` is used as it is."""
         if record.case is not None:
-            return {**record.case, "as_of": as_of.isoformat()}
+            return record.case.known_on(as_of)
         bundle = {"resourceType": "Bundle", "type": "collection", "entry": list(record.entries)}
         try:
-            return bundle_to_case_dict(
-                bundle, as_of=as_of, knowledge=self.knowledge, patient_id=call.patient_id
+            imported = import_bundle(
+                bundle,
+                as_of=as_of,
+                knowledge=self.knowledge,
+                patient_id=call.patient_id,
+                default_jurisdiction=self.default_jurisdiction,
+                partial=False,
             )
         except BundleError as exc:
             raise BundleError([_at_source(e, record.sources) for e in exc.errors]) from None
+        return imported.case.known_on(as_of)
 
-    def _assess(self, case: Json, as_of: date) -> Assessment:
-        return evaluate(parse_case(case, self.knowledge), self.knowledge, as_of=as_of)
+    def _assess(self, case: Case, as_of: date) -> Assessment:
+        return evaluate(case, self.knowledge, as_of=as_of)
 
     def _problem(self, errors: list[dict[str, str]], what: str) -> Reply:
         card = data_problem_card(errors, what=what, id_factory=self.id_factory)
@@ -122,6 +138,8 @@ class CdsServices:
             record = self._record(call)
         except DataUnavailable as exc:
             return Reply(412, errors=(error("", str(exc), "processing"),))
+        except CaseError as exc:  # the store's record fails validation
+            return self._problem(exc.errors, "this patient's record")
         try:
             case = self._case(record, call, as_of)
             assessment = self._assess(case, as_of)
@@ -130,10 +148,10 @@ class CdsServices:
         return Reply(200, {"cards": self.patient_view_cards(spec, case, assessment)})
 
     def patient_view_cards(
-        self, spec: ServiceSpec, case: Json, assessment: Assessment
+        self, spec: ServiceSpec, case: Case, assessment: Assessment
     ) -> list[Card]:
         """Every warning and critical finding; a few informational ones; then the next dose."""
-        treated = bool(case.get("administrations")) or case.get("prescription") is not None
+        treated = bool(case.administrations) or case.prescription is not None
         cards: list[Card] = []
         info = 0
         for finding in assessment.findings:
@@ -160,15 +178,9 @@ class CdsServices:
 
     def _order_sign(self, spec: ServiceSpec, call: HookCall, as_of: date) -> Reply:
         drafts_bundle = call.context["draftOrders"]
-        try:  # a first read only to see whether any order concerns b12plan at all
-            relevant = bool(
-                draft_orders(
-                    drafts_bundle,
-                    as_of=as_of,
-                    jurisdiction="GB",
-                    patient_id=call.patient_id,
-                    knowledge=self.knowledge,
-                )
+        try:  # before the record is fetched: does any order concern b12plan at all?
+            relevant = drafts_to_check(
+                drafts_bundle, as_of=as_of, patient_id=call.patient_id, knowledge=self.knowledge
             )
         except BundleError as exc:
             if any(e["type"] == STRUCTURE for e in exc.errors):
@@ -180,6 +192,8 @@ class CdsServices:
             record = self._record(call)
         except DataUnavailable as exc:
             return Reply(412, errors=(error("", str(exc), "processing"),))
+        except CaseError as exc:  # the store's record fails validation
+            return self._problem(exc.errors, "this patient's record")
         try:
             case = self._case(record, call, as_of)
         except (BundleError, CaseError) as exc:
@@ -188,7 +202,7 @@ class CdsServices:
             drafts = draft_orders(
                 drafts_bundle,
                 as_of=as_of,
-                jurisdiction=case.get("jurisdiction", "GB"),
+                record=case,
                 patient_id=call.patient_id,
                 knowledge=self.knowledge,
             )
@@ -197,7 +211,7 @@ class CdsServices:
         return Reply(200, {"cards": self.order_sign_cards(spec, case, drafts, as_of)})
 
     def order_sign_cards(
-        self, spec: ServiceSpec, case: Json, drafts: list[DraftOrder], as_of: date
+        self, spec: ServiceSpec, case: Case, drafts: list[DraftOrder], as_of: date
     ) -> list[Card]:
         """Cards for what the draft orders cause.
 
@@ -206,33 +220,26 @@ class CdsServices:
         protocol's regimen ordered instead would not have it (with no protocol: when the record
         without the drafts does not); ``always_codes`` are shown whenever present.
         """
-        medications = [d.medication for d in drafts if d.medication is not None]
+        medications = tuple(d.medication for d in drafts if d.medication is not None)
         orders = [d for d in drafts if d.prescription is not None]
-        base = {**case, "medications": list(case.get("medications", [])) + medications}
-        variants: list[tuple[DraftOrder | None, Json]] = [
-            (d, {**base, "prescription": d.prescription}) for d in orders
+        base = replace(case, medications=case.medications + medications)
+        variants: list[tuple[DraftOrder | None, Case]] = [
+            (d, replace(base, prescription=d.prescription)) for d in orders
         ] or [(None, base)]
         cards: list[Card] = []
         seen: set[tuple[str, str]] = set()
         for draft, variant in variants:
-            try:
-                assessment = self._assess(variant, as_of)
-                regimen = self._protocol_regimen(assessment)
-                protocol_id = assessment.regimen.protocol_id if assessment.regimen else ""
-                injections = self._injections_needed(draft, case, as_of)
-                if injections is not None:  # an oral order where the protocol is injections
-                    protocol_id, regimen, oral_card = injections
-                    cards.append(oral_card)
-                if draft is not None and draft.prescription is not None and regimen is not None:
-                    reference = {**variant, "prescription": {**draft.prescription, **regimen}}
-                else:
-                    reference = case
-                expected = {(f.code, f.message) for f in self._assess(reference, as_of).findings}
-            except CaseError as exc:
-                problems = _draft_errors(exc.errors, draft)
-                return [
-                    data_problem_card(problems, what="the draft order", id_factory=self.id_factory)
-                ]
+            assessment = self._assess(variant, as_of)
+            regimen = self._protocol_regimen(assessment)
+            protocol_id = assessment.regimen.protocol_id if assessment.regimen else ""
+            injections = self._injections_needed(draft, case, as_of)
+            if injections is not None:  # an oral order where the protocol is injections
+                protocol_id, regimen, oral_card = injections
+                cards.append(oral_card)
+            reference = case
+            if draft is not None and draft.prescription is not None and regimen is not None:
+                reference = replace(variant, prescription=_as_regimen(draft.prescription, regimen))
+            expected = {(f.code, f.message) for f in self._assess(reference, as_of).findings}
             for finding in assessment.findings:
                 key = (finding.code, finding.message)
                 if finding.code not in spec.codes or key in seen:
@@ -267,7 +274,7 @@ class CdsServices:
         return cards
 
     def _injections_needed(
-        self, draft: DraftOrder | None, case: Json, as_of: date
+        self, draft: DraftOrder | None, case: Case, as_of: date
     ) -> tuple[str, Json, Card] | None:
         """For an oral draft where the record's own protocol is injections and tablets are no
         substitute (neurological symptoms, or a chronic malabsorptive cause, and no oral
@@ -286,9 +293,10 @@ class CdsServices:
         regimen = self._protocol_regimen(record)
         if not reasons or regimen is None:
             return None
-        rx = draft.prescription or {}
+        rx = draft.prescription
+        assert rx is not None  # an oral draft is a B12 order
         card = oral_order_card(
-            order=f"{rx.get('product')} {_number(rx.get('dose', 0))} {rx.get('unit')}",
+            order=f"{rx.product} {_number(rx.dose)} {rx.unit}",
             protocol_id=reg.protocol_id,
             regimen=f"{reg.product} {_number(reg.dose)} {reg.unit} {reg.route}",
             reasons=reasons,
@@ -352,8 +360,20 @@ class CdsServices:
 
 
 def _route(draft: DraftOrder) -> str | None:
-    route = (draft.prescription or {}).get("route")
-    return route if isinstance(route, str) else None
+    return None if draft.prescription is None else draft.prescription.route
+
+
+def _as_regimen(rx: Prescription, regimen: Json) -> Prescription:
+    """The draft order with the protocol's product, dose, route, phase and interval instead."""
+    return replace(
+        rx,
+        product=regimen["product"],
+        dose=regimen["dose"],
+        unit=regimen["unit"],
+        route=regimen["route"],
+        phase=regimen["phase"],
+        interval_days=regimen["interval_days"],
+    )
 
 
 def _number(value: float) -> float | int:
@@ -375,18 +395,3 @@ def _in_drafts(errors: list[dict[str, str]]) -> list[dict[str, str]]:
         {**e, "loc": f"context.draftOrders.{e['loc']}" if e["loc"] else "context.draftOrders"}
         for e in errors
     ]
-
-
-def _draft_errors(errors: list[dict[str, str]], draft: DraftOrder | None) -> list[dict[str, str]]:
-    """The contract's ``prescription.dose`` as the draft's FHIR path, where the error is the
-    draft's."""
-    out = []
-    for e in errors:
-        loc = e["loc"]
-        if draft is not None and loc.startswith("prescription"):
-            field = loc.removeprefix("prescription").lstrip(".")
-            sub = draft.fields.get(field, "")
-            base = f"context.draftOrders.entry[{draft.entry}].resource"
-            loc = f"{base}.{sub}" if sub else base
-        out.append({**e, "loc": loc})
-    return out

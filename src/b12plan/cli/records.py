@@ -20,6 +20,7 @@ import typer
 
 if TYPE_CHECKING:
     from b12plan.app import Services, Settings
+    from b12plan.core.model import Case
 
 db_app = typer.Typer(help="Database schema (Alembic migrations shipped in the package).")
 users_app = typer.Typer(help="Users who may sign in.")
@@ -358,15 +359,18 @@ def export_record(
             day = parse_iso_date(as_of)
         except ValueError as exc:
             _fail(f"--as-of: {exc}")
+    who = Principal.system("cli-export")
+    document: dict[str, Any]
     with records_services(settings_for(database_url)) as services:
-        case = services.records.case_document(Principal.system("cli-export"), patient_id, as_of=day)
-        document: dict[str, Any] = case
         if format == "fhir":
-            from b12plan.fhir import case_dict_to_bundle
+            from b12plan.fhir import case_to_bundle
 
-            document = case_dict_to_bundle(
+            case = services.records.patient_case(who, patient_id, as_of=day)
+            document = case_to_bundle(
                 case, knowledge=services.knowledge, patient_resource_id=patient_id
             )
+        else:
+            document = services.records.case_document(who, patient_id, as_of=day)
     text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     if output is None:
         typer.echo(text, nl=False)
@@ -404,8 +408,8 @@ def seed_demo(
         )
 
 
-def _bundle_to_case(bundle: dict[str, Any], services: Services) -> dict[str, Any]:
-    """The Bundle as a case; each item left out is printed on stderr as a warning (ADR 0055)."""
+def _bundle_to_case(bundle: dict[str, Any], services: Services) -> Case:
+    """The Bundle as a ``Case``; each item left out is printed on stderr as a warning (ADR 0055)."""
     from b12plan.fhir import BundleError, import_bundle
 
     try:

@@ -224,11 +224,19 @@ def parse_assess_argv(argv: Sequence[str]) -> AssessArgs | None:
     return AssessArgs(case_file, as_json=as_json, **values)
 
 
+PYDANTIC_PLUGINS_ENV = "PYDANTIC_DISABLE_PLUGINS"
+"""Pydantic's documented switch. ``__all__`` spares ``assess`` the scan of every installed
+package's entry points on its first validation (b12plan uses no pydantic plugin); a value the
+caller set, even empty (which enables every plugin), is kept. Only this one-shot path sets it:
+``b12plan serve`` and the other commands keep pydantic's default."""
+
+
 def run_assess_argv(argv: Sequence[str]) -> int | None:
     """Run ``assess`` without Typer when ``argv`` allows it; the exit code, or ``None``."""
     args = parse_assess_argv(argv)
     if args is None:
         return None
+    os.environ.setdefault(PYDANTIC_PLUGINS_ENV, "__all__")
     try:
         return exit_code_of(
             lambda: assess(

@@ -1,5 +1,5 @@
-"""The contract (v1.1): the case document's shape, read into core types and written back, and
-the one shape of a field error.
+"""The contract (v1.1): each record kind's fields (``records``), the case document's shape read
+into core types and written back (``case``), and the one shape of a field error (``errors``).
 
 Every entry point reads and writes cases through this package (CLI, REST API, web app, CDS
 Hooks, FHIR import), so each accepts and refuses the same documents and names a bad field the
@@ -16,7 +16,7 @@ from b12plan.contract.case import (
     parse_case_json,
     parse_iso_date,
 )
-from b12plan.contract.errors import FieldError, field_error, format_loc
+from b12plan.contract.errors import FieldError, field_error, field_errors, format_loc
 
 __all__ = [
     "DEFAULT_JURISDICTION",
@@ -25,6 +25,7 @@ __all__ = [
     "FieldError",
     "case_to_dict",
     "field_error",
+    "field_errors",
     "format_loc",
     "load_json",
     "parse_case",

@@ -1,11 +1,12 @@
-"""FHIR R4 (``fhir.resources.R4B``) import and export of the contract case.
+"""FHIR R4 (``fhir.resources.R4B``) import and export of a core ``Case``: one writer, one reader.
 
-``case_dict_to_bundle`` writes a ``collection`` Bundle: Patient, Condition per cause, Observation
+``case_to_bundle`` writes a ``collection`` Bundle: Patient, Condition per cause, Observation
 per result (LOINC, UCUM) and per symptom report, MedicationRequest (loading and maintenance as
 ``dosageInstruction`` ``sequence`` 1 and 2), MedicationAdministration, MedicationStatement,
 AdverseEvent and, from ``b12plan.core.evaluate``, a CarePlan of the planned doses.
-``bundle_to_case_dict`` reads such a Bundle, or an EHR's, back into the canonical contract case.
-The round trip is the identity on canonical cases (``contract.case_to_dict`` output).
+``import_bundle`` reads such a Bundle, or an EHR's, back into a ``Case`` (the contract's parse
+runs once, inside it). The round trip is the identity on cases. Callers hand these functions
+and each other ``Case`` objects; JSON exists only at the edges (an HTTP body, a file).
 """
 
 from __future__ import annotations
@@ -13,19 +14,20 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from b12plan.contract import parse_case
 from b12plan.core import evaluate
 from b12plan.core.knowledge import Knowledge
+from b12plan.core.model import Case
 from b12plan.fhir.codes import CodeMap, Systems, load_code_map, systems
 from b12plan.fhir.importing import (
     DraftOrder,
     Imported,
+    has_draft_orders,
     read_bundle,
     read_draft_orders,
     validate_bundle,
 )
 from b12plan.fhir.outcome import BundleError, describe, http_status, operation_outcome
-from b12plan.fhir.to_fhir import case_to_bundle, every, protocol_order
+from b12plan.fhir.to_fhir import every, protocol_order, write_bundle
 
 __all__ = [
     "BundleError",
@@ -33,10 +35,10 @@ __all__ = [
     "DraftOrder",
     "Imported",
     "Systems",
-    "bundle_to_case_dict",
-    "case_dict_to_bundle",
+    "case_to_bundle",
     "describe",
     "draft_orders",
+    "drafts_to_check",
     "every",
     "http_status",
     "import_bundle",
@@ -48,24 +50,23 @@ __all__ = [
 ]
 
 
-def case_dict_to_bundle(
-    case: dict[str, Any],
+def case_to_bundle(
+    case: Case,
     *,
     bundle_id: str | None = None,
     knowledge: Knowledge,
     include_plan: bool = True,
     patient_resource_id: str | None = None,
 ) -> dict[str, Any]:
-    """A contract case as a FHIR R4 ``collection`` Bundle (JSON).
+    """A case as a FHIR R4 ``collection`` Bundle (JSON).
 
-    The case is validated first (``contract.CaseError`` names the field). With ``include_plan`` the
-    case is evaluated as of its ``as_of`` to add the CarePlan and the protocol's maintenance
-    phase of a loading order. ``patient_resource_id`` sets ``Patient.id`` (e.g. a server's id).
+    With ``include_plan`` the case is evaluated as of its ``as_of`` to add the CarePlan and the
+    protocol's maintenance phase of a loading order. ``patient_resource_id`` sets ``Patient.id``
+    (e.g. a server's id). Free text FHIR cannot carry is a ``contract.CaseError`` naming the field.
     """
-    parsed = parse_case(case, knowledge)
-    assessment = evaluate(parsed, knowledge, as_of=parsed.as_of) if include_plan else None
-    return case_to_bundle(
-        parsed,
+    assessment = evaluate(case, knowledge, as_of=case.as_of) if include_plan else None
+    return write_bundle(
+        case,
         knowledge,
         load_code_map(),
         systems(),
@@ -85,15 +86,16 @@ def import_bundle(
     partial: bool = True,
     validated: bool = False,
 ) -> Imported:
-    """A FHIR R4 Bundle as the canonical contract case, with a warning for everything left out;
-    ``BundleError`` lists FHIR paths of what makes the record unusable.
+    """A FHIR R4 Bundle as a ``Case``, with a warning for everything left out; ``BundleError``
+    lists FHIR paths of what makes the record unusable.
 
     ``patient_id``, when given, is the patient the record must belong to (e.g. CDS Hooks
     ``context.patientId``): a Patient or a subject reference naming anyone else is an error.
     ``default_jurisdiction`` applies when neither b12plan's extension nor the patient's address
     says which protocols apply (the composition root passes ``B12PLAN_DEFAULT_JURISDICTION``).
-    ``partial=False`` makes one unreadable result an error, as ``bundle_to_case_dict`` does.
-    ``validated=True``: ``bundle`` is ``validate_bundle``'s output, not validated again.
+    ``partial=False`` makes one unreadable result an error: a caller that shows no warnings (CDS
+    Hooks) must not act on a record with a result silently missing. ``validated=True``:
+    ``bundle`` is ``validate_bundle``'s output, not validated again.
     """
     return read_bundle(
         bundle,
@@ -108,39 +110,35 @@ def import_bundle(
     )
 
 
-def bundle_to_case_dict(
-    bundle: object,
-    *,
-    as_of: date,
-    knowledge: Knowledge,
-    patient_id: str | None = None,
-    default_jurisdiction: str = "GB",
-) -> dict[str, Any]:
-    """``import_bundle``'s case alone, read strictly (``partial=False``): a caller that shows no
-    warnings must not act on a record with a result silently missing."""
-    return import_bundle(
+def drafts_to_check(
+    bundle: object, *, as_of: date, patient_id: str | None = None, knowledge: Knowledge
+) -> bool:
+    """Whether a CDS Hooks ``draftOrders`` Bundle holds any order b12plan checks (readable or
+    not), answered before the patient's record is fetched."""
+    return has_draft_orders(
         bundle,
         as_of=as_of,
         knowledge=knowledge,
+        codes=load_code_map(),
+        systems=systems(),
         patient_id=patient_id,
-        default_jurisdiction=default_jurisdiction,
-        partial=False,
-    ).case
+    )
 
 
 def draft_orders(
     bundle: object,
     *,
     as_of: date,
-    jurisdiction: str,
+    record: Case,
     patient_id: str | None = None,
     knowledge: Knowledge,
 ) -> list[DraftOrder]:
-    """The B12 and contract-listed medication orders in a CDS Hooks ``draftOrders`` Bundle."""
+    """The B12 and contract-listed medication orders in a CDS Hooks ``draftOrders`` Bundle, as
+    core records checked by the contract against ``record`` (its jurisdiction, birth date)."""
     return read_draft_orders(
         bundle,
         as_of=as_of,
-        jurisdiction=jurisdiction,
+        record=record,
         knowledge=knowledge,
         codes=load_code_map(),
         systems=systems(),

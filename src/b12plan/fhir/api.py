@@ -20,7 +20,8 @@ from starlette.concurrency import run_in_threadpool
 
 from b12plan.contract import CaseError
 from b12plan.core.knowledge import Knowledge
-from b12plan.fhir import Imported, case_dict_to_bundle
+from b12plan.core.model import Case
+from b12plan.fhir import Imported, case_to_bundle
 from b12plan.fhir import import_bundle as read_import
 from b12plan.fhir.importing import validate_bundle
 from b12plan.fhir.outcome import (
@@ -40,10 +41,12 @@ FHIR_JSON = "application/fhir+json"
 log = logging.getLogger("b12plan.fhir")
 IMPORT_TYPES = ("transaction", "collection")
 
-LoadCase = Callable[[str], dict[str, Any] | None]
-LoadCaseAs = Callable[[str, Any], dict[str, Any] | None]
-ImportCase = Callable[[dict[str, Any]], str]
-ImportCaseAs = Callable[[dict[str, Any], Any], str]
+LoadCase = Callable[[str], Case | None]
+"""The store's case for a patient id; ``None`` when there is none, ``contract.CaseError`` when
+the stored record is not a valid case."""
+LoadCaseAs = Callable[[str, Any], Case | None]
+ImportCase = Callable[[Case], str]
+ImportCaseAs = Callable[[Case, Any], str]
 
 
 async def _nobody() -> None:
@@ -68,7 +71,7 @@ def outcome_response(errors: Sequence[dict[str, str]]) -> Response:
 def read_bundle(
     body: bytes, as_of: date, knowledge: Knowledge, default_jurisdiction: str
 ) -> tuple[Imported, int] | list[dict[str, str]]:
-    """A POSTed Bundle as a contract case with its warnings and its entry count, or the errors."""
+    """A POSTed Bundle as a ``Case`` with its warnings and its entry count, or the errors."""
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -106,7 +109,8 @@ def make_router(
     principal: Callable[..., Any] | None = None,
     default_jurisdiction: str = "GB",
 ) -> APIRouter:
-    """The FHIR routes over a store given as ``load_case(id)`` and ``import_case(case) -> id``.
+    """The FHIR routes over a store given as ``load_case(id) -> Case`` and
+    ``import_case(case) -> id`` (a ``Case`` both ways: JSON only in the HTTP bodies).
 
     ``clock`` gives the ``as_of`` an imported record is read on (records dated later are kept:
     the contract leaves them out of evaluations until their date). ``dependencies`` guard every
@@ -120,12 +124,12 @@ def make_router(
     router = APIRouter(tags=["FHIR"], dependencies=list(dependencies or ()))
     who_dependency = principal or _nobody
 
-    def load(patient_id: str, who: Any) -> dict[str, Any] | None:
+    def load(patient_id: str, who: Any) -> Case | None:
         if principal is None:
             return cast(LoadCase, load_case)(patient_id)
         return cast(LoadCaseAs, load_case)(patient_id, who)
 
-    def store(case: dict[str, Any], who: Any) -> str:
+    def store(case: Case, who: Any) -> str:
         if principal is None:
             return cast(ImportCase, import_case)(case)
         return cast(ImportCaseAs, import_case)(case, who)
@@ -137,15 +141,11 @@ def make_router(
         responses={200: {"content": {FHIR_JSON: {}}}, 404: {"content": {FHIR_JSON: {}}}},
     )
     def everything(patient_id: str, who: Any = Depends(who_dependency)) -> Response:
-        case = load(patient_id, who)
-        if case is None:
-            return outcome_response([error("", f"no patient {patient_id!r}", NOT_FOUND)])
         try:
-            bundle = case_dict_to_bundle(
-                case,
-                knowledge=k,
-                patient_resource_id=patient_id,
-            )
+            case = load(patient_id, who)
+            if case is None:
+                return outcome_response([error("", f"no patient {patient_id!r}", NOT_FOUND)])
+            bundle = case_to_bundle(case, knowledge=k, patient_resource_id=patient_id)
         except CaseError as exc:  # a stored record the contract refuses: report, never crash
             return outcome_response(
                 [error(e["loc"], e["msg"], "business-rule") for e in exc.errors]
@@ -195,12 +195,10 @@ def make_router(
                 **throughput,
             )
         patient: dict[str, Any] = {"resourceType": "Patient", "id": new_id}
-        if "patient" in case:
-            details = case["patient"]
-            if "sex" in details:
-                patient["gender"] = details["sex"]
-            if "birth_date" in details:
-                patient["birthDate"] = details["birth_date"]
+        if case.patient.sex is not None:
+            patient["gender"] = case.patient.sex
+        if case.patient.birth_date is not None:
+            patient["birthDate"] = case.patient.birth_date.isoformat()
         return fhir_response(patient, 201, Location=f"Patient/{new_id}", **throughput)
 
     return router

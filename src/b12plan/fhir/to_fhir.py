@@ -549,7 +549,7 @@ def _category(code: str, display: str) -> Json:
     return {"coding": [{"system": OBSERVATION_CATEGORY, "code": code, "display": display}]}
 
 
-def case_to_bundle(
+def write_bundle(
     case: Case,
     knowledge: Knowledge,
     codes: CodeMap,

@@ -9,7 +9,11 @@ recorded in each assessment.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
+import hashlib
+import os
+import pickle
+import sys
+import tempfile
 import types
 import typing
 from datetime import date, datetime
@@ -18,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import b12plan.core.knowledge as core_knowledge
 from b12plan.core.knowledge import Knowledge, KnowledgeError
 
 KNOWLEDGE_DIR_ENV = "B12PLAN_KNOWLEDGE_DIR"
@@ -55,12 +60,98 @@ _BODY_KEYS = {
 }
 
 
+COMPILED_DIR = Path(__file__).with_name("__pycache__")
+"""Where the install keeps the shipped knowledge base compiled (``compile_knowledge``)."""
+
+
 @cache
 def load_knowledge() -> Knowledge:
-    """The shipped knowledge base (cached: it is immutable)."""
+    """The shipped knowledge base (cached: it is immutable).
+
+    Read from the compiled form the install wrote when it matches these very files and this
+    very loader (``compiled_key``), else parsed and validated from the TOML: the same object
+    either way, without the TOML parse on every start of the CLI (ADR 0058).
+    """
+    texts = shipped_texts()
+    compiled = read_compiled(COMPILED_DIR, texts)
+    return compiled if compiled is not None else parse_knowledge(texts)
+
+
+def shipped_texts() -> dict[str, str]:
+    """The text of each shipped knowledge file, by name."""
     root = resources.files(__package__)
-    texts = {name: root.joinpath(f"{name}.toml").read_text(encoding="utf-8") for name in FILES}
-    return parse_knowledge(texts)
+    return {name: root.joinpath(f"{name}.toml").read_text(encoding="utf-8") for name in FILES}
+
+
+def compiled_key(texts: dict[str, str]) -> str:
+    """What a compiled knowledge base must match: the files and the code that validated them.
+
+    A sha256 of every file's text, of this loader's source and of ``b12plan.core.knowledge``
+    (the classes and their checks), and of the interpreter's cache tag. Editing a clinical
+    number, a check or a class gives another key, so a compiled form built from anything else
+    is never read: it cannot serve stale knowledge.
+    """
+    digest = hashlib.sha256(str(sys.implementation.cache_tag).encode())
+    for source in (__file__, core_knowledge.__file__):
+        digest.update(Path(str(source)).read_bytes())
+    for name in FILES:
+        text = texts[name].encode("utf-8")
+        digest.update(f"\0{name}\0{len(text)}\0".encode())
+        digest.update(text)
+    return digest.hexdigest()
+
+
+def _compiled_path(folder: Path, key: str) -> Path:
+    return folder / f"knowledge-{key}.pickle"
+
+
+def read_compiled(folder: Path, texts: dict[str, str]) -> Knowledge | None:
+    """The knowledge base compiled from ``texts`` by ``write_compiled``, or ``None``.
+
+    ``None`` when there is none for this key, or when the file is damaged or holds anything
+    but a ``Knowledge`` stored under this key; the caller then parses the TOML, so a bad
+    compiled file costs time, never correctness. The folder is the package's own, written only
+    by the install: the same trust as the bytecode beside it.
+    """
+    try:
+        key = compiled_key(texts)
+        with _compiled_path(folder, key).open("rb") as file:
+            stored = pickle.load(file)
+    except Exception:  # absent, unreadable or damaged: parse the TOML instead
+        return None
+    if not (isinstance(stored, tuple) and len(stored) == 2 and stored[0] == key):
+        return None
+    knowledge = stored[1]
+    return knowledge if isinstance(knowledge, Knowledge) else None
+
+
+def write_compiled(folder: Path, texts: dict[str, str]) -> Path:
+    """Validate ``texts`` and store the result for ``read_compiled``; other keys' files go.
+
+    Written to a temporary file and renamed, so a reader sees a whole file or none.
+    """
+    knowledge = parse_knowledge(texts)
+    key = compiled_key(texts)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = _compiled_path(folder, key)
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".knowledge-", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            pickle.dump((key, knowledge), file, protocol=pickle.HIGHEST_PROTOCOL)
+        os.chmod(temporary, 0o644)  # readable by every user of the install, like its bytecode
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    for other in folder.glob("knowledge-*.pickle"):
+        if other != target:
+            other.unlink(missing_ok=True)
+    return target
+
+
+def compile_knowledge() -> Path:
+    """Compile the shipped knowledge base beside it (run by ``make`` at install, like bytecode)."""
+    return write_compiled(COMPILED_DIR, shipped_texts())
 
 
 def load_knowledge_from(directory: Path) -> Knowledge:
@@ -104,6 +195,8 @@ def load_knowledge_at(directory: Path | None) -> Knowledge:
 
 def parse_knowledge(texts: dict[str, str]) -> Knowledge:
     """Validate the files' text into ``Knowledge``; errors name the file and the entry."""
+    import tomllib  # here, not at import: a compiled knowledge base needs no TOML parser
+
     docs: dict[str, dict[str, Any]] = {}
     for name in FILES:
         try:
@@ -223,12 +316,18 @@ def _scalar(cls: Any, value: Any, path: str) -> Any:
 
 
 __all__ = [
+    "COMPILED_DIR",
     "FILES",
     "KNOWLEDGE_DIR_ENV",
     "Knowledge",
     "KnowledgeError",
+    "compile_knowledge",
+    "compiled_key",
     "load_knowledge",
     "load_knowledge_at",
     "load_knowledge_from",
     "parse_knowledge",
+    "read_compiled",
+    "shipped_texts",
+    "write_compiled",
 ]

@@ -21,8 +21,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from b12plan.contract import CaseError, parse_case
-from b12plan.core import Assessment, evaluate
+from b12plan.core import Assessment
 from b12plan.core.model import Case
 from b12plan.reminders.feed import feed_calendar
 from b12plan.reminders.knowledge import ReminderRules
@@ -308,14 +307,8 @@ class ReminderService:
         self, who: Principal, patient_id: str, as_of: dt.date
     ) -> tuple[Case, Assessment]:
         """The stored patient's case and assessment on ``as_of`` (as ``who`` may see it)."""
-        document = self.records.case_document(who, patient_id, as_of=as_of)
-        try:
-            case = parse_case(document, self.records.knowledge)
-        except CaseError as exc:
-            raise InvalidInput(
-                [field_error(e["loc"], e["msg"], e["type"]) for e in exc.errors]
-            ) from None
-        return case, evaluate(case, self.records.knowledge, as_of=as_of)
+        case = self.records.patient_case(who, patient_id, as_of=as_of)
+        return case, self.records.assess_patient(who, patient_id, as_of=as_of)
 
     def plan(self, who: Principal, patient_id: str, as_of: dt.date) -> tuple[Reminder, ...]:
         """The reminders this patient would get from ``as_of`` on (their own lead time)."""

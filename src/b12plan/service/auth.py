@@ -17,7 +17,7 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from pwdlib import PasswordHash
 from sqlalchemy import select, update
@@ -58,6 +58,23 @@ def session_cookie_name(secure: bool) -> str:
     """``__Host-`` cookies are only accepted Secure, for the whole host, with no Domain: a
     neighbouring subdomain or a plain-HTTP page cannot set or overwrite them."""
     return SECURE_SESSION_COOKIE if secure else SESSION_COOKIE
+
+
+def session_cookie(
+    name: str, issued: IssuedToken, *, now: dt.datetime, secure: bool
+) -> dict[str, Any]:
+    """The session cookie's attributes (``Response.set_cookie`` keywords), one rule for the
+    API's and the web's sign-in: HttpOnly (no script reads it), SameSite=Lax, the whole site,
+    Secure outside dev mode, and gone when the session's absolute limit is reached."""
+    return {
+        "key": name,
+        "value": issued.access_token,
+        "max_age": max(int((issued.expires_at - now).total_seconds()), 0),
+        "httponly": True,
+        "samesite": "lax",
+        "secure": secure,
+        "path": "/",
+    }
 
 
 USERNAME = re.compile(USERNAME_PATTERN)
@@ -252,6 +269,11 @@ class AuthService:
         self._set_password(who, user_id, new_password, keep_token=None)
         return self._user(user_id)
 
+    def get_user(self, who: Principal, username: str) -> UserOut:
+        """One user by name (admins only)."""
+        _require_admin(who)
+        return self._user(self._user_id(username))
+
     def set_active(self, who: Principal, username: str, active: bool) -> UserOut:
         """Disable (every session ends at once) or enable a user; admins only."""
         _require_admin(who)
@@ -391,11 +413,14 @@ class AuthService:
             )
             return _user_out(user)
 
-    def list_users(self, who: Principal) -> list[UserOut]:
+    def list_users(self, who: Principal, *, clinic: str | None = None) -> list[UserOut]:
+        """Every user, by name (admins only); with ``clinic``, that clinic's users."""
         _require_admin(who)
+        query = select(models.User).order_by(models.User.username)
+        if clinic is not None:
+            query = query.where(models.User.clinic_id == clinic)
         with self.db.reading() as session:
-            users = session.scalars(select(models.User).order_by(models.User.username))
-            return [_user_out(u) for u in users]
+            return [_user_out(u) for u in session.scalars(query)]
 
     def _repo(self, session: Session, who: Principal) -> Repository:
         return Repository(

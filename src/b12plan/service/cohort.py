@@ -1,7 +1,7 @@
 """The records store as population tables, so the population rules can screen a clinic's patients.
 
 Each patient's current record takes the path one patient's assessment takes (``load_records`` →
-``build_case`` → ``parse_case``), then ``cohort_tables`` converts units once: the worklist then
+``stored_case``), then ``cohort_tables`` converts units once: the worklist then
 reads exactly what the API and the web app show. Entered-in-error versions are left out, as
 everywhere. Patients are read a chunk at a time and streamed to Parquet, so memory stays flat.
 """
@@ -19,11 +19,11 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from b12plan.contract import CaseError, parse_case
+from b12plan.contract import CaseError
 from b12plan.core.knowledge import Knowledge
 from b12plan.population.convert import CohortMember, TableWriter, cohort_tables
 from b12plan.population.tables import TABLES
-from b12plan.service.records import build_case, load_records
+from b12plan.service.records import load_records, stored_case
 from b12plan.store import models
 from b12plan.store.database import Database
 
@@ -107,7 +107,7 @@ def _write(
                     missing += 1
                     continue
                 try:
-                    case = parse_case(build_case(record, as_of).document, knowledge)
+                    case = stored_case(record, as_of, knowledge)
                 except CaseError as exc:
                     detail = "; ".join(exc.lines())
                     raise CohortExportError(f"patient {pid}: {detail}") from None

@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from b12plan.contract.errors import FieldError, field_error, format_loc
+from b12plan.contract.errors import (
+    FieldError,
+    error_message,
+    field_error,
+    field_errors,
+    format_loc,
+)
 
 
 class ServiceError(Exception):
@@ -78,6 +84,8 @@ __all__ = [
     "NotFound",
     "ServiceError",
     "Unauthenticated",
+    "error_message",
     "field_error",
+    "field_errors",
     "format_loc",
 ]

@@ -26,12 +26,14 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from b12plan.contract import SCHEMA_VERSION, CaseError, case_to_dict, parse_case
 from b12plan.core import Assessment, evaluate
 from b12plan.core.knowledge import Knowledge
+from b12plan.core.model import Case
 from b12plan.service.clock import Clock
 from b12plan.service.errors import (
     Conflict,
@@ -41,11 +43,13 @@ from b12plan.service.errors import (
     NotFound,
     ServiceError,
     field_error,
+    field_errors,
 )
 from b12plan.service.schemas import (
     KIND_OF_INPUT,
     KINDS,
     MAX_OFFSET,
+    AdministrationIn,
     AuditOut,
     CauseIn,
     DecisionIn,
@@ -294,6 +298,13 @@ def build_case(
     return CaseDocument(document, sources)
 
 
+def stored_case(record: PatientRecord, as_of: dt.date, knowledge: Knowledge) -> Case:
+    """The stored record as a core ``Case``: the store's document parsed by the contract, once,
+    at the store's edge (``CaseError`` when the record fails validation). Every reader of the
+    store that needs a ``Case`` goes through here."""
+    return parse_case(build_case(record, as_of).document, knowledge)
+
+
 def _entry_date(entry: object) -> str:
     if isinstance(entry, dict):
         return str(entry.get("date") or entry.get("start") or "")
@@ -325,6 +336,7 @@ class RecordsService:
         self.new_id = new_id
         self._records: _Lru[tuple[str, int], PatientRecord] = _Lru(cache_size)
         self._assessments: _Lru[tuple[str, int, dt.date], Assessment] = _Lru(cache_size)
+        self._cases: _Lru[tuple[str, int, dt.date], Case] = _Lru(cache_size)
         self._documents: _Lru[tuple[str, int, dt.date], dict[str, Any]] = _Lru(cache_size)
 
     # --- patients -----------------------------------------------------------------------------
@@ -439,6 +451,55 @@ class RecordsService:
             self._validate(session, patient_id, *((kind.name, row.id) for kind, row in written))
             return [StoredRecord.of(kind, row) for kind, row in written]
 
+    def log_planned_dose(
+        self, who: Principal, patient_id: str, on: dt.date, *, site: str | None = None
+    ) -> StoredRecord[AdministrationIn]:
+        """A dose given as planned: product, dose, unit and route from the current regimen (the
+        carer's "I gave the injection"). With no regimen nothing is guessed: ``InvalidInput``
+        on ``date``. Who gave it follows the writer (a carer's is ``carer``)."""
+        regimen = self.assess_patient(who, patient_id).regimen
+        if regimen is None:
+            raise InvalidInput(
+                [
+                    field_error(
+                        "date",
+                        "there is no injection plan: ask the clinic before logging",
+                        "no_regimen",
+                    )
+                ]
+            )
+        try:
+            data = AdministrationIn.model_validate(
+                {
+                    "date": on,
+                    "product": regimen.product,
+                    "dose": regimen.dose,
+                    "unit": regimen.unit,
+                    "route": regimen.route,
+                    "given_by": "carer" if who.role == "carer" else None,
+                    "site": site.strip() if site and site.strip() else None,
+                }
+            )
+        except ValidationError as exc:
+            raise InvalidInput(
+                field_errors(exc.errors(include_url=False), AdministrationIn)
+            ) from None
+        return self.add_record(who, patient_id, data)
+
+    def save_prior_treatment(
+        self, who: Principal, patient_id: str, data: PriorTreatmentIn
+    ) -> StoredRecord[PriorTreatmentIn]:
+        """A patient has one prior treatment record: add it, or correct the current one (the
+        form that edits it says "save", not "add another")."""
+        kind = KINDS["prior_treatment"]
+        current = self.list_records(who, patient_id, kind)
+        if not current:
+            return self.add_record(who, patient_id, data)
+        latest = current[-1]
+        return self.correct_record(
+            who, patient_id, latest.id, data, expected_version=latest.version
+        )
+
     def correct_record(
         self, who: Principal, patient_id: str, record_id: str, data: R, *, expected_version: int
     ) -> StoredRecord[R]:
@@ -544,7 +605,9 @@ class RecordsService:
     def case_document(
         self, who: Principal, patient_id: str, *, as_of: dt.date | None = None
     ) -> dict[str, Any]:
-        """The stored record as a contract v1 case document (for export and CDS services)."""
+        """The stored record as a contract case document, for callers that write it out as JSON
+        (the REST export, ``b12plan export --format case``). Adapters that use the case in the
+        process take ``patient_case`` instead."""
         _not_carer(who, "export the whole record")
         day = check_as_of(as_of or self.clock.today())
         with self.db.reading() as session:
@@ -556,6 +619,19 @@ class RecordsService:
             self._documents.put(key, document)
         return copy.deepcopy(document)  # the caller's to change; the cached one stays as built
 
+    def patient_case(
+        self, who: Principal, patient_id: str, *, as_of: dt.date | None = None
+    ) -> Case:
+        """The stored record as a core ``Case`` on ``as_of`` (default: today), for adapters that
+        hand it on (FHIR export, CDS Hooks, the web pages, reminders): built from the store and
+        parsed by the contract once, here, at the store's edge. ``StoredRecordInvalid`` when
+        the stored record fails validation."""
+        _not_carer(who, "export the whole record")
+        day = check_as_of(as_of or self.clock.today())
+        with self.db.reading() as session:
+            record, stamp = self._current_record(session, who, patient_id)
+        return self._case_cached(record, stamp, day)
+
     def assess_patient(
         self, who: Principal, patient_id: str, *, as_of: dt.date | None = None
     ) -> Assessment:
@@ -566,7 +642,8 @@ class RecordsService:
         key = (patient_id, stamp, day)
         cached = self._assessments.get(key)
         if cached is None:
-            cached = self._evaluate(record, day)
+            case = self._case_cached(record, stamp, day)
+            cached = evaluate(case, self.knowledge, as_of=day)
             self._assessments.put(key, cached)
         return cached
 
@@ -581,23 +658,26 @@ class RecordsService:
     def import_case(
         self,
         who: Principal,
-        document: object,
+        case: Case | object,
         *,
         clinic_id: str | None = None,
         display_name: str | None = None,
         patient_id: str | None = None,
     ) -> str:
-        """Store a contract case as a new patient (one transaction); returns the patient id.
+        """Store a case as a new patient (one transaction); returns the patient id.
 
-        The id is ``patient_id``, else the case's ``patient.id``, else a new one. The case's
-        ``as_of`` is not stored: it is only the date the document was written for.
+        ``case`` is a ``Case`` an adapter has already read (a FHIR import), or a contract case
+        document (parsed JSON: a file, the demo), which the contract parses here. The id is
+        ``patient_id``, else the case's ``patient.id``, else a new one. The case's ``as_of`` is
+        not stored: it is only the date the case was read for.
         """
         _require_staff(who, "import patients")
-        try:
-            case = parse_case(document, self.knowledge)
-        except CaseError as exc:
-            raise InvalidInput(cast(list[FieldError], exc.errors)) from None
-        doc = case_to_dict(case)
+        if not isinstance(case, Case):
+            try:
+                case = parse_case(case, self.knowledge)
+            except CaseError as exc:
+                raise InvalidInput(cast(list[FieldError], exc.errors)) from None
+        doc = case_to_dict(case)  # the store's rows are written from the contract's document
         pid = patient_id or case.patient.id or self.new_id()
         if not PATIENT_ID.fullmatch(pid):
             raise InvalidInput(
@@ -882,10 +962,22 @@ class RecordsService:
                 problems.append(problem)
             raise InvalidInput(problems) from None
 
+    def _case_cached(self, record: PatientRecord, stamp: int, day: dt.date) -> Case:
+        """``_case_of``, kept while the record is unchanged (``stamp``: see ``_current_record``)."""
+        key = (record.patient.id, stamp, day)
+        case = self._cases.get(key)
+        if case is None:
+            case = self._case_of(record, day)
+            self._cases.put(key, case)
+        return case
+
     def _evaluate(self, record: PatientRecord, day: dt.date) -> Assessment:
-        built = build_case(record, day)
+        return evaluate(self._case_of(record, day), self.knowledge, as_of=day)
+
+    def _case_of(self, record: PatientRecord, day: dt.date) -> Case:
+        """``stored_case``, its failures as the service's errors."""
         try:
-            case = parse_case(built.document, self.knowledge)
+            case = stored_case(record, day, self.knowledge)
         except CaseError as exc:
             birth = record.demographics.birth_date
             if birth is not None and birth > day:
@@ -903,7 +995,7 @@ class RecordsService:
                 f" with knowledge {self.knowledge.version}",
                 cast(list[FieldError], exc.errors),
             ) from None
-        return evaluate(case, self.knowledge, as_of=day)
+        return case
 
     def _store_call(self, call: Callable[[], T]) -> T:
         """Run a repository write, turning its errors into the service's."""

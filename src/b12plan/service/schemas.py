@@ -1,25 +1,25 @@
 """Typed inputs and outputs of the service layer (pydantic), shared by the API and the web UI.
 
 Inputs check shape and type only (strictly: a dose of ``"1"`` is refused, not coerced). What a
-code or unit may be is the knowledge base's business: every write is also run through
+code or unit may be is the knowledge base's business: every write is run through
 ``b12plan.contract.parse_case`` together with the rest of the patient's record, so the store can
 never hold something the assessment would refuse.
 
-Each record input knows its table columns (``to_columns``/``from_row``) and its entry in the
-contract case document (``case_entry``): one place per kind, nothing repeated elsewhere.
+Each clinical record input is the contract's model of that kind (``b12plan.contract.records``)
+extended with what the store adds: a note, a batch number and its table columns
+(``to_columns``/``from_row``). Its fields and its entry in the case document (``case_entry``)
+are the contract's: declared once, nothing repeated here (ADR 0066).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from abc import abstractmethod
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Generic, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, Self, TypeVar, cast
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     SerializeAsAny,
@@ -28,371 +28,177 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from b12plan.contract import DEFAULT_JURISDICTION, parse_iso_date
+from b12plan.contract import DEFAULT_JURISDICTION, records
+from b12plan.contract.records import Code as Code  # shared with the API's parameters
+from b12plan.contract.records import IsoDate as IsoDate
+from b12plan.contract.records import Sex, no_nul
 from b12plan.service.passwords import password_problem
 from b12plan.store import models
 
-
-def _iso_date(value: object) -> dt.date:
-    """``YYYY-MM-DD`` text (JSON) or a ``date`` (Python callers); nothing else."""
-    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        return value
-    if not isinstance(value, str):
-        raise PydanticCustomError("date_type", "expected a date as text 'YYYY-MM-DD'")
-    try:
-        return parse_iso_date(value)
-    except ValueError as exc:
-        raise PydanticCustomError("date_format", "{reason}", {"reason": str(exc)}) from None
-
-
-def _not_blank(value: str) -> str:
-    """A required explanation must say something."""
-    if not value.strip():
-        raise PydanticCustomError("blank", "must not be blank")
-    return value
-
-
-def _no_nul(value: str) -> str:
-    """NUL cannot be stored in PostgreSQL text, and is never meaningful in a record."""
-    if "\x00" in value:
-        raise PydanticCustomError("nul_character", "must not contain NUL characters")
-    return value
-
-
-IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
-Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
-WholeNumber = Annotated[int, Strict(), Field(ge=-(2**31), le=2**31 - 1)]  # a database INTEGER
-Code = Annotated[
-    str, Strict(), StringConstraints(min_length=1, max_length=60), AfterValidator(_no_nul)
-]
-Text = Annotated[
-    str, Strict(), StringConstraints(min_length=1, max_length=500), AfterValidator(_no_nul)
-]
-Note = Annotated[str, Strict(), StringConstraints(max_length=2000), AfterValidator(_no_nul)]
+Note = Annotated[str, Strict(), StringConstraints(max_length=2000), AfterValidator(no_nul)]
 Slug = Annotated[str, Strict(), StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-Sex = Literal["female", "male", "other", "unknown"]
-GivenBy = Literal["clinic", "self", "carer"]
-Phase = Literal["loading", "maintenance"]
-Reporter = Literal["clinician", "patient", "carer"]
 RecordStatus = Literal["active", "entered-in-error"]
 Role = Literal["clinician", "patient", "admin", "carer"]
-
-
-def _number(value: float | None) -> float | int | None:
-    """1.0 is written 1, as people write doses."""
-    if value is None:
-        return None
-    return int(value) if float(value).is_integer() else value
-
-
-def _compact(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def _iso(value: dt.date | None) -> str | None:
-    return None if value is None else value.isoformat()
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _api_config(example: dict[str, Any] | None = None) -> ConfigDict:
+    """A REST/web input's config: its OpenAPI example, and built when defined. The contract's
+    records defer building (the CLI imports them on every start); these are FastAPI bodies,
+    which must not be deferred (FastAPI wraps each in a field of its own)."""
+    config = ConfigDict(defer_build=False)
+    if example is not None:
+        config["json_schema_extra"] = {"examples": [example]}
+    return config
+
+
 # --- clinical records ---------------------------------------------------------------------------
+#
+# Each kind's fields are the contract's (``b12plan.contract.records``, ADR 0066); the store's
+# inputs add only what the store keeps besides: a ``note``, an administration's batch ``lot``,
+# and the mapping to table columns.
 
 
 class RecordIn(_In):
-    """Base of every clinical record input; ``note`` is free text kept with the record."""
+    """What the store adds to every clinical record: ``note``, free text kept with the record.
+
+    Listed first among the bases of each input so its methods and ``note`` come after the
+    contract's fields (``class SymptomIn(RecordIn, records.SymptomIn)``).
+    """
 
     note: Note | None = None
-    date_field: ClassVar[str] = "date"  # the field ``record_date`` reads, for error paths
+    date_field: ClassVar[str | None] = None
+    """The field that says when something happened: it may not lie ahead (an order may)."""
+
+    columns: ClassVar[dict[str, str]] = {}
+    """Fields stored under another attribute name (``status`` as ``symptom_status``)."""
 
     def to_columns(self) -> dict[str, Any]:
         """Column values for the record's table."""
-        return self.model_dump()
+        return {self.columns.get(name, name): value for name, value in self.model_dump().items()}
 
     @classmethod
     def from_row(cls, row: Any) -> Self:
-        return cls.model_validate({name: getattr(row, name) for name in cls.model_fields})
+        """A stored row as its input, not judged again: a row today's rules refuse (a knowledge
+        base that dropped a unit, a tightened limit) must reach ``parse_case``, which names it
+        (``StoredRecordInvalid``), rather than fail while being read."""
+        values = {name: getattr(row, cls.columns.get(name, name)) for name in cls.model_fields}
+        return cast(Self, cls.model_construct(**values))
 
-    @abstractmethod
-    def case_entry(self) -> Any:
-        """This record as it appears in the contract case document."""
+    if TYPE_CHECKING:  # provided by each kind's contract model (after this class in the MRO)
+
+        def case_entry(self) -> Any:
+            """This record as it appears in the contract case document."""
 
     def record_date(self) -> dt.date | None:
         """The day the record says something happened; None when it may lie ahead (an order)."""
-        return None
+        return None if self.date_field is None else cast(dt.date, getattr(self, self.date_field))
 
 
 class CauseIn(RecordIn):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"code": "pernicious_anaemia"}]})
+    """A cause of the deficiency (in the case document a bare code in ``causes``)."""
 
-    code: Code
+    model_config = _api_config({"code": "pernicious_anaemia"})
+
+    code: records.CauseCode
 
     def case_entry(self) -> str:
         return self.code
 
 
-class SymptomIn(RecordIn):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"code": "paraesthesia", "date": "2026-01-02", "status": "present"}]
-        }
-    )
-
-    code: Code
-    date: IsoDate
-    status: Code
-    reporter: Reporter | None = Field(
-        default=None,
-        description=(
-            "Who assessed the symptom. Staff may say (default clinician); whatever a patient"
-            " sends, their own records are stored as patient (or carer)."
-        ),
-    )
+class SymptomIn(RecordIn, records.SymptomIn):
+    model_config = _api_config({"code": "paraesthesia", "date": "2026-01-02", "status": "present"})
+    date_field: ClassVar[str | None] = "date"
+    columns: ClassVar[dict[str, str]] = {"status": "symptom_status"}
 
     def to_columns(self) -> dict[str, Any]:
-        values = self.model_dump()
-        values["symptom_status"] = values.pop("status")
-        values["reporter"] = self.reporter or "clinician"
-        return values
-
-    @classmethod
-    def from_row(cls, row: Any) -> Self:
-        return cls(
-            code=row.code,
-            date=row.date,
-            status=row.symptom_status,
-            reporter=row.reporter,
-            note=row.note,
-        )
-
-    def case_entry(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "date": self.date.isoformat(),
-            "status": self.status,
-            "reporter": self.reporter or "clinician",
-        }
-
-    def record_date(self) -> dt.date:
-        return self.date
+        return {**super().to_columns(), "reporter": self.reporter or "clinician"}
 
 
-class ObservationIn(RecordIn):
-    """A laboratory result: ``code`` or ``loinc`` (or both, if they agree)."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"code": "b12_total", "date": "2025-12-20", "value": 98, "unit": "pmol/L"}]
-        }
+class ObservationIn(RecordIn, records.ObservationIn):
+    model_config = _api_config(
+        {"code": "b12_total", "date": "2025-12-20", "value": 98, "unit": "pmol/L"}
     )
-
-    code: Code | None = None
-    loinc: Code | None = None
-    date: IsoDate
-    value: Number
-    unit: Code
-    reference_low: Number | None = None
-    reference_high: Number | None = None
-
-    def case_entry(self) -> dict[str, Any]:
-        return _compact(
-            {
-                "code": self.code,
-                "loinc": self.loinc,
-                "date": self.date.isoformat(),
-                "value": _number(self.value),
-                "unit": self.unit,
-                "reference_low": _number(self.reference_low),
-                "reference_high": _number(self.reference_high),
-            }
-        )
-
-    def record_date(self) -> dt.date:
-        return self.date
+    date_field: ClassVar[str | None] = "date"
 
 
-class AdministrationIn(RecordIn):
+class AdministrationIn(RecordIn, records.AdministrationIn):
     """A dose given: by the clinic, or by the patient or a carer (``lot`` is the batch number)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "date": "2026-01-05",
-                    "product": "hydroxocobalamin",
-                    "dose": 1,
-                    "unit": "mg",
-                    "route": "IM",
-                    "given_by": "clinic",
-                    "site": "left deltoid",
-                    "lot": "HX1234",
-                }
-            ]
+    model_config = _api_config(
+        {
+            "date": "2026-01-05",
+            "product": "hydroxocobalamin",
+            "dose": 1,
+            "unit": "mg",
+            "route": "IM",
+            "given_by": "clinic",
+            "site": "left deltoid",
+            "lot": "HX1234",
         }
     )
-
-    date: IsoDate
-    product: Code
-    brand: Text | None = None
-    dose: Number
-    unit: Code
-    route: Code
-    given_by: GivenBy | None = None
-    site: Text | None = None
+    date_field: ClassVar[str | None] = "date"
     lot: (
         Annotated[
-            str, Strict(), StringConstraints(min_length=1, max_length=100), AfterValidator(_no_nul)
+            str, Strict(), StringConstraints(min_length=1, max_length=100), AfterValidator(no_nul)
         ]
         | None
     ) = None
 
-    def case_entry(self) -> dict[str, Any]:
-        return _compact(
-            {
-                "date": self.date.isoformat(),
-                "product": self.product,
-                "brand": self.brand,
-                "dose": _number(self.dose),
-                "unit": self.unit,
-                "route": self.route,
-                "given_by": self.given_by,
-                "site": self.site,
-            }
-        )
 
-    def record_date(self) -> dt.date:
-        return self.date
-
-
-class PrescriptionIn(RecordIn):
+class PrescriptionIn(RecordIn, records.PrescriptionIn):
     """An order. The case uses the one with the latest ``start`` on or before ``as_of``."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "product": "hydroxocobalamin",
-                    "dose": 1,
-                    "unit": "mg",
-                    "route": "IM",
-                    "phase": "loading",
-                    "interval_days": 2,
-                    "start": "2026-01-05",
-                }
-            ]
+    model_config = _api_config(
+        {
+            "product": "hydroxocobalamin",
+            "dose": 1,
+            "unit": "mg",
+            "route": "IM",
+            "phase": "loading",
+            "interval_days": 2,
+            "start": "2026-01-05",
         }
     )
 
-    product: Code
-    brand: Text | None = None
-    dose: Number
-    unit: Code
-    route: Code
-    phase: Phase
-    interval_days: WholeNumber
-    start: IsoDate
-    end: IsoDate | None = None
 
-    def case_entry(self) -> dict[str, Any]:
-        return _compact(
-            {
-                "product": self.product,
-                "brand": self.brand,
-                "dose": _number(self.dose),
-                "unit": self.unit,
-                "route": self.route,
-                "phase": self.phase,
-                "interval_days": self.interval_days,
-                "start": self.start.isoformat(),
-                "end": _iso(self.end),
-            }
-        )
+class MedicationIn(RecordIn, records.MedicationIn):
+    model_config = _api_config({"code": "folic_acid", "start": "2026-01-05"})
 
 
-class MedicationIn(RecordIn):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"code": "folic_acid", "start": "2026-01-05"}]}
-    )
-
-    code: Code
-    start: IsoDate
-    end: IsoDate | None = None
-
-    def case_entry(self) -> dict[str, Any]:
-        return _compact({"code": self.code, "start": self.start.isoformat(), "end": _iso(self.end)})
+class AdverseEventIn(RecordIn, records.AdverseEventIn):
+    model_config = _api_config({"code": "injection_site_pain", "date": "2026-01-07"})
+    date_field: ClassVar[str | None] = "date"
 
 
-class AdverseEventIn(RecordIn):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"code": "injection_site_pain", "date": "2026-01-07"}]}
-    )
-
-    code: Code
-    date: IsoDate
-
-    def case_entry(self) -> dict[str, Any]:
-        return {"code": self.code, "date": self.date.isoformat()}
-
-    def record_date(self) -> dt.date:
-        return self.date
-
-
-class DecisionIn(RecordIn):
+class DecisionIn(RecordIn, records.DecisionIn):
     """A clinician's recorded decision (contract v1.1): what, when, by whom and why.
 
     ``by`` defaults to the signed-in clinician; ``reason`` is required (a decision that ends
     neurological loading or clears injections after a reaction must say why).
     """
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "code": "neuro_loading_complete",
-                    "date": "2026-02-20",
-                    "reason": "No further improvement in numbness over the last three reviews.",
-                }
-            ]
+    model_config = _api_config(
+        {
+            "code": "neuro_loading_complete",
+            "date": "2026-02-20",
+            "reason": "No further improvement in numbness over the last three reviews.",
         }
     )
-
-    code: Code
-    date: IsoDate
-    by: Text | None = None
-    reason: Annotated[Text, AfterValidator(_not_blank)]
-
-    def case_entry(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "date": self.date.isoformat(),
-            "by": self.by,
-            "reason": self.reason,
-        }
-
-    def record_date(self) -> dt.date:
-        return self.date
+    date_field: ClassVar[str | None] = "date"
 
 
-class PriorTreatmentIn(RecordIn):
+class PriorTreatmentIn(RecordIn, records.PriorTreatmentIn):
     """Treatment before the first dose recorded here (transferred in, or records kept elsewhere).
 
     One current record per patient: correct it rather than adding another.
     """
 
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"since": "2024-03-01", "loading_completed": True}]}
-    )
-
-    since: IsoDate
-    loading_completed: Annotated[bool, Strict()]
-    date_field: ClassVar[str] = "since"
-
-    def case_entry(self) -> dict[str, Any]:
-        return {"since": self.since.isoformat(), "loading_completed": self.loading_completed}
-
-    def record_date(self) -> dt.date:
-        return self.since
+    model_config = _api_config({"since": "2024-03-01", "loading_completed": True})
+    date_field: ClassVar[str | None] = "since"
 
 
 R = TypeVar("R", bound=RecordIn)
@@ -476,18 +282,18 @@ class StoredRecord(BaseModel, Generic[R]):
 # --- patients -----------------------------------------------------------------------------------
 
 DisplayName = Annotated[
-    str, Strict(), StringConstraints(min_length=1, max_length=200), AfterValidator(_no_nul)
+    str, Strict(), StringConstraints(min_length=1, max_length=200), AfterValidator(no_nul)
 ]
 
 
-class PatientIn(_In):
-    """Demographics (synthetic data only in this project: no real names)."""
+class PatientIn(_In, records.PatientDemographics):
+    """Demographics: the case's (sex, dates) plus a display name (synthetic data only in this
+    project: no real names), the jurisdiction whose protocols apply, and a note."""
+
+    model_config = _api_config()
 
     display_name: DisplayName
-    sex: Sex | None = None
-    birth_date: IsoDate | None = None
-    jurisdiction: Code = DEFAULT_JURISDICTION
-    deceased_date: IsoDate | None = None
+    jurisdiction: records.Jurisdiction = DEFAULT_JURISDICTION
     note: Note | None = None
 
 

@@ -298,6 +298,8 @@ class PrescriptionRow(RecordMixin, Base):
     interval_days: Mapped[int] = mapped_column(Integer)
     start: Mapped[dt.date] = mapped_column("start_date", Date)
     end: Mapped[dt.date | None] = mapped_column("end_date", Date)
+    given_by: Mapped[str | None] = mapped_column(String(10))  # 0006
+    site: Mapped[str | None] = mapped_column(String(500))  # 0006
 
 
 class MedicationRow(RecordMixin, Base):

@@ -12,16 +12,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from b12plan.core.knowledge import Knowledge
-from b12plan.service.errors import FieldError, field_error, format_loc
+from b12plan.service.errors import FieldError, field_errors
 from b12plan.service.schemas import (
     AdministrationIn,
     AdverseEventIn,
     DecisionIn,
+    IsoDate,
     ObservationIn,
     PrescriptionIn,
     PriorTreatmentIn,
@@ -360,12 +362,20 @@ def build_input(model: type[M], values: Mapping[str, Any]) -> tuple[M | None, li
     try:
         return model.model_validate(dict(values)), []
     except ValidationError as exc:
-        return None, [
-            field_error(
-                format_loc([p for p in e["loc"] if isinstance(p, str | int)]), e["msg"], e["type"]
-            )
-            for e in exc.errors()
-        ]
+        return None, field_errors(exc.errors(include_url=False), model)
+
+
+_ISO_DATE: TypeAdapter[date] = TypeAdapter(IsoDate)
+
+
+def form_date(text: str, name: str = "date") -> tuple[date | None, list[FieldError]]:
+    """A date field's text as the service reads dates (``YYYY-MM-DD``), or why it is not one."""
+    try:
+        return _ISO_DATE.validate_python(text.strip()), []
+    except ValidationError as exc:
+        return None, field_errors(
+            {**e, "loc": (name, *e["loc"])} for e in exc.errors(include_url=False)
+        )
 
 
 FORM_MODELS: dict[str, type[BaseModel]] = {

@@ -2,6 +2,7 @@
 
 Vocabulary checks that the contract already makes (codes, date order) are left to
 ``b12plan.contract.parse_case``, and its errors are translated back to paths in the Bundle.
+The result is the core ``Case`` that parse gives: callers use it as it is (no JSON in between).
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import cast
 
-from b12plan.contract import CaseError, case_to_dict, parse_case
+from b12plan.contract import SCHEMA_VERSION, CaseError, parse_case
 from b12plan.core.knowledge import Knowledge
+from b12plan.core.model import Case, Medication, Prescription
 from b12plan.fhir.codes import CodeMap, Systems
 from b12plan.fhir.importing import medication, order
 from b12plan.fhir.importing.administration import read_administration
 from b12plan.fhir.importing.adverse_event import read_adverse_event
 from b12plan.fhir.importing.condition import read_condition
-from b12plan.fhir.importing.context import Context, Json
+from b12plan.fhir.importing.context import Context, Json, Provenance
 from b12plan.fhir.importing.observation import read_observation
 from b12plan.fhir.importing.patient import find_patient, read_patient
 from b12plan.fhir.importing.structure import validate_bundle
@@ -117,14 +119,16 @@ def read_entries(ctx: Context, bundle: Json, as_of: date) -> Json:
     return out
 
 
-def translate(ctx: Context, errors: Sequence[dict[str, str]]) -> list[dict[str, str]]:
+def translate(
+    provenance: Sequence[Provenance], errors: Sequence[dict[str, str]]
+) -> list[dict[str, str]]:
     """The contract's ``observations[2].unit`` errors as FHIR paths
-    (``entry[7].resource.valueQuantity.unit``)."""
+    (``entry[7].resource.valueQuantity.unit``), through where each record came from."""
     out = []
     for e in errors:
         loc = e["loc"]
         best = None
-        for p in ctx.provenance:
+        for p in provenance:
             if (loc == p.prefix or loc.startswith(p.prefix + ".")) and (
                 best is None or len(p.prefix) > len(best.prefix)
             ):
@@ -149,14 +153,14 @@ def translate(ctx: Context, errors: Sequence[dict[str, str]]) -> list[dict[str, 
 
 @dataclass(frozen=True)
 class Imported:
-    """A Bundle read as a case, with what was left out and why.
+    """A Bundle read as a core ``Case``, with what was left out and why.
 
     ``warnings`` are OperationOutcome issues (``severity`` warning or information) naming each
     skipped item by its path; ``deceased`` is ``Patient.deceased[x]`` as given (a dateTime
     string or ``True``); the case holds it as ``patient.deceased_date``.
     """
 
-    case: Json
+    case: Case
     warnings: list[dict[str, str]] = field(default_factory=list)
     deceased: str | bool | None = None
 
@@ -173,7 +177,7 @@ def read_bundle(
     partial: bool = True,
     validated: bool = False,
 ) -> Imported:
-    """Validate and read a Bundle into the canonical contract case (``case_to_dict`` form).
+    """Validate and read a Bundle into a core ``Case`` (the contract's one parse of it).
 
     Errors (``BundleError``) are what makes the record unusable: not FHIR, another patient's
     record, an unreadable B12 dose or order, a contract rule broken. What is only left out
@@ -198,50 +202,41 @@ def read_bundle(
     try:
         case = parse_case(mapped, knowledge)
     except CaseError as exc:
-        raise BundleError(translate(ctx, exc.errors)) from None
-    return Imported(case_to_dict(case), ctx.warnings, ctx.deceased)
+        raise BundleError(translate(ctx.provenance, exc.errors)) from None
+    return Imported(case, ctx.warnings, ctx.deceased)
 
 
 @dataclass(frozen=True)
 class DraftOrder:
-    """One draft order read from a CDS Hooks ``draftOrders`` Bundle.
+    """One draft order read from a CDS Hooks ``draftOrders`` Bundle, as core records.
 
     ``prescription`` (a B12 product) or ``medication`` (a contract medication such as folic
-    acid) holds the contract record; ``fields`` maps the record's fields to FHIR paths.
+    acid) is set; ``resource`` is the MedicationRequest itself (to suggest a replacement).
     """
 
     entry: int
     resource: Json
-    prescription: Json | None
-    medication: Json | None
+    prescription: Prescription | None = None
+    medication: Medication | None = None
+
+
+@dataclass(frozen=True)
+class _Draft:
+    """A draft as the contract's record, before the contract has checked it."""
+
+    entry: int
+    resource: Json
+    key: str  # "prescription" or "medications"
+    record: Json
     fields: dict[str, str]
 
 
-def read_draft_orders(
-    bundle: object,
-    *,
-    as_of: date,
-    jurisdiction: str,
-    knowledge: Knowledge,
-    codes: CodeMap,
-    systems: Systems,
-    patient_id: str | None,
-) -> list[DraftOrder]:
-    """The MedicationRequests b12plan can check; unrelated orders are left out."""
-    data = validate_bundle(bundle)
-    ctx = Context(
-        knowledge,
-        codes,
-        systems,
-        patient_id=patient_id,
-        drafts=True,
-        as_of=as_of,
-        jurisdiction=jurisdiction,
-    )
+def _map_drafts(ctx: Context, data: Json) -> list[_Draft]:
+    """The MedicationRequests b12plan can check, in the contract's terms; errors in ``ctx``."""
     entries: list[Json] = data.get("entry", [])
     ctx.index(entries)
     find_patient(ctx, entries)
-    found: list[DraftOrder] = []
+    found: list[_Draft] = []
     for i, entry in enumerate(entries):
         r = entry.get("resource", {})
         if (
@@ -258,7 +253,7 @@ def read_draft_orders(
                 continue
             rx = order.prescription(ctx, order.Candidate(i, r, product))
             if rx is not None:
-                found.append(DraftOrder(i, r, rx.value, None, rx.fields))
+                found.append(_Draft(i, r, "prescription", rx.value, rx.fields))
             continue
         code = medication.medication_of(ctx, concept)
         if code is not None:
@@ -266,7 +261,105 @@ def read_draft_orders(
             order.order_medication(ctx, i, r, code, holder)
             if holder["medications"]:
                 fields = ctx.provenance[-1].fields
-                found.append(DraftOrder(i, r, None, holder["medications"][0], fields))
+                found.append(_Draft(i, r, "medications", holder["medications"][0], fields))
+    return found
+
+
+def _draft_context(
+    bundle: object,
+    *,
+    as_of: date,
+    jurisdiction: str,
+    knowledge: Knowledge,
+    codes: CodeMap,
+    systems: Systems,
+    patient_id: str | None,
+) -> tuple[Context, list[_Draft]]:
+    data = validate_bundle(bundle)
+    ctx = Context(
+        knowledge,
+        codes,
+        systems,
+        patient_id=patient_id,
+        drafts=True,
+        as_of=as_of,
+        jurisdiction=jurisdiction,
+    )
+    return ctx, _map_drafts(ctx, data)
+
+
+def has_draft_orders(
+    bundle: object,
+    *,
+    as_of: date,
+    knowledge: Knowledge,
+    codes: CodeMap,
+    systems: Systems,
+    patient_id: str | None,
+) -> bool:
+    """Whether any draft concerns b12plan (read or not), found without the patient's record;
+    ``BundleError`` only when ``bundle`` is not a FHIR Bundle b12plan reads."""
+    ctx, found = _draft_context(
+        bundle,
+        as_of=as_of,
+        jurisdiction="GB",  # months per jurisdiction change an interval, not whether it is ours
+        knowledge=knowledge,
+        codes=codes,
+        systems=systems,
+        patient_id=patient_id,
+    )
+    return bool(found or ctx.errors)
+
+
+def read_draft_orders(
+    bundle: object,
+    *,
+    as_of: date,
+    record: Case,
+    knowledge: Knowledge,
+    codes: CodeMap,
+    systems: Systems,
+    patient_id: str | None,
+) -> list[DraftOrder]:
+    """The MedicationRequests b12plan can check, as core records; unrelated orders are left out.
+
+    Each draft is checked by the contract as a case of its own (the record's jurisdiction and
+    birth date, and the one order), so a draft is held to the rules a stored order is;
+    ``BundleError`` names the draft's FHIR paths.
+    """
+    ctx, found = _draft_context(
+        bundle,
+        as_of=as_of,
+        jurisdiction=record.jurisdiction,
+        knowledge=knowledge,
+        codes=codes,
+        systems=systems,
+        patient_id=patient_id,
+    )
     if ctx.errors:
         raise BundleError(ctx.errors)
-    return found
+    birth = record.patient.birth_date
+    out: list[DraftOrder] = []
+    problems: list[dict[str, str]] = []
+    for draft in found:
+        document: Json = {
+            "schema_version": SCHEMA_VERSION,
+            "as_of": as_of.isoformat(),
+            "jurisdiction": record.jurisdiction,
+            draft.key: draft.record if draft.key == "prescription" else [draft.record],
+        }
+        if birth is not None:
+            document["patient"] = {"birth_date": birth.isoformat()}
+        prefix = draft.key if draft.key == "prescription" else f"{draft.key}[0]"
+        try:
+            case = parse_case(document, knowledge)
+        except CaseError as exc:
+            problems += translate([Provenance(prefix, draft.entry, draft.fields)], exc.errors)
+            continue
+        if case.prescription is not None:
+            out.append(DraftOrder(draft.entry, draft.resource, prescription=case.prescription))
+        else:
+            out.append(DraftOrder(draft.entry, draft.resource, medication=case.medications[0]))
+    if problems:
+        raise BundleError(problems)
+    return out

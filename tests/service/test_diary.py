@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from b12plan.knowledge import load_knowledge
-from b12plan.web.diary import (
+from b12plan.service.diary import (
     DiaryError,
     Previous,
     check_rules,

@@ -5,6 +5,10 @@ resolved`` per symptom code. The mapping (which scale feeds which code, how many
 change) is data in ``data/diary.toml`` and is a local choice, documented there and in
 ``docs/web.md``. The score itself is kept in the record's note (``diary score 6/10``) so the
 next entry can be compared with it.
+
+``save_diary`` is the use case (the web's diary form calls it; an API route could too): it reads
+the patient's symptom history, turns the scores into reports and stores them all in one
+transaction (ADR 0062), as the patient's or carer's (ADR 0060).
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from functools import cache
 from importlib import resources
 
 from b12plan.core.knowledge import Knowledge
+from b12plan.service.errors import InvalidInput, field_error
+from b12plan.service.records import RecordsService
+from b12plan.service.schemas import KINDS, Principal, StoredRecord, SymptomIn
 
 _NOTE = re.compile(r"\bdiary score (\d{1,2})/(\d{1,2})\b")
 _SETTLING = ("improving", "stable")
@@ -177,3 +184,31 @@ def latest_by_code(reports: Iterable[tuple[str, date, str, str | None]]) -> dict
         if seen is None or day >= seen[0]:
             latest[code] = (day, Previous(status=status, score=score_from_note(note)))
     return {code: prev for code, (_, prev) in latest.items()}
+
+
+NOTHING_TO_RECORD = (
+    "Nothing to record: choose a score for at least one symptom (a 0 is recorded only for a "
+    "symptom you reported before)."
+)
+
+
+def save_diary(
+    records: RecordsService,
+    who: Principal,
+    patient_id: str,
+    on: date,
+    scores: Mapping[str, int | None],
+) -> list[StoredRecord[SymptomIn]]:
+    """Store one diary entry: each answered scale's report, compared with the last report of
+    the same symptom. All are stored or none; ``InvalidInput`` when nothing would be recorded
+    (every scale blank, or a 0 for a symptom never reported), or when the service refuses one
+    (its errors name the entry, ``[1].date``)."""
+    rules = load_diary_rules()
+    stored = records.list_records(who, patient_id, KINDS["symptoms"])
+    stored.sort(key=lambda r: (r.data.date, r.recorded_at))
+    history = latest_by_code((r.data.code, r.data.date, r.data.status, r.data.note) for r in stored)
+    entries = diary_entries(scores, history, on, rules, records.knowledge)
+    if not entries:
+        raise InvalidInput([field_error("", NOTHING_TO_RECORD, "nothing_to_record")])
+    reports = [SymptomIn(code=e.code, date=e.date, status=e.status, note=e.note) for e in entries]
+    return records.add_records(who, patient_id, reports)
