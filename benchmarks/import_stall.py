@@ -1,6 +1,6 @@
 """No request may stall the others while a large FHIR import, or another heavy read, runs
 (issue 13: a 3,000-entry Bundle took 9-13 s and meanwhile /static/app.css took 11 s instead of
-5 ms; ADR 0066).
+5 ms; ADR 0069).
 
 Seeds a demo store and starts the app as deployed (``b12plan serve``, its own process). Three
 clients time a static file, ``GET /api/v1/health`` and a signed-in ``GET /api/v1/auth/me``, each

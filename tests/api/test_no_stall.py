@@ -1,4 +1,4 @@
-"""No request stalls the others (issue 13 item 6, ADR 0066): the mechanisms. The latencies under
+"""No request stalls the others (issue 13 item 6, ADR 0069): the mechanisms. The latencies under
 a 3,000-entry import are measured by ``benchmarks/import_stall.py``, not asserted here."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """A Bundle validated one entry at a time: the same result and the same errors as the whole
-validation, with only one entry's model alive at a time (ADR 0066)."""
+validation, with only one entry's model alive at a time (ADR 0069)."""
 
 from __future__ import annotations
 

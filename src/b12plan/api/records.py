@@ -195,7 +195,7 @@ def _add_kind_routes(
         # would validate and serialise the list in one pydantic-core call each, the second on
         # the event loop: a call that holds the GIL throughout, stalling every other request.
         # Record by record, in this thread, each call is short and the GIL changes hands
-        # between them (ADR 0066); the JSON is the same.
+        # between them (ADR 0069); the JSON is the same.
         items = records.list_records(
             who, patient_id, kind, include_entered_in_error=include_entered_in_error
         )

@@ -1,5 +1,5 @@
 """How the process that serves the app runs Python: two settings that keep any request from
-waiting long for the GIL while another request keeps a thread busy (issue 13, ADR 0066).
+waiting long for the GIL while another request keeps a thread busy (issue 13, ADR 0069).
 
 1. **The start-up heap is frozen** (``gc.freeze``). A full (generation 2) collection walks every
    container object the process holds, with the GIL held, so nothing else runs meanwhile. A

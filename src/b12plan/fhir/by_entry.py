@@ -1,6 +1,6 @@
 """``Bundle.model_validate`` one entry at a time, so a large Bundle never exists as one model.
 
-Why (issue 13, ADR 0066): the model of a 3,000-entry Bundle is about 75,000 objects, all alive
+Why (issue 13, ADR 0069): the model of a 3,000-entry Bundle is about 75,000 objects, all alive
 until the last entry is read. While they live, every full pass of Python's cyclic garbage
 collector walks them with the GIL held, and a large import sets off several such passes: each
 one stopped every other request of the server. Validated entry by entry, only one entry's model
