@@ -1,0 +1,74 @@
+"""Password hashing off the request threads: a few low-priority threads and a short queue.
+
+Argon2 is the one CPU-heavy thing an anonymous client can make the server do. pwdlib's hashes
+use 4 lanes, and libargon2 runs each lane on its own thread, so a single check can fill every
+core of a small machine. Three rules keep a flood of wrong passwords from slowing everyone else:
+
+- at most half the cores' worth of checks run at once (``workers``);
+- the threads that run them, and so the lane threads libargon2 starts from them (Linux threads
+  inherit their creator's nice value), run at a lower priority than the request threads: a
+  clinical write that wants a core gets it, and the hashing uses what is left;
+- at most ``queue`` checks wait for a thread; the next one is refused at once with
+  ``TooManyAttempts`` (429, ``Retry-After``) instead of holding one of the server's request
+  threads while it waits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from b12plan.service.errors import TooManyAttempts
+
+T = TypeVar("T")
+
+LOWER_PRIORITY_BY = 10  # nice steps; 19 is the lowest priority Linux has
+# Waiting checks each hold one of the server's request threads (anyio's default limit is 40):
+# this many leaves most of them for everything else.
+DEFAULT_QUEUE = 16
+
+
+def default_workers() -> int:
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def lower_this_threads_priority() -> None:
+    """Raise the calling thread's nice value (Linux: nice is per thread and inherited)."""
+    if sys.platform != "linux":
+        return
+    tid = threading.get_native_id()
+    with contextlib.suppress(OSError):
+        current = os.getpriority(os.PRIO_PROCESS, tid)
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + LOWER_PRIORITY_BY))
+
+
+class HashingPool:
+    """Runs password hashing and verification as the module docstring describes."""
+
+    def __init__(self, workers: int | None = None, queue: int = DEFAULT_QUEUE) -> None:
+        self.workers = workers or default_workers()
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.workers,
+            thread_name_prefix="b12plan-hashing",
+            initializer=lower_this_threads_priority,
+        )
+        self._places = threading.BoundedSemaphore(self.workers + queue)
+
+    def run(self, work: Callable[..., T], *args: object) -> T:
+        """``work(*args)`` on a hashing thread; the caller waits for its result.
+
+        Raises ``TooManyAttempts`` when every thread is busy and the queue is full."""
+        if not self._places.acquire(blocking=False):
+            raise TooManyAttempts(1, "the server is checking too many passwords; try again")
+        try:
+            return self._executor.submit(work, *args).result()
+        finally:
+            self._places.release()
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
