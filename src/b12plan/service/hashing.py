@@ -4,10 +4,13 @@ Argon2 is the one CPU-heavy thing an anonymous client can make the server do. pw
 use 4 lanes, and libargon2 runs each lane on its own thread, so a single check can fill every
 core of a small machine. Three rules keep a flood of wrong passwords from slowing everyone else:
 
-- at most half the cores' worth of checks run at once (``workers``);
-- the threads that run them, and so the lane threads libargon2 starts from them (Linux threads
-  inherit their creator's nice value), run at a lower priority than the request threads: a
-  clinical write that wants a core gets it, and the hashing uses what is left;
+- at most half the cores' worth of checks run at once (``workers``), and on Linux the threads
+  that run them are pinned to that half of the cores: libargon2's lane threads inherit their
+  creator's CPU affinity, so the hashing can never take the other half, where the request
+  threads run freely;
+- those threads (and so the lane threads) also run at a lower priority than the request
+  threads (Linux threads inherit their creator's nice value): a request that lands on a hashing
+  core still gets it first;
 - at most ``queue`` checks wait for a thread; the next one is refused at once with
   ``TooManyAttempts`` (429, ``Retry-After``) instead of holding one of the server's request
   threads while it waits.
@@ -37,12 +40,23 @@ def default_workers() -> int:
     return max(1, (os.cpu_count() or 2) // 2)
 
 
-def lower_this_threads_priority() -> None:
-    """Raise the calling thread's nice value (Linux: nice is per thread and inherited)."""
+def hashing_cpus(workers: int) -> frozenset[int]:
+    """The last ``workers`` of the CPUs this process may use (all of them if that is fewer)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return frozenset()
+    cpus = sorted(os.sched_getaffinity(0))
+    return frozenset(cpus[-workers:]) if len(cpus) > workers else frozenset(cpus)
+
+
+def set_up_hashing_thread(cpus: frozenset[int]) -> None:
+    """Pin the calling thread to ``cpus`` and raise its nice value (Linux: both are per thread
+    and inherited by the threads it starts). Elsewhere the pool only bounds and queues."""
     if sys.platform != "linux":
         return
     tid = threading.get_native_id()
     with contextlib.suppress(OSError):
+        if cpus:
+            os.sched_setaffinity(tid, cpus)
         current = os.getpriority(os.PRIO_PROCESS, tid)
         os.setpriority(os.PRIO_PROCESS, tid, min(19, current + LOWER_PRIORITY_BY))
 
@@ -52,10 +66,12 @@ class HashingPool:
 
     def __init__(self, workers: int | None = None, queue: int = DEFAULT_QUEUE) -> None:
         self.workers = workers or default_workers()
+        self.cpus = hashing_cpus(self.workers)
         self._executor = ThreadPoolExecutor(
             max_workers=self.workers,
             thread_name_prefix="b12plan-hashing",
-            initializer=lower_this_threads_priority,
+            initializer=set_up_hashing_thread,
+            initargs=(self.cpus,),
         )
         self._places = threading.BoundedSemaphore(self.workers + queue)
 
