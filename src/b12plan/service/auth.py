@@ -172,6 +172,12 @@ class AuthService:
         """The failure counts and a ``login-failed`` audit entry, in one short transaction."""
         reason = "unknown user" if user is None else "disabled" if valid else "wrong password"
         with self.db.writing() as session:
+            blocks = {
+                key: self.throttle.record_failure(session, key, free, now)
+                for key, free in keys.items()
+            }
+            # The audit entry last: it locks the chain head that every audited write needs,
+            # so it should be held for as little of the transaction as possible.
             who = _principal(user) if user else Principal.system(_actor_name(username))
             self._repo(session, who).audit(
                 "login-failed",
@@ -179,10 +185,6 @@ class AuthService:
                 user.id if user is not None else "-",
                 detail=f"{kind}; {reason}; address {address or '-'}",
             )
-            blocks = {
-                key: self.throttle.record_failure(session, key, free, now)
-                for key, free in keys.items()
-            }
         self.throttle.remember(blocks, now)
 
     def logout(self, token: str) -> None:

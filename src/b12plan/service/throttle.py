@@ -22,13 +22,17 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import case, delete, literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from b12plan.service.errors import TooManyAttempts
 from b12plan.store import models
 from b12plan.store.database import Database
+from b12plan.store.models import UTCDateTime
 
 
 @dataclass(frozen=True)
@@ -135,26 +139,65 @@ class SignInThrottle:
     def record_failure(
         self, session: Session, key: str, free: int, now: dt.datetime
     ) -> dt.datetime | None:
-        """Count one failure for ``key`` inside the caller's write transaction; the time the
-        key is now blocked until (give it to ``remember`` once the transaction committed)."""
-        row = session.get(models.SignInThrottle, key)
-        if row is None:
-            row = models.SignInThrottle(key=key, failures=0, last_failure_at=now)
-            session.add(row)
-        elif now - row.last_failure_at > self.limits.forget_after:
-            row.failures = 0
-        row.failures += 1
-        row.last_failure_at = now
-        beyond = row.failures - free
-        if beyond > 0:
-            delay = min(
-                self.limits.first_delay_seconds * 2 ** min(beyond - 1, 30),
-                self.limits.max_delay_seconds,
+        """Count one failure for ``key`` in one statement inside the caller's write transaction;
+        return the time the key is now blocked until (give it to ``remember`` after the commit).
+
+        An upsert, so failures from several threads or workers at once all count, and two first
+        failures of a new key cannot collide on its primary key. The doubling delay is chosen
+        in SQL from the failure count, among block ends computed here (no date arithmetic in
+        SQL, which differs between the backends)."""
+        table = models.SignInThrottle
+        ends = self._block_ends(now)
+
+        def blocked_until(failures: Any, otherwise: Any) -> Any:
+            beyond = failures - free
+            steps = [(beyond == n, _at(end)) for n, end in enumerate(ends[:-1], start=1)]
+            return case(*steps, (beyond >= len(ends), _at(ends[-1])), else_=otherwise)
+
+        insert = sqlite_insert if self.db.is_sqlite else pg_insert
+        failures = case(
+            (table.last_failure_at < now - self.limits.forget_after, 1), else_=table.failures + 1
+        )
+        statement = (
+            insert(table)
+            .values(
+                key=key,
+                failures=1,
+                last_failure_at=now,
+                blocked_until=ends[min(len(ends), 1 - free) - 1] if free < 1 else None,
             )
-            row.blocked_until = now + dt.timedelta(seconds=delay)
-        return row.blocked_until
+            .on_conflict_do_update(
+                index_elements=[table.key],
+                set_={
+                    "failures": failures,
+                    "last_failure_at": _at(now),
+                    "blocked_until": blocked_until(failures, table.blocked_until),
+                },
+            )
+            .returning(table.blocked_until)
+        )
+        until: dt.datetime | None = session.execute(statement).scalar_one()
+        return until
+
+    def _block_ends(self, now: dt.datetime) -> list[dt.datetime]:
+        """When a block starting ``now`` ends after the 1st, 2nd ... failure beyond the free
+        ones; the last entry holds for every later failure (the cap)."""
+        ends = []
+        for beyond in range(1, 32):
+            delay = min(
+                self.limits.first_delay_seconds * 2 ** (beyond - 1), self.limits.max_delay_seconds
+            )
+            ends.append(now + dt.timedelta(seconds=delay))
+            if delay >= self.limits.max_delay_seconds:
+                break
+        return ends
 
     def clear(self, session: Session, key: str) -> None:
         session.execute(delete(models.SignInThrottle).where(models.SignInThrottle.key == key))
         with self._lock:
             self._blocked.pop(key, None)
+
+
+def _at(moment: dt.datetime) -> Any:
+    """A timestamp as a bound value of the table's own column type (UTC on every backend)."""
+    return literal(moment, type_=UTCDateTime())
