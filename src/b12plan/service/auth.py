@@ -31,7 +31,7 @@ from b12plan.service.errors import (
     Unauthenticated,
     field_error,
 )
-from b12plan.service.hashing import HashingPool
+from b12plan.service.hashing import HashingPool, shared_pool
 from b12plan.service.passwords import password_problem
 from b12plan.service.records import new_uuid
 from b12plan.service.schemas import (
@@ -99,7 +99,7 @@ class AuthService:
         self.throttle = SignInThrottle(db, sign_in_limits or SignInLimits())
         # Argon2 is seconds of CPU under a flood: it runs on a few low-priority threads with a
         # short queue, so sign-ins wait for each other (or get 429) instead of for the writes.
-        self.hashing = hashing or HashingPool()
+        self.hashing = hashing or shared_pool()
         self.new_id = new_id
         # Verified when the username is unknown, so a miss costs as much time as a hit.
         self._decoy = self.password_hash.hash(secrets.token_urlsafe(16))

@@ -19,6 +19,7 @@ core of a small machine. Three rules keep a flood of wrong passwords from slowin
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import threading
@@ -88,3 +89,9 @@ class HashingPool:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+@functools.cache
+def shared_pool() -> HashingPool:
+    """The process's pool: the cores are the process's, however many services it builds."""
+    return HashingPool()

@@ -34,6 +34,8 @@ from b12plan.store import models
 from b12plan.store.database import Database
 from b12plan.store.models import UTCDateTime
 
+MAX_REMEMBERED = 10_000  # blocks one process remembers (a few MB at most)
+
 
 @dataclass(frozen=True)
 class SignInLimits:
@@ -79,7 +81,7 @@ class SignInThrottle:
 
     @contextmanager
     def attempt(self, keys: Mapping[str, int], now: dt.datetime) -> Iterator[None]:
-        """Admit one password check against ``keys`` for the duration of the block, or raise
+        """Admit one password check against ``keys`` (for the ``with`` body), or raise
         ``TooManyAttempts`` (a blocked key; or a key one failure from a block whose check is
         already running in this process). A remembered block costs no statement; otherwise one
         indexed read, which takes no write lock."""
@@ -133,8 +135,10 @@ class SignInThrottle:
                     self._blocked[key] = (until, now)
                 else:
                     self._blocked.pop(key, None)
-            if len(self._blocked) > 10_000:  # a flood from many addresses: keep the live ones
+            if len(self._blocked) > MAX_REMEMBERED:  # a flood from many addresses
                 self._blocked = {k: v for k, v in self._blocked.items() if v[0] > now}
+                if len(self._blocked) > MAX_REMEMBERED // 2:
+                    self._blocked.clear()  # forgetting only costs reads: the table knows
 
     def record_failure(
         self, session: Session, key: str, free: int, now: dt.datetime
