@@ -26,7 +26,7 @@ from b12plan.app import Settings, build_services, create_app
 from b12plan.fhir import case_dict_to_bundle
 from b12plan.knowledge import load_knowledge
 from b12plan.service.errors import ServiceError, TooManyAttempts, Unauthenticated
-from b12plan.service.hashing import LOWER_PRIORITY_BY, HashingPool
+from b12plan.service.hashing import HASHING_NICE, HashingPool
 from b12plan.service.passwords import password_problem
 from b12plan.store import models
 from tests.api.conftest import SITE, Api
@@ -346,7 +346,7 @@ def test_password_checks_run_at_low_priority_on_half_the_cores() -> None:
         return os.getpriority(os.PRIO_PROCESS, tid), os.sched_getaffinity(0)
 
     priority, cpus = pool.run(where)
-    assert priority == min(19, here + LOWER_PRIORITY_BY)
+    assert priority == HASHING_NICE
     assert cpus == set(pool.cpus)
     allowed = os.sched_getaffinity(0)
     assert len(cpus) == max(1, len(allowed) // 2) and cpus <= allowed

@@ -8,9 +8,9 @@ core of a small machine. Three rules keep a flood of wrong passwords from slowin
   that run them are pinned to that half of the cores: libargon2's lane threads inherit their
   creator's CPU affinity, so the hashing can never take the other half, where the request
   threads run freely;
-- those threads (and so the lane threads) also run at a lower priority than the request
-  threads (Linux threads inherit their creator's nice value): a request that lands on a hashing
-  core still gets it first;
+- those threads (and so the lane threads) also run at the lowest priority, nice 19 (Linux
+  threads inherit their creator's nice value): a request or a database process that lands on a
+  hashing core still gets it first (its weight is 1024 to the hashing's 15);
 - at most ``queue`` checks wait for a thread; the next one is refused at once with
   ``TooManyAttempts`` (429, ``Retry-After``) instead of holding one of the server's request
   threads while it waits.
@@ -31,7 +31,7 @@ from b12plan.service.errors import TooManyAttempts
 
 T = TypeVar("T")
 
-LOWER_PRIORITY_BY = 10  # nice steps; 19 is the lowest priority Linux has
+HASHING_NICE = 19  # the lowest priority of an ordinary Linux thread
 # Waiting checks each hold one of the server's request threads (anyio's default limit is 40):
 # this many leaves most of them for everything else.
 DEFAULT_QUEUE = 16
@@ -50,16 +50,15 @@ def hashing_cpus(workers: int) -> frozenset[int]:
 
 
 def set_up_hashing_thread(cpus: frozenset[int]) -> None:
-    """Pin the calling thread to ``cpus`` and raise its nice value (Linux: both are per thread
-    and inherited by the threads it starts). Elsewhere the pool only bounds and queues."""
+    """Pin the calling thread to ``cpus`` at the lowest priority (Linux: both are per thread and
+    inherited by the threads it starts). Elsewhere the pool only bounds and queues."""
     if sys.platform != "linux":
         return
     tid = threading.get_native_id()
     with contextlib.suppress(OSError):
         if cpus:
             os.sched_setaffinity(tid, cpus)
-        current = os.getpriority(os.PRIO_PROCESS, tid)
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + LOWER_PRIORITY_BY))
+        os.setpriority(os.PRIO_PROCESS, tid, HASHING_NICE)
 
 
 class HashingPool:
