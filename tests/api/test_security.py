@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sqlite3
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -17,10 +20,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from b12plan.app import Settings, build_services, create_app
 from b12plan.knowledge import load_knowledge
+from b12plan.service.errors import ServiceError, TooManyAttempts, Unauthenticated
+from b12plan.service.hashing import HASHING_NICE, HashingPool
 from b12plan.service.passwords import password_problem
 from b12plan.store import models
 from tests.api.conftest import SITE, Api
@@ -203,6 +208,150 @@ def test_the_password_is_verified_before_any_write_lock_is_taken(api: Api) -> No
         services.auth.login("dr.demo", "not the password")
     assert probe.lock_free == [True, True]
     services.db.dispose()
+
+
+class GatedHash:
+    """A hasher whose checks wait until the test opens the gate (and say when one started)."""
+
+    def __init__(self) -> None:
+        self.inner = FAST_HASH
+        self.started = threading.Event()
+        self.gate = threading.Event()
+        self.checks = 0
+
+    def hash(self, password: str) -> str:
+        return self.inner.hash(password)
+
+    def verify(self, password: str, hashed: str) -> bool:
+        self.checks += 1
+        self.started.set()
+        assert self.gate.wait(30), "the test never opened the gate"
+        return self.inner.verify(password, hashed)
+
+
+def test_an_account_one_failure_from_a_block_gets_one_password_check_at_a_time(
+    api: Api,
+) -> None:
+    """Clients waiting for a block to lift must not all get an Argon2 check at that moment."""
+    hasher = GatedHash()
+    hasher.gate.set()
+    services = build_services(
+        Settings(database_url=api.services.settings.database_url, throttle_delay_seconds=0),
+        clock=api.services.clock,
+        password_hash=hasher,  # type: ignore[arg-type]
+    )
+    auth = services.auth
+    for n in range(5):  # the five free failures: the next one blocks
+        with pytest.raises(Unauthenticated):
+            auth.login("dr.demo", f"guess-{n}")
+    hasher.gate.clear()
+    hasher.started.clear()
+    checks = hasher.checks
+    first: list[BaseException] = []
+
+    def try_once() -> None:
+        try:
+            auth.login("dr.demo", "guess-5")
+        except ServiceError as exc:
+            first.append(exc)
+
+    running = threading.Thread(target=try_once)
+    running.start()
+    assert hasher.started.wait(30)
+    with pytest.raises(TooManyAttempts) as refused:
+        auth.login("dr.demo", "demo-clinician")  # even the right password waits its turn
+    assert refused.value.retry_after == 1
+    assert hasher.checks == checks + 1
+    hasher.gate.set()
+    running.join(30)
+    assert isinstance(first[0], Unauthenticated)
+    with pytest.raises(TooManyAttempts):  # the sixth failure blocked the account
+        auth.login("dr.demo", "demo-clinician")
+    assert auth.login("pat.demo", "demo-patient").user.username == "pat.demo"  # not held up
+    services.db.dispose()
+
+
+def test_a_known_block_is_refused_without_a_statement_and_seen_by_every_worker(
+    timed: tuple[Api, MovingClock],
+) -> None:
+    api, clock = timed
+    other_worker = build_services(
+        Settings(database_url=api.services.settings.database_url, throttle_delay_seconds=0),
+        clock=clock,
+        password_hash=FAST_HASH,
+    )
+    statements: list[str] = []
+    for services in (api.services, other_worker):
+        event.listen(
+            services.db.engine, "before_cursor_execute", lambda *a: statements.append(a[2])
+        )
+    for n in range(6):
+        with pytest.raises(Unauthenticated):
+            api.services.auth.login("dr.demo", f"guess-{n}", address="203.0.113.9")
+    statements.clear()
+    with pytest.raises(TooManyAttempts):
+        api.services.auth.login("dr.demo", "guess", address="203.0.113.9")
+    assert statements == []  # this worker wrote the block: it knows it
+    with pytest.raises(TooManyAttempts):
+        other_worker.auth.login("dr.demo", "guess", address="203.0.113.9")
+    reads = [s for s in statements if s != "BEGIN"]
+    assert len(reads) == 1 and "FROM sign_in_throttle" in reads[0]  # one read of the table ...
+    with pytest.raises(TooManyAttempts):
+        other_worker.auth.login("dr.demo", "guess", address="203.0.113.10")
+    assert len([s for s in statements if s != "BEGIN"]) == 1  # ... then it knows it too
+    # The table stays the truth: a new password set by an admin on one worker reaches the
+    # other once its memory of the block is older than remember_blocks_for.
+    admin = services_principal()
+    api.services.auth.set_password(admin, "dr.demo", "a brand new passphrase 42")
+    assert api.services.auth.login("dr.demo", "a brand new passphrase 42", address="198.51.100.1")
+    clock.current += api.services.auth.throttle.limits.remember_blocks_for
+    assert other_worker.auth.login("dr.demo", "a brand new passphrase 42", address="198.51.100.2")
+    other_worker.db.dispose()
+
+
+def services_principal() -> Any:
+    from b12plan.service import Principal
+
+    return Principal.system("test")
+
+
+def test_password_checks_beyond_the_queue_are_refused_at_once() -> None:
+    pool = HashingPool(workers=1, queue=0)
+    gate = threading.Event()
+    started = threading.Event()
+
+    def slow_check() -> bool:
+        started.set()
+        return gate.wait(30)
+
+    running = threading.Thread(target=pool.run, args=(slow_check,))
+    running.start()
+    assert started.wait(30)
+    with pytest.raises(TooManyAttempts) as refused:
+        pool.run(lambda: True)
+    assert refused.value.retry_after == 1
+    gate.set()
+    running.join(30)
+    assert pool.run(lambda: True) is True  # the place is free again
+    pool.shutdown()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice and affinity are Linux's")
+def test_password_checks_run_at_low_priority_on_half_the_cores() -> None:
+    pool = HashingPool()
+    here = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def where() -> tuple[int, set[int]]:
+        tid = threading.get_native_id()
+        return os.getpriority(os.PRIO_PROCESS, tid), os.sched_getaffinity(0)
+
+    priority, cpus = pool.run(where)
+    assert priority == HASHING_NICE
+    assert cpus == set(pool.cpus)
+    allowed = os.sched_getaffinity(0)
+    assert len(cpus) == max(1, len(allowed) // 2) and cpus <= allowed
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == here  # caller unchanged
+    pool.shutdown()
 
 
 # --- 2. one CSRF rule -----------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from b12plan.service import (
     Unauthenticated,
 )
 from b12plan.service.schemas import NewUser
-from b12plan.store.models import AuthToken, User
+from b12plan.store.models import AuthToken, SignInThrottle, User
 from tests.store.support import FAST_HASH, NOW, Staff, World, uid
 
 
@@ -91,3 +92,54 @@ def test_users_are_managed_by_admins_with_their_links_checked(
 def test_a_patient_user_belongs_to_their_records_clinic(world: World) -> None:
     assert world.patient.clinic_id == world.clinic
     assert world.services.auth.me(world.patient).patient_id == world.patient_id
+
+
+# --- the sign-in throttle's table, on both backends ----------------------------------------------
+
+
+def _fail(services: Services, key: str, free: int, now: dt.datetime) -> dt.datetime | None:
+    with services.db.writing() as session:
+        return services.auth.throttle.record_failure(session, key, free, now)
+
+
+def test_failures_block_for_a_doubling_delay_up_to_the_cap_and_are_forgotten(
+    services: Services,
+) -> None:
+    limits = services.auth.throttle.limits
+    key = "account:" + uid("throttle")
+    ends = [_fail(services, key, 2, NOW) for _ in range(15)]
+    seconds = [None if end is None else (end - NOW).total_seconds() for end in ends]
+    cap = limits.max_delay_seconds
+    assert seconds == [None, None, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, cap, cap, cap]
+    with services.db.reading() as session:
+        row = session.get(SignInThrottle, key)
+        assert row is not None and row.failures == 15 and row.blocked_until == ends[-1]
+    later = NOW + limits.forget_after + dt.timedelta(seconds=1)
+    assert _fail(services, key, 2, later) == ends[-1]  # counting starts again: free, no new block
+    with services.db.reading() as session:
+        row = session.get(SignInThrottle, key)
+        assert row is not None and row.failures == 1 and row.last_failure_at == later
+
+
+def test_failures_recorded_at_once_by_several_workers_all_count(services: Services) -> None:
+    """An upsert: concurrent first failures of a new key neither collide nor get lost."""
+    key = "address:" + uid("throttle")
+    start = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def fail() -> None:
+        start.wait(30)
+        try:
+            _fail(services, key, 20, NOW)
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=fail) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert errors == []
+    with services.db.reading() as session:
+        row = session.get(SignInThrottle, key)
+        assert row is not None and row.failures == 4 and row.blocked_until is None

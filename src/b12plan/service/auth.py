@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
 import secrets
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -30,10 +28,10 @@ from b12plan.service.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
-    TooManyAttempts,
     Unauthenticated,
     field_error,
 )
+from b12plan.service.hashing import HashingPool, shared_pool
 from b12plan.service.passwords import password_problem
 from b12plan.service.records import new_uuid
 from b12plan.service.schemas import (
@@ -45,7 +43,7 @@ from b12plan.service.schemas import (
     Principal,
     UserOut,
 )
-from b12plan.service.throttle import SignInLimits, SignInThrottle, account_key, address_key
+from b12plan.service.throttle import SignInLimits, SignInThrottle, account_key
 from b12plan.store import models
 from b12plan.store.database import Database
 from b12plan.store.repository import Author, Repository
@@ -107,6 +105,7 @@ class AuthService:
         token_ttl: dt.timedelta = DEFAULT_TOKEN_TTL,
         idle_timeout: dt.timedelta | None = None,
         sign_in_limits: SignInLimits | None = None,
+        hashing: HashingPool | None = None,
         new_id: Callable[[], str] = new_uuid,
     ) -> None:
         self.db = db
@@ -115,9 +114,9 @@ class AuthService:
         self.token_ttl = token_ttl
         self.sessions = SessionLimits(absolute=token_ttl, idle=idle_timeout or SessionLimits.idle)
         self.throttle = SignInThrottle(db, sign_in_limits or SignInLimits())
-        # Argon2 is seconds of CPU under a flood: at most half the cores check passwords at
-        # once, so sign-ins queue behind each other instead of starving every other request.
-        self._hashing = threading.BoundedSemaphore(max(1, (os.cpu_count() or 2) // 2))
+        # Argon2 is seconds of CPU under a flood: it runs on a few low-priority threads with a
+        # short queue, so sign-ins wait for each other (or get 429) instead of for the writes.
+        self.hashing = hashing or shared_pool()
         self.new_id = new_id
         # Verified when the username is unknown, so a miss costs as much time as a hit.
         self._decoy = self.password_hash.hash(secrets.token_urlsafe(16))
@@ -134,62 +133,76 @@ class AuthService:
     ) -> IssuedToken:
         """A new token for a correct username and password.
 
-        Order matters (issue 13): the throttle is read first (a blocked account or address is
-        refused with ``TooManyAttempts`` before any password work); the password is verified
-        with no transaction open, so Argon2's CPU time never holds the database's write lock;
-        only then a short write records the outcome (the token, or the failure and its audit).
+        Order matters (issue 13): the throttle admits the try first (a blocked account or
+        address is refused with ``TooManyAttempts`` before any password work, usually with no
+        statement); the password is verified on a hashing thread with no transaction open, so
+        Argon2's CPU time never holds the database's write lock; only then a short write records
+        the outcome (the token, or the failure and its audit).
         """
-        limits = self.throttle.limits
-        keys = [account_key(username)] + ([address_key(address)] if address else [])
-        wait = self.throttle.wait_seconds(keys, self.clock.now())
-        if wait:
-            raise TooManyAttempts(wait)
-        user = None
-        if USERNAME.fullmatch(username):
-            with self.db.reading() as session:
-                user = session.scalar(select(models.User).where(models.User.username == username))
-        stored = user.password_hash if user is not None else self._decoy
-        with self._hashing:
-            valid = self.password_hash.verify(password, stored)
-        now = self.clock.now()
-        if user is None or not valid or not user.active:
-            reason = "unknown user" if user is None else "disabled" if valid else "wrong password"
-            with self.db.writing() as session:
-                who = _principal(user) if user else Principal.system(_actor_name(username))
-                self._repo(session, who).audit(
-                    "login-failed",
-                    "user",
-                    user.id if user is not None else "-",
-                    detail=f"{kind}; {reason}; address {address or '-'}",
-                )
-                self.throttle.record_failure(session, keys[0], limits.account_free_failures, now)
-                if address:
-                    self.throttle.record_failure(
-                        session, keys[1], limits.address_free_failures, now
+        keys = self.throttle.keys(username, address)
+        with self.throttle.attempt(keys, self.clock.now()):
+            user = None
+            if USERNAME.fullmatch(username):
+                with self.db.reading() as session:
+                    user = session.scalar(
+                        select(models.User).where(models.User.username == username)
                     )
-            raise Unauthenticated("wrong username or password")
-        with self.db.writing() as session:
-            current = session.get(models.User, user.id)
-            # Changed between the check and now (disabled, new password): sign in again.
-            if current is None or not current.active or current.password_hash != stored:
+            stored = user.password_hash if user is not None else self._decoy
+            valid = self.hashing.run(self.password_hash.verify, password, stored)
+            now = self.clock.now()
+            if user is None or not valid or not user.active:
+                self._record_failure(username, user, valid, kind, address, keys, now)
                 raise Unauthenticated("wrong username or password")
-            token = secrets.token_urlsafe(32)
-            expires = now + self.token_ttl
-            session.add(
-                models.AuthToken(
-                    token_hash=token_digest(token),
-                    user_id=current.id,
-                    kind=kind,
-                    created_at=now,
-                    expires_at=expires,
-                    last_seen_at=now,
+            with self.db.writing() as session:
+                current = session.get(models.User, user.id)
+                # Changed between the check and now (disabled, new password): sign in again.
+                if current is None or not current.active or current.password_hash != stored:
+                    raise Unauthenticated("wrong username or password")
+                token = secrets.token_urlsafe(32)
+                expires = now + self.token_ttl
+                session.add(
+                    models.AuthToken(
+                        token_hash=token_digest(token),
+                        user_id=current.id,
+                        kind=kind,
+                        created_at=now,
+                        expires_at=expires,
+                        last_seen_at=now,
+                    )
                 )
+                self._repo(session, _principal(current)).audit(
+                    "login", "user", current.id, detail=f"{kind}; address {address or '-'}"
+                )
+                self.throttle.clear(session, account_key(username))
+                return IssuedToken(access_token=token, expires_at=expires, user=_user_out(current))
+
+    def _record_failure(
+        self,
+        username: str,
+        user: models.User | None,
+        valid: bool,
+        kind: str,
+        address: str | None,
+        keys: dict[str, int],
+        now: dt.datetime,
+    ) -> None:
+        """The failure counts and a ``login-failed`` audit entry, in one short transaction."""
+        reason = "unknown user" if user is None else "disabled" if valid else "wrong password"
+        with self.db.writing() as session:
+            blocks = {
+                key: self.throttle.record_failure(session, key, free, now)
+                for key, free in keys.items()
+            }
+            # The audit entry last: it locks the chain head that every audited write needs,
+            # so it should be held for as little of the transaction as possible.
+            who = _principal(user) if user else Principal.system(_actor_name(username))
+            self._repo(session, who).audit(
+                "login-failed",
+                "user",
+                user.id if user is not None else "-",
+                detail=f"{kind}; {reason}; address {address or '-'}",
             )
-            self._repo(session, _principal(current)).audit(
-                "login", "user", current.id, detail=f"{kind}; address {address or '-'}"
-            )
-            self.throttle.clear(session, keys[0])
-            return IssuedToken(access_token=token, expires_at=expires, user=_user_out(current))
+        self.throttle.remember(blocks, now)
 
     def logout(self, token: str) -> None:
         """Revoke the token (a second sign-out is harmless)."""
@@ -254,8 +267,7 @@ class AuthService:
             user = session.get(models.User, who.user_id) if who.user_id else None
         if user is None:
             raise Unauthenticated("not signed in as a user")
-        with self._hashing:
-            correct = self.password_hash.verify(current_password, user.password_hash)
+        correct = self.hashing.run(self.password_hash.verify, current_password, user.password_hash)
         if not correct:
             raise InvalidInput(
                 [field_error("current_password", "is not your current password", "wrong")]
@@ -300,8 +312,7 @@ class AuthService:
         problem = password_problem(new_password)
         if problem is not None:
             raise InvalidInput([field_error("new_password", problem, "weak_password")])
-        with self._hashing:  # before the transaction: CPU-heavy
-            hashed = self.password_hash.hash(new_password)
+        hashed = self.hashing.run(self.password_hash.hash, new_password)  # before the write
         with self.db.writing() as session:
             user = session.get(models.User, user_id)
             assert user is not None

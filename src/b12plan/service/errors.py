@@ -60,8 +60,10 @@ class TooManyAttempts(ServiceError):
     type = "too-many-attempts"
     title = "Too many sign-in attempts"
 
-    def __init__(self, retry_after_seconds: int) -> None:
-        super().__init__(f"too many failed sign-ins; try again in {retry_after_seconds} seconds")
+    def __init__(self, retry_after_seconds: int, detail: str | None = None) -> None:
+        super().__init__(
+            detail or f"too many failed sign-ins; try again in {retry_after_seconds} seconds"
+        )
         self.retry_after = retry_after_seconds
 
 
