@@ -78,6 +78,38 @@ def test_forty_wrong_passwords_then_the_right_one_is_refused_with_retry_after(ap
     assert len(audited) == 6 and all("wrong password" in (e.detail or "") for e in audited)
 
 
+def test_guessing_the_current_password_from_a_stolen_session_is_throttled(api: Api) -> None:
+    """A stolen session must not become an unthrottled password oracle: wrong current
+    passwords count against the account's sign-in limit, are audited, and block it."""
+    stolen = api.clinician()
+    statuses = [
+        api.client.post(
+            "/api/v1/auth/password",
+            headers=stolen,
+            json={"current_password": f"guess-{n}", "new_password": "a much longer phrase"},
+        ).status_code
+        for n in range(10)
+    ]
+    assert statuses[:6] == [422] * 6  # the five free tries, then the sixth failure blocks
+    assert statuses[6:] == [429] * 4
+    right = api.client.post(
+        "/api/v1/auth/password",
+        headers=stolen,
+        json={"current_password": "demo-clinician", "new_password": "a much longer phrase"},
+    )
+    problem_of(right, 429)
+    assert int(right.headers["retry-after"]) >= 1
+    audited = failed_sign_ins(api)
+    assert len(audited) == 6 and all("password change" in (e.detail or "") for e in audited)
+    # The account is blocked for sign-in too, and the password did not change.
+    problem_of(
+        api.client.post(
+            "/api/v1/auth/token", data={"username": "dr.demo", "password": "demo-clinician"}
+        ),
+        429,
+    )
+
+
 def test_one_address_trying_many_accounts_is_throttled_by_address(api: Api) -> None:
     statuses = [
         api.client.post(

@@ -128,6 +128,27 @@ def test_a_wrong_current_password_is_said_and_changes_nothing(
     assert "password" not in audit_actions(services, CLINICIAN[0])
 
 
+def test_wrong_current_passwords_are_throttled_like_sign_ins(
+    app: FastAPI, services: Services
+) -> None:
+    here = signed_in(app, CLINICIAN)
+    for n in range(6):  # five free tries, then the sixth failure blocks the account
+        change(here, f"guess number {n}", NEW_PASSWORD)
+    blocked = here.post(
+        "/account/password",
+        data={
+            "current_password": CLINICIAN[1],
+            "new_password": NEW_PASSWORD,
+            "new_password_again": NEW_PASSWORD,
+        },
+        follow_redirects=False,
+    )
+    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1
+    assert "Too many sign-in attempts" in blocked.text
+    assert audit_actions(services, CLINICIAN[0]).count("login-failed") == 6
+    assert "password" not in audit_actions(services, CLINICIAN[0])
+
+
 @pytest.mark.parametrize(
     ("new", "again", "message"),
     [

@@ -262,16 +262,29 @@ class AuthService:
     def change_password(
         self, who: Principal, current_password: str, new_password: str, *, keep_token: str | None
     ) -> None:
-        """A user's own new password; their other sessions end (this one, if given, stays)."""
+        """A user's own new password; their other sessions end (this one, if given, stays).
+
+        A wrong current password counts against the account's sign-in throttle (and is audited
+        as ``login-failed``), so a stolen session cannot be used to guess it without limit.
+        """
         with self.db.reading() as session:
             user = session.get(models.User, who.user_id) if who.user_id else None
         if user is None:
             raise Unauthenticated("not signed in as a user")
-        correct = self.hashing.run(self.password_hash.verify, current_password, user.password_hash)
-        if not correct:
-            raise InvalidInput(
-                [field_error("current_password", "is not your current password", "wrong")]
+        # Guessing the current password from a stolen session is a sign-in attempt like any
+        # other: the account's throttle admits it, and a wrong one counts and is audited.
+        keys = self.throttle.keys(user.username, None)
+        with self.throttle.attempt(keys, self.clock.now()):
+            correct = self.hashing.run(
+                self.password_hash.verify, current_password, user.password_hash
             )
+            if not correct:
+                self._record_failure(
+                    user.username, user, False, "password change", None, keys, self.clock.now()
+                )
+                raise InvalidInput(
+                    [field_error("current_password", "is not your current password", "wrong")]
+                )
         self._set_password(who, user.id, new_password, keep_token=keep_token)
 
     def set_password(self, who: Principal, username: str, new_password: str) -> UserOut:

@@ -95,14 +95,7 @@ def add_session_routes(router: APIRouter, web: WebContext) -> None:
         try:
             issued = auth.login(username, password, kind="cookie", address=address)
         except TooManyAttempts as exc:
-            page = web.error(
-                None,
-                429,
-                "Too many sign-in attempts",
-                f"Too many failed sign-ins. Please wait {exc.retry_after} seconds and try again.",
-            )
-            page.headers["Retry-After"] = str(exc.retry_after)
-            return page
+            return too_many_attempts(exc)
         except (Unauthenticated, ServiceError):
             failed = Form(
                 "login",
@@ -130,6 +123,17 @@ def add_session_routes(router: APIRouter, web: WebContext) -> None:
             )
         )
         return response
+
+    def too_many_attempts(exc: TooManyAttempts) -> Response:
+        """The 429 page (with ``Retry-After``) for a throttled password, at sign-in or change."""
+        page = web.error(
+            None,
+            429,
+            exc.title,
+            f"Too many wrong passwords. Please wait {exc.retry_after} seconds and try again.",
+        )
+        page.headers["Retry-After"] = str(exc.retry_after)
+        return page
 
     @router.post("/logout")
     @web.page
@@ -181,6 +185,8 @@ def add_session_routes(router: APIRouter, web: WebContext) -> None:
                 auth.change_password(who, current, new, keep_token=web.token(request))
             except InvalidInput as exc:
                 problems = exc.errors
+            except TooManyAttempts as exc:
+                return too_many_attempts(exc)
         if problems:  # never echo a password back into the page
             return password_page(request, failed=failed_form(blank, {}, problems))
         return RedirectResponse("/account/password?saved=1", status_code=303)
