@@ -68,7 +68,7 @@ def outcome_response(errors: Sequence[dict[str, str]]) -> Response:
     return fhir_response(operation_outcome(errors), http_status(errors))
 
 
-def read_bundle(
+def import_posted_bundle(
     body: bytes, as_of: date, knowledge: Knowledge, default_jurisdiction: str
 ) -> tuple[Imported, int] | list[dict[str, str]]:
     """A POSTed Bundle as a ``Case`` with its warnings and its entry count, or the errors."""
@@ -174,7 +174,7 @@ def make_router(
 
     def import_body(body: bytes, prefer: str, who: Any) -> Response:
         started = time.perf_counter()
-        read = read_bundle(body, clock(), k, default_jurisdiction)
+        read = import_posted_bundle(body, clock(), k, default_jurisdiction)
         if isinstance(read, list):
             return outcome_response(read)
         imported, entries = read
