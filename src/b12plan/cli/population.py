@@ -33,6 +33,24 @@ R = TypeVar("R")
 EXIT_INVALID = 2
 
 
+# The options every engine-running command shares (``run``, ``due``), checked together by
+# ``_check_engine_options``.
+EngineOption = Annotated[str, typer.Option("--engine", help="duckdb (default), postgres or spark.")]
+InputOption = Annotated[
+    Path | None, typer.Option("--input", help="Folder of Parquet tables (duckdb, spark).")
+]
+DatabaseUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url", help="PostgreSQL URL (postgres).", envvar="B12PLAN_DATABASE_URL"
+    ),
+]
+SchemaOption = Annotated[str, typer.Option("--schema", help="PostgreSQL schema.")]
+SparkMasterOption = Annotated[
+    str, typer.Option("--spark-master", help="local[*] or a cluster URL.")
+]
+
+
 def _bad(option: str, message: str) -> typer.BadParameter:
     return typer.BadParameter(message, param_hint=f"'{option}'")
 
@@ -280,24 +298,11 @@ def _check_engine_options(
 def run(
     as_of: Annotated[str, typer.Option("--as-of", help="Evaluation date (YYYY-MM-DD).")],
     out: Annotated[Path, typer.Option("--out", help="worklist.parquet or worklist.csv")],
-    engine: Annotated[
-        str, typer.Option("--engine", help="duckdb (default), postgres or spark.")
-    ] = "duckdb",
-    input_dir: Annotated[
-        Path | None, typer.Option("--input", help="Folder of Parquet tables (duckdb, spark).")
-    ] = None,
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url", help="PostgreSQL URL (postgres).", envvar="B12PLAN_DATABASE_URL"
-        ),
-    ] = None,
-    schema: Annotated[str, typer.Option("--schema", help="PostgreSQL schema.")] = (
-        "b12plan_population"
-    ),
-    spark_master: Annotated[
-        str, typer.Option("--spark-master", help="local[*] or a cluster URL.")
-    ] = "local[*]",
+    engine: EngineOption = "duckdb",
+    input_dir: InputOption = None,
+    database_url: DatabaseUrlOption = None,
+    schema: SchemaOption = "b12plan_population",
+    spark_master: SparkMasterOption = "local[*]",
     codes: Annotated[
         str | None, typer.Option("--codes", help="Comma-separated finding codes (default all).")
     ] = None,
@@ -353,24 +358,11 @@ def due(
     days: Annotated[
         int, typer.Option("--days", help="List next doses due within this many days.")
     ] = 14,
-    engine: Annotated[
-        str, typer.Option("--engine", help="duckdb (default), postgres or spark.")
-    ] = "duckdb",
-    input_dir: Annotated[
-        Path | None, typer.Option("--input", help="Folder of Parquet tables (duckdb, spark).")
-    ] = None,
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url", help="PostgreSQL URL (postgres).", envvar="B12PLAN_DATABASE_URL"
-        ),
-    ] = None,
-    schema: Annotated[str, typer.Option("--schema", help="PostgreSQL schema.")] = (
-        "b12plan_population"
-    ),
-    spark_master: Annotated[
-        str, typer.Option("--spark-master", help="local[*] or a cluster URL.")
-    ] = "local[*]",
+    engine: EngineOption = "duckdb",
+    input_dir: InputOption = None,
+    database_url: DatabaseUrlOption = None,
+    schema: SchemaOption = "b12plan_population",
+    spark_master: SparkMasterOption = "local[*]",
     show: Annotated[int, typer.Option("--show", help="Rows to print.")] = 20,
 ) -> None:
     """The booking list: patients whose next dose falls due within --days days of --as-of."""
