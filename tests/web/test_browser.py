@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,52 @@ def _free_port() -> int:
         return port
 
 
+@contextmanager
+def served_app(env: dict[str, str]) -> Iterator[str]:
+    """The app started as it is deployed (``uvicorn --factory b12plan.app:app_from_env``) in a
+    subprocess on a free loopback port with ``env``; its URL once ``/login`` answers."""
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "b12plan.app:app_from_env",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"the app exited with code {server.returncode}")
+            try:
+                with urllib.request.urlopen(f"{url}/login", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the app did not answer on /login within 60 s")
+            time.sleep(0.1)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
 NEURO_ID = "browser-neuro"  # a second patient in neurological loading, for the decision test
 LOCUM = ("dr.locum", "locum sessions at the riverside")  # a clinician the admin test disables
 
@@ -137,52 +184,14 @@ def base_url(browser_db: Path) -> Iterator[str]:
     b12plan.app:app_from_env``) in a subprocess on a free loopback port, with "today" pinned
     and a copy of the seeded demo database."""
     database = browser_db
-    port = _free_port()
     env = {
         **os.environ,
         "B12PLAN_DATABASE_URL": f"sqlite:///{database}",
         "B12PLAN_TODAY": TODAY.isoformat(),
         "B12PLAN_DEV": "1",  # plain HTTP on loopback, as `make demo` runs it
     }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "b12plan.app:app_from_env",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"the app exited with code {server.returncode}")
-            try:
-                with urllib.request.urlopen(f"{url}/login", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the app did not answer on /login within 60 s")
-            time.sleep(0.1)
+    with served_app(env) as url:
         yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
 
 @pytest.fixture(scope="session", autouse=True)

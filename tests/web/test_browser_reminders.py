@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +25,7 @@ from tests.reminders.cases import pernicious_anaemia_case
 from tests.reminders.conftest import MovableClock
 from tests.reminders.smtp import Mailbox, smtp_server
 from tests.web.conftest import FAST_HASH, copy_db
-from tests.web.test_browser import _free_port, browser, new_context, new_page, shot
+from tests.web.test_browser import browser, new_context, new_page, served_app, shot
 
 __all__ = ["browser"]  # the Chromium fixture, shared with the other browser tests
 
@@ -65,43 +61,9 @@ def ada_app(
         NewUser(username=ADA[0], password=ADA[1], role="patient", patient_id=pid),
     )
     services.db.dispose()
-    port = _free_port()
     env = {**os.environ, "B12PLAN_DATABASE_URL": db_url, "B12PLAN_TODAY": START.isoformat()}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "b12plan.app:app_from_env",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"the app exited with code {server.returncode}")
-            try:
-                with urllib.request.urlopen(f"{url}/login", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the app did not answer on /login within 60 s")
-            time.sleep(0.1)
+    with served_app(env) as url:
         yield url, db_url
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def test_patient_chooses_email_ten_days_ahead_and_the_booking_reminder_arrives_that_day(
