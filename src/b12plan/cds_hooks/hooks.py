@@ -133,7 +133,9 @@ class CdsServices:
 
     # --- patient-view -----------------------------------------------------------------------
 
-    def _patient_view(self, spec: ServiceSpec, call: HookCall, as_of: date) -> Reply:
+    def _patient_case(self, call: HookCall, as_of: date) -> Case | Reply:
+        """The patient's record as a case on ``as_of``, or the reply that says why there is none
+        (412 when it cannot be fetched; a card when it cannot be read)."""
         try:
             record = self._record(call)
         except DataUnavailable as exc:
@@ -141,10 +143,15 @@ class CdsServices:
         except CaseError as exc:  # the store's record fails validation
             return self._problem(exc.errors, "this patient's record")
         try:
-            case = self._case(record, call, as_of)
-            assessment = self._assess(case, as_of)
+            return self._case(record, call, as_of)
         except (BundleError, CaseError) as exc:
             return self._problem(exc.errors, "this patient's record")
+
+    def _patient_view(self, spec: ServiceSpec, call: HookCall, as_of: date) -> Reply:
+        case = self._patient_case(call, as_of)
+        if isinstance(case, Reply):
+            return case
+        assessment = self._assess(case, as_of)
         return Reply(200, {"cards": self.patient_view_cards(spec, case, assessment)})
 
     def patient_view_cards(
@@ -188,16 +195,9 @@ class CdsServices:
             relevant = True  # an order concerns b12plan but cannot be read: reported below
         if not relevant:
             return Reply(200, {"cards": []})
-        try:
-            record = self._record(call)
-        except DataUnavailable as exc:
-            return Reply(412, errors=(error("", str(exc), "processing"),))
-        except CaseError as exc:  # the store's record fails validation
-            return self._problem(exc.errors, "this patient's record")
-        try:
-            case = self._case(record, call, as_of)
-        except (BundleError, CaseError) as exc:
-            return self._problem(exc.errors, "this patient's record")
+        case = self._patient_case(call, as_of)
+        if isinstance(case, Reply):
+            return case
         try:
             drafts = draft_orders(
                 drafts_bundle,
