@@ -71,6 +71,10 @@ class Preferences:
         return self.channel in ("calendar", "both")
 
 
+SETTABLE = ("channel", "email", "lead_days", "quiet_start", "quiet_end", "time_zone", "language")
+"""The preferences a patient (or the clinic for them) sets; ``calendar_active`` is the feed's."""
+
+
 @dataclass(frozen=True)
 class BookingRow:
     """Something a clinic patient needs booked in the next days."""
@@ -190,19 +194,7 @@ class ReminderService:
             row.language = prefs.language
             row.updated_at = now
             row.updated_by = who.user_id
-            changed = [
-                name
-                for name in (
-                    "channel",
-                    "email",
-                    "lead_days",
-                    "quiet_start",
-                    "quiet_end",
-                    "time_zone",
-                    "language",
-                )
-                if getattr(before, name) != getattr(prefs, name)
-            ]
+            changed = [name for name in SETTABLE if getattr(before, name) != getattr(prefs, name)]
             self._repo(session, who, now).audit(
                 "update",
                 "reminder_preferences",
@@ -568,16 +560,7 @@ class ReminderService:
 
     def _validate(self, data: dict[str, Any]) -> Preferences:
         problems: list[FieldError] = []
-        known = {
-            "channel",
-            "email",
-            "lead_days",
-            "quiet_start",
-            "quiet_end",
-            "time_zone",
-            "language",
-        }
-        for key in sorted(set(data) - known):
+        for key in sorted(set(data) - set(SETTABLE)):
             problems.append(field_error(key, "unknown setting", "unknown"))
 
         def text(key: str) -> str | None:
